@@ -1,0 +1,280 @@
+//! The daemon's configuration file (`config/driftwatch.yaml`).
+//!
+//! Owns reading and checking the config and loading what it points at: the bank-holiday data and
+//! closure days (into a `Calendar`) and the rules and templates folders (into a `RuleSet`). Relative
+//! paths are taken from the config file's folder, so the config works from any working directory.
+//! Must not plan or deliver anything.
+
+use crate::calendar::{Calendar, ClosureDay, Division};
+use crate::diagnostic::{Diagnostic, Diagnostics, from_yaml_error};
+use crate::event::Contact;
+use crate::rules::locate::Locator;
+use crate::rules::{self, RuleSet};
+use chrono::{Days, NaiveDate, NaiveTime};
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where `driftwatch` looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "config/driftwatch.yaml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    calendar: CalendarSection,
+    #[serde(default)]
+    working_hours: WorkingHours,
+    #[serde(default = "default_rules_dir")]
+    rules: PathBuf,
+    #[serde(default = "default_templates_dir")]
+    templates: PathBuf,
+    #[serde(default)]
+    roles: BTreeMap<String, Contact>,
+    #[serde(default)]
+    webhooks: BTreeMap<String, WebhookConfig>,
+}
+
+fn default_rules_dir() -> PathBuf {
+    PathBuf::from("../rules")
+}
+
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("../templates")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarSection {
+    #[serde(default = "default_division")]
+    division: Division,
+    #[serde(default = "default_bank_holidays")]
+    bank_holidays: PathBuf,
+    #[serde(default)]
+    closures: Vec<ClosureEntry>,
+}
+
+impl Default for CalendarSection {
+    fn default() -> Self {
+        CalendarSection {
+            division: default_division(),
+            bank_holidays: default_bank_holidays(),
+            closures: Vec::new(),
+        }
+    }
+}
+
+fn default_division() -> Division {
+    Division::EnglandAndWales
+}
+
+fn default_bank_holidays() -> PathBuf {
+    PathBuf::from("bank-holidays.json")
+}
+
+/// A council closure: one day, or a run of days through `until` (inclusive).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClosureEntry {
+    date: NaiveDate,
+    #[serde(default)]
+    until: Option<NaiveDate>,
+    title: String,
+}
+
+/// When non-urgent notifications may go out: from `start` to `end` on working days, Europe/London.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkingHours {
+    #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
+    pub start: NaiveTime,
+    #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
+    pub end: NaiveTime,
+}
+
+impl Default for WorkingHours {
+    fn default() -> Self {
+        WorkingHours {
+            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(NaiveTime::MIN),
+            end: NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(NaiveTime::MIN),
+        }
+    }
+}
+
+fn clock_time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+    let text = String::deserialize(d)?;
+    NaiveTime::parse_from_str(&text, "%H:%M").map_err(|_| {
+        serde::de::Error::custom(format!("`{text}` is not a clock time like \"09:00\""))
+    })
+}
+
+fn clock_time_out<S: serde::Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&t.format("%H:%M"))
+}
+
+/// A named webhook a rule can send to as `webhook:NAME`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Environment variable holding the signing secret (never the secret itself in YAML).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding the signing secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// A checked configuration with everything it points at loaded.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub calendar: Calendar,
+    pub bank_holidays_path: PathBuf,
+    /// The council's closure days, one entry per day.
+    pub closure_days: usize,
+    pub working_hours: WorkingHours,
+    pub rules_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    /// Service-wide roles (IRO manager, review administrators, senior managers): name and email.
+    pub roles: BTreeMap<String, Contact>,
+    pub webhooks: BTreeMap<String, WebhookConfig>,
+    pub rules: RuleSet,
+}
+
+impl Config {
+    /// Reads the config and everything it names, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::whole_file(
+                path,
+                format!("cannot read the config: {e}"),
+            )])
+        })?;
+        let file: ConfigFile = serde_yaml::from_str(&text)
+            .map_err(|e| Diagnostics(vec![from_yaml_error(path, &e)]))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let locator = Locator::new(&text);
+        let at = |yaml: &str, message: String| Diagnostic::new(path, locator.at(yaml), message);
+        let mut problems = Vec::new();
+
+        if file.working_hours.start >= file.working_hours.end {
+            problems.push(at(
+                "working_hours.end",
+                "working_hours: start must be before end".into(),
+            ));
+        }
+        for (name, hook) in &file.webhooks {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                problems.push(at(
+                    &format!("webhooks.{name}.url"),
+                    format!("webhooks.{name}.url: must start with http:// or https://"),
+                ));
+            }
+        }
+        for (i, closure) in file.calendar.closures.iter().enumerate() {
+            if closure.until.is_some_and(|u| u < closure.date) {
+                problems.push(at(
+                    &format!("calendar.closures[{i}].until"),
+                    format!("closure `{}`: `until` is before `date`", closure.title),
+                ));
+            }
+        }
+
+        let bank_holidays_path = normalize(&base.join(&file.calendar.bank_holidays));
+        let calendar = match load_calendar(&bank_holidays_path, &file.calendar) {
+            Ok(c) => Some(c),
+            Err(d) => {
+                problems.push(d);
+                None
+            }
+        };
+
+        let rules_dir = normalize(&base.join(&file.rules));
+        let templates_dir = normalize(&base.join(&file.templates));
+        let services = rules::Services {
+            roles: file.roles.keys().cloned().collect(),
+            webhooks: file.webhooks.keys().cloned().collect(),
+        };
+        let rules = match RuleSet::load(&rules_dir, &templates_dir, &services) {
+            Ok(r) => Some(r),
+            Err(Diagnostics(mut d)) => {
+                problems.append(&mut d);
+                None
+            }
+        };
+
+        match (calendar, rules) {
+            (Some(calendar), Some(rules)) if problems.is_empty() => Ok(Config {
+                path: path.to_path_buf(),
+                calendar,
+                bank_holidays_path,
+                closure_days: file.calendar.closures.iter().map(ClosureEntry::days).sum(),
+                working_hours: file.working_hours,
+                rules_dir,
+                templates_dir,
+                roles: file.roles,
+                webhooks: file.webhooks,
+                rules,
+            }),
+            _ => Err(Diagnostics(problems)),
+        }
+    }
+}
+
+/// `config/../rules` becomes `rules`, so messages name files the way an admin would.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+impl ClosureEntry {
+    fn days(&self) -> usize {
+        let last = self.until.unwrap_or(self.date);
+        usize::try_from((last - self.date).num_days() + 1).unwrap_or(0)
+    }
+}
+
+fn load_calendar(path: &Path, section: &CalendarSection) -> Result<Calendar, Diagnostic> {
+    let json = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::whole_file(path, format!("cannot read the bank-holiday data: {e}"))
+    })?;
+    let mut closures = Vec::new();
+    for entry in &section.closures {
+        let last = entry.until.unwrap_or(entry.date);
+        let mut day = entry.date;
+        while day <= last {
+            closures.push(ClosureDay {
+                date: day,
+                title: entry.title.clone(),
+            });
+            match day.checked_add_days(Days::new(1)) {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+    }
+    Calendar::from_json(
+        &path.display().to_string(),
+        &json,
+        section.division,
+        closures,
+    )
+    .map_err(|e| Diagnostic::whole_file(path, e.to_string()))
+}

@@ -1,0 +1,265 @@
+//! The event envelope a council's case system sends: `{id, case, type, at, data}`.
+//!
+//! Owns parsing and checking the envelope (JSON, JSON Lines) and the `Contact` shape. What the
+//! `data` of each event type must hold is the rules' vocabulary (`rules::vocabulary`), not this
+//! module's: the engine hard-codes no event names. Must not log or print `data`: it carries
+//! children's personal data.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Longest id, case reference or type accepted, so a hostile sender cannot bloat keys.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// One thing that happened on a child's case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique across the council: the same id sent twice is the same event.
+    pub id: String,
+    /// The case reference (never the child's name).
+    pub case: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened (not when driftwatch heard of it).
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub data: Map<String, Value>,
+    /// Where the event came from, when not the case system's live feed (an import, driftwatch
+    /// itself for derived events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A person driftwatch can write to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub email: String,
+}
+
+/// A rejected event: which event, which field, what is wrong. Carries no field values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct EventError {
+    /// The event's id, or a description such as `line 4` when it has none.
+    pub event: String,
+    /// The field at fault, as a path: `at`, `data.meeting_at`, `data.recommendations[1].due`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "event {}: {}: {}", self.event, self.field, self.message)
+    }
+}
+
+impl EventError {
+    pub fn new(event: &str, field: &str, message: impl Into<String>) -> Self {
+        EventError {
+            event: event.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+const ENVELOPE_FIELDS: [&str; 6] = ["id", "case", "type", "at", "data", "source"];
+
+impl Event {
+    /// Checks the envelope of one JSON value and builds the event. `fallback` names the event in
+    /// errors when it has no usable id (for example `line 4`).
+    pub fn from_value(value: &Value, fallback: &str) -> Result<Event, EventError> {
+        let Some(obj) = value.as_object() else {
+            return Err(EventError::new(
+                fallback,
+                "(event)",
+                "must be a JSON object",
+            ));
+        };
+        let id = match obj.get("id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(Value::String(_)) => {
+                return Err(EventError::new(fallback, "id", "must not be empty"));
+            }
+            Some(_) => return Err(EventError::new(fallback, "id", "must be a string")),
+            None => return Err(EventError::new(fallback, "id", "is missing")),
+        };
+        let name = id.clone();
+        let err = |field: &str, msg: &str| EventError::new(&name, field, msg);
+        if id.len() > MAX_NAME_LEN {
+            return Err(err("id", "is longer than 200 characters"));
+        }
+        if let Some(extra) = obj.keys().find(|k| !ENVELOPE_FIELDS.contains(&k.as_str())) {
+            return Err(EventError::new(
+                &name,
+                extra,
+                "is not an envelope field (id, case, type, at, data, source); put it in data",
+            ));
+        }
+        let case = required_name(obj, "case").map_err(|m| err("case", m))?;
+        let kind = required_name(obj, "type").map_err(|m| err("type", m))?;
+        let at = match obj.get("at") {
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+                .map_err(|_| {
+                    err(
+                        "at",
+                        "is not an RFC 3339 timestamp such as 2027-01-07T10:30:00Z",
+                    )
+                })?
+                .with_timezone(&Utc),
+            Some(_) => return Err(err("at", "must be an RFC 3339 timestamp string")),
+            None => return Err(err("at", "is missing")),
+        };
+        let data = match obj.get("data") {
+            Some(Value::Object(m)) => m.clone(),
+            None | Some(Value::Null) => Map::new(),
+            Some(_) => return Err(err("data", "must be a JSON object")),
+        };
+        let source = match obj.get("source") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(err("source", "must be a string")),
+        };
+        Ok(Event {
+            id,
+            case,
+            kind,
+            at,
+            data,
+            source,
+        })
+    }
+
+    /// The event as the JSON value conditions, paths and templates see.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+fn required_name(obj: &Map<String, Value>, field: &str) -> Result<String, &'static str> {
+    match obj.get(field) {
+        Some(Value::String(s)) if s.trim().is_empty() => Err("must not be empty"),
+        Some(Value::String(s)) if s.len() > MAX_NAME_LEN => Err("is longer than 200 characters"),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err("must be a string"),
+        None => Err("is missing"),
+    }
+}
+
+/// A problem on one line of a JSON Lines file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {error}")]
+pub struct LineError {
+    pub line: usize,
+    pub error: EventError,
+}
+
+/// Reads JSON Lines: one event per non-blank line. Returns every bad line, not just the first,
+/// so a whole file can be fixed in one pass.
+pub fn parse_json_lines(text: &str) -> Result<Vec<Event>, Vec<LineError>> {
+    numbered_json_lines(text).map(|events| events.into_iter().map(|(_, e)| e).collect())
+}
+
+/// The same, keeping each event's line number for later error messages.
+pub fn numbered_json_lines(text: &str) -> Result<Vec<(usize, Event)>, Vec<LineError>> {
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fallback = format!("on line {number}");
+        let parsed = serde_json::from_str::<Value>(line)
+            .map_err(|e| {
+                EventError::new(
+                    &fallback,
+                    "(json)",
+                    format!("is not valid JSON (column {})", e.column()),
+                )
+            })
+            .and_then(|v| Event::from_value(&v, &fallback));
+        match parsed {
+            Ok(e) => events.push((number, e)),
+
+            Err(error) => errors.push(LineError {
+                line: number,
+                error,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(events)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Event, EventError> {
+        Event::from_value(&v, "line 1")
+    }
+
+    #[test]
+    fn a_good_envelope_parses() {
+        let e = parse(json!({"id": "e1", "case": "C1", "type": "review_held",
+            "at": "2027-01-07T10:30:00+00:00", "data": {"review_id": "R1"}}))
+        .unwrap();
+        assert_eq!(e.kind, "review_held");
+        assert_eq!(e.at.to_rfc3339(), "2027-01-07T10:30:00+00:00");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            (
+                json!({"case": "C", "type": "t", "at": "2027-01-01T00:00:00Z"}),
+                "event line 1: id: is missing",
+            ),
+            (
+                json!({"id": "e", "type": "t", "at": "2027-01-01T00:00:00Z"}),
+                "event e: case: is missing",
+            ),
+            (
+                json!({"id": "e", "case": "C", "type": 3, "at": "2027-01-01T00:00:00Z"}),
+                "event e: type: must be a string",
+            ),
+            (
+                json!({"id": "e", "case": "C", "type": "t", "at": "yesterday"}),
+                "event e: at: is not an RFC 3339 timestamp such as 2027-01-07T10:30:00Z",
+            ),
+            (
+                json!({"id": "e", "case": "C", "type": "t", "at": "2027-01-01T00:00:00Z", "data": []}),
+                "event e: data: must be a JSON object",
+            ),
+            (
+                json!({"id": "e", "case": "C", "type": "t", "at": "2027-01-01T00:00:00Z", "child": "x"}),
+                "event e: child: is not an envelope field (id, case, type, at, data, source); put it in data",
+            ),
+            (
+                json!(["not", "an", "object"]),
+                "event line 1: (event): must be a JSON object",
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(parse(value).unwrap_err().to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn json_lines_reports_every_bad_line() {
+        let text = "{\"id\":\"a\",\"case\":\"C\",\"type\":\"t\",\"at\":\"2027-01-01T00:00:00Z\"}\n\n{oops\n{\"id\":\"b\"}\n";
+        let errors = parse_json_lines(text).unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].line, 3);
+        assert_eq!(errors[1].to_string(), "line 4: event b: case: is missing");
+    }
+}

@@ -1,0 +1,20 @@
+//! driftwatch keeps English councils' looked-after child reviews on time.
+//!
+//! The crate is split into a pure core and a thin shell. The core computes, from a case's events,
+//! the rules, the working-day calendar and the current time, every obligation and notification,
+//! with no I/O:
+//! - [`calendar`]: working days, bank holidays, offsets;
+//! - [`rules`]: the YAML rules language, checked on load;
+//! - [`planner`]: obligations, deadlines, reminders and escalations for a case.
+//!
+//! The shell reads files and talks to people: [`config`] loads what the core needs and the
+//! binary's commands print the results.
+
+pub mod calendar;
+pub mod config;
+pub mod diagnostic;
+pub mod event;
+pub mod expr;
+pub mod localtime;
+pub mod planner;
+pub mod rules;

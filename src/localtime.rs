@@ -1,0 +1,95 @@
+//! Europe/London local time, the only time zone councils and the regulations speak in.
+//!
+//! Owns conversions between stored UTC instants and local dates and clock times, including the
+//! spring-forward gap and the autumn double hour. Must not know about working days (see `calendar`).
+
+use chrono::{DateTime, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Europe::London;
+
+/// The local calendar date of an instant.
+pub fn date_of(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&London).date_naive()
+}
+
+/// The local wall-clock date and time of an instant.
+pub fn naive_of(t: DateTime<Utc>) -> NaiveDateTime {
+    t.with_timezone(&London).naive_local()
+}
+
+/// The instant a local wall-clock time names. In the autumn double hour the earlier instant is
+/// taken; a time inside the spring gap (01:00–02:00 on the last Sunday of March) is moved to the
+/// first instant after the gap, so a deadline never disappears.
+pub fn instant(local: NaiveDateTime) -> DateTime<Utc> {
+    match London.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),
+        LocalResult::None => {
+            // The gap is one hour long in Europe/London; one hour later is always valid.
+            let later = local + chrono::Duration::hours(1);
+            match London.from_local_datetime(&later) {
+                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+                LocalResult::None => local.and_utc(),
+            }
+        }
+    }
+}
+
+/// The instant a local date starts (00:00 Europe/London).
+pub fn start_of(date: NaiveDate) -> DateTime<Utc> {
+    instant(date.and_time(NaiveTime::MIN))
+}
+
+/// The instant a date-only deadline passes: the start of the next local day.
+pub fn end_of(date: NaiveDate) -> DateTime<Utc> {
+    match date.checked_add_days(Days::new(1)) {
+        Some(next) => start_of(next),
+        None => DateTime::<Utc>::MAX_UTC,
+    }
+}
+
+/// `2027-01-07 09:00` in local time, for people.
+pub fn display(t: DateTime<Utc>) -> String {
+    naive_of(t).format("%Y-%m-%d %H:%M").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn winter_and_summer_offsets() {
+        assert_eq!(
+            start_of(d("2027-01-07")).to_rfc3339(),
+            "2027-01-07T00:00:00+00:00"
+        );
+        assert_eq!(
+            start_of(d("2027-07-07")).to_rfc3339(),
+            "2027-07-06T23:00:00+00:00"
+        );
+        assert_eq!(
+            end_of(d("2027-07-07")).to_rfc3339(),
+            "2027-07-07T23:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn spring_gap_moves_forward_and_autumn_takes_the_earlier_hour() {
+        // 28 March 2027: clocks go from 01:00 GMT to 02:00 BST.
+        let gap = d("2027-03-28").and_hms_opt(1, 30, 0).unwrap();
+        assert_eq!(instant(gap).to_rfc3339(), "2027-03-28T01:30:00+00:00");
+        // 31 October 2027: 01:30 happens twice; the first is 00:30 UTC.
+        let twice = d("2027-10-31").and_hms_opt(1, 30, 0).unwrap();
+        assert_eq!(instant(twice).to_rfc3339(), "2027-10-31T00:30:00+00:00");
+    }
+
+    #[test]
+    fn local_date_of_late_evening_in_summer_is_the_next_day() {
+        let t: DateTime<Utc> = "2027-07-06T23:30:00Z".parse().unwrap();
+        assert_eq!(date_of(t), d("2027-07-07"));
+        assert_eq!(display(t), "2027-07-07 00:30");
+    }
+}

@@ -1,0 +1,264 @@
+//! The `driftwatch` command: the binary's edge, where errors become messages and exit codes.
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use driftwatch::config::{Config, DEFAULT_CONFIG};
+use driftwatch::event::numbered_json_lines;
+use driftwatch::planner::{Planner, table};
+use driftwatch::{localtime, rules::RuleBody};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "driftwatch",
+    version,
+    about = "Keeps looked-after child reviews on time"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "DRIFTWATCH_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the config, calendar, rules and templates; report every error as file:line:column.
+    Check,
+    /// Show every case's obligations and notifications from a JSON Lines file of events.
+    Plan {
+        /// JSON Lines file of events.
+        #[arg(long)]
+        events: PathBuf,
+        /// The moment to plan at (RFC 3339 or YYYY-MM-DD for the start of that day); default now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Only this case.
+        #[arg(long)]
+        case: Option<String>,
+    },
+    /// Working-day arithmetic with the configured calendar.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// The working day N working days after DATE (before, if N is negative).
+    Add {
+        date: NaiveDate,
+        #[arg(allow_negative_numbers = true)]
+        n: i32,
+    },
+    /// The number of working days in (A, B].
+    Between { a: NaiveDate, b: NaiveDate },
+    /// Bank holidays and closure days of a year.
+    Holidays { year: i32 },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("driftwatch: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|problems| {
+        for p in &problems.0 {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "driftwatch: {} problem(s) found; nothing was changed",
+            problems.0.len()
+        );
+        ExitCode::from(1)
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = match load(&cli.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match cli.command {
+        Command::Check => check(&config, Utc::now()),
+        Command::Plan {
+            events,
+            now,
+            format,
+            case,
+        } => plan(&config, &events, now.as_deref(), format, case.as_deref()),
+        Command::Calendar { command } => calendar(&config, command),
+    }
+}
+
+fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
+    let rules = &config.rules;
+    let notices = rules
+        .rules
+        .iter()
+        .filter(|r| matches!(r.body, RuleBody::Notice(_)))
+        .count();
+    let years = config.calendar.published_years();
+    println!("{}: ok", config.path.display());
+    println!(
+        "  calendar: {} bank holidays {}–{} from {}, {} closure day(s)",
+        config.calendar.division(),
+        years.start(),
+        years.end(),
+        config.bank_holidays_path.display(),
+        config.closure_days
+    );
+    println!(
+        "  working hours: {}–{} Europe/London on working days",
+        config.working_hours.start.format("%H:%M"),
+        config.working_hours.end.format("%H:%M")
+    );
+    println!(
+        "  rules: {} from {} file(s) in {} ({} obligations, {} notices)",
+        rules.rules.len(),
+        rules.files.len(),
+        config.rules_dir.display(),
+        rules.rules.len() - notices,
+        notices
+    );
+    println!("  event types: {}", rules.vocabulary.events.len());
+    println!(
+        "  case roles: {}",
+        rules
+            .case
+            .roles
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  service roles: {}",
+        config.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "  webhooks: {}",
+        if config.webhooks.is_empty() {
+            "none".to_string()
+        } else {
+            config
+                .webhooks
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    println!("  templates: {}", rules.engine.template_names().count());
+    let until = config.calendar.published_until();
+    let today = localtime::date_of(now);
+    if until
+        < today
+            .checked_add_months(chrono::Months::new(12))
+            .unwrap_or(today)
+    {
+        println!(
+            "warning: {}: the bank-holiday data ends on {until}; later years use projected holidays. \
+             Replace it with the government's latest bank-holidays.json.",
+            config.bank_holidays_path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>> {
+    let Some(text) = now else {
+        return Ok(Utc::now());
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(d) => Ok(localtime::start_of(d)),
+        Err(_) => bail!("--now: `{text}` is neither an RFC 3339 time nor a YYYY-MM-DD date"),
+    }
+}
+
+fn plan(
+    config: &Config,
+    events: &Path,
+    now: Option<&str>,
+    format: Format,
+    case: Option<&str>,
+) -> Result<ExitCode> {
+    let now = parse_now(now)?;
+    let text = std::fs::read_to_string(events)
+        .with_context(|| format!("cannot read {}", events.display()))?;
+    let numbered = match numbered_json_lines(&text) {
+        Ok(e) => e,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}:{e}", events.display());
+            }
+            eprintln!("driftwatch: {} bad event(s); nothing planned", errors.len());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut bad = 0;
+    for (line, e) in &numbered {
+        if let Err(err) = config.rules.vocabulary.validate(e) {
+            eprintln!("{}:line {line}: {err}", events.display());
+            bad += 1;
+        }
+    }
+    let mut all: Vec<_> = numbered.into_iter().map(|(_, e)| e).collect();
+
+    if bad > 0 {
+        eprintln!("driftwatch: {bad} bad event(s); nothing planned");
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(case) = case {
+        all.retain(|e| e.case == case);
+    }
+    let plans = Planner::from_config(config).plan(&all, now);
+    match format {
+        Format::Table => print!("{}", table::render(&plans)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calendar(config: &Config, command: CalendarCommand) -> Result<ExitCode> {
+    let cal = &config.calendar;
+    match command {
+        CalendarCommand::Add { date, n } => println!("{}", cal.add(date, n)),
+        CalendarCommand::Between { a, b } => println!("{}", cal.between(a, b)),
+        CalendarCommand::Holidays { year } => {
+            for h in cal.holidays(year) {
+                let source = format!("{:?}", h.source).to_lowercase();
+                println!(
+                    "{}  {:<3}  {:<10} {}",
+                    h.date,
+                    h.date.format("%a"),
+                    source,
+                    h.title
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,212 @@
+//! The `driftwatch` binary as an admin runs it: exit codes and what it prints.
+
+mod common;
+use common::root;
+use std::process::Command;
+
+fn driftwatch(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "--config",
+            root().join("config/driftwatch.yaml").to_str().unwrap(),
+        ])
+        .args(args)
+        .env_remove("DRIFTWATCH_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_summarises_a_good_config() {
+    let (code, out, err) = driftwatch(&["check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok"), "{out}");
+    assert!(out.contains("rules: 23 from 6 file(s)"), "{out}");
+    assert!(out.contains("6 closure day(s)"), "{out}");
+}
+
+#[test]
+fn check_lists_every_error_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("driftwatch.yaml");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("a.yaml"), "rules:\n  - id: a\n    title: A\n    source: s\n    on: nothing\n    notice: {to: [nobody], template: none}\n").unwrap();
+    let text = format!(
+        "calendar: {{bank_holidays: {}}}\nrules: rules\ntemplates: {}\n",
+        root().join("config/bank-holidays.json").display(),
+        root().join("templates").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["--config", config.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains(&format!(
+            "{}:5:9: unknown event type `nothing`",
+            rules.join("a.yaml").display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+}
+
+#[test]
+fn calendar_commands_print_dates_and_counts() {
+    assert_eq!(
+        driftwatch(&["calendar", "add", "2026-12-24", "1"]).1.trim(),
+        "2027-01-04"
+    );
+    assert_eq!(
+        driftwatch(&["calendar", "add", "2027-01-21", "-10"])
+            .1
+            .trim(),
+        "2027-01-07"
+    );
+    assert_eq!(
+        driftwatch(&["calendar", "between", "2026-12-24", "2027-01-04"])
+            .1
+            .trim(),
+        "1"
+    );
+    let (code, out, _) = driftwatch(&["calendar", "holidays", "2027"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("2027-03-26") && out.contains("Good Friday"),
+        "{out}"
+    );
+    assert!(out.contains("2027-12-28"), "{out}");
+    assert!(
+        out.contains("2027-12-29") && out.contains("closure"),
+        "{out}"
+    );
+}
+
+#[test]
+fn plan_prints_a_table_and_stable_json() {
+    let events = root().join("examples/events.jsonl");
+    let (code, out, err) = driftwatch(&[
+        "plan",
+        "--events",
+        events.to_str().unwrap(),
+        "--now",
+        "2027-02-15T12:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Case C-1001"), "{out}");
+    assert!(
+        !out.contains('@'),
+        "the table shows roles, not email addresses"
+    );
+    let (code, json, _) = driftwatch(&[
+        "plan",
+        "--events",
+        events.to_str().unwrap(),
+        "--now",
+        "2027-02-15T12:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let case = &v[0];
+    for field in [
+        "case",
+        "now",
+        "obligations",
+        "notifications",
+        "upcoming_events",
+        "derived_events",
+        "problems",
+    ] {
+        assert!(case.get(field).is_some(), "missing {field}");
+    }
+    let n = &case["notifications"][0];
+    for field in [
+        "idempotency_key",
+        "send_at",
+        "status",
+        "late",
+        "kind",
+        "step",
+        "rule",
+        "channel",
+        "role",
+        "email",
+        "template",
+        "urgent",
+        "event",
+    ] {
+        assert!(n.get(field).is_some(), "notification missing {field}: {n}");
+    }
+}
+
+#[test]
+fn plan_rejects_a_bad_event_naming_it_and_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    std::fs::write(&file, "{\"id\":\"e1\",\"case\":\"C\",\"type\":\"review_held\",\"at\":\"2027-01-01T00:00:00Z\",\"data\":{\"review_id\":\"R1\",\"held_at\":\"last week\"}}\n").unwrap();
+    let (code, _, err) = driftwatch(&["plan", "--events", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("event e1: data.held_at: must be an RFC 3339 timestamp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_warns_when_the_bank_holiday_data_runs_out_within_a_year() {
+    use chrono::Datelike;
+    let year = chrono::Utc::now().year();
+    let dir = tempfile::tempdir().unwrap();
+    let holidays = dir.path().join("bank-holidays.json");
+    let events = format!(
+        r#"[{{"title": "Christmas Day", "date": "{year}-12-25", "notes": "", "bunting": true}}]"#
+    );
+    let json = format!(
+        r#"{{"england-and-wales": {{"division": "england-and-wales", "events": {events}}}, "scotland": {{"division": "scotland", "events": {events}}}, "northern-ireland": {{"division": "northern-ireland", "events": {events}}}}}"#
+    );
+    std::fs::write(&holidays, json).unwrap();
+    let config = dir.path().join("driftwatch.yaml");
+    let original = std::fs::read_to_string(root().join("config/driftwatch.yaml")).unwrap();
+    let text = original
+        .replace(
+            "bank_holidays: bank-holidays.json",
+            &format!("bank_holidays: {}", holidays.display()),
+        )
+        .replace(
+            "rules: ../rules",
+            &format!("rules: {}", root().join("rules").display()),
+        )
+        .replace(
+            "templates: ../templates",
+            &format!("templates: {}", root().join("templates").display()),
+        );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["--config", config.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "warning: {}: the bank-holiday data ends on {year}-12-31",
+            holidays.display()
+        )),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,107 @@
+//! Shared helpers for the integration tests: the shipped config, events and plan look-ups.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use driftwatch::config::Config;
+use driftwatch::event::Event;
+use driftwatch::planner::{CasePlan, Notification, NotificationKind, ObligationPlan, Planner};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped example config, default rules and templates.
+pub fn config() -> Config {
+    match Config::load(&root().join("config/driftwatch.yaml")) {
+        Ok(c) => c,
+        Err(d) => panic!("the shipped config does not load:\n{d}"),
+    }
+}
+
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// An event of case C1, checked against the default vocabulary.
+pub fn ev(config: &Config, id: &str, kind: &str, at: &str, data: Value) -> Event {
+    let e = Event::from_value(
+        &json!({"id": id, "case": "C1", "type": kind, "at": at, "data": data}),
+        id,
+    )
+    .unwrap();
+    if let Err(err) = config.rules.vocabulary.validate(&e) {
+        panic!("test event is invalid: {err}");
+    }
+    e
+}
+
+pub fn contact(name: &str) -> Value {
+    json!({"name": name, "email": format!("{}@council.example", name.to_lowercase().replace(' ', "."))})
+}
+
+pub fn plan(config: &Config, events: &[Event], now: &str) -> CasePlan {
+    Planner::from_config(config).plan_case("C1", events, t(now))
+}
+
+pub fn obligation<'p>(plan: &'p CasePlan, rule: &str) -> &'p ObligationPlan {
+    let found: Vec<_> = plan.obligations.iter().filter(|o| o.rule == rule).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one `{rule}` obligation, found {}: {:#?}",
+        found.len(),
+        plan.obligations
+    );
+    found[0]
+}
+
+pub fn notes<'p>(plan: &'p CasePlan, rule: &str, kind: NotificationKind) -> Vec<&'p Notification> {
+    plan.notifications
+        .iter()
+        .filter(|n| n.rule == rule && n.kind == kind)
+        .collect()
+}
+
+/// `(local send time, role or webhook)` pairs, for compact assertions.
+pub fn when_who(notes: &[&Notification]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = notes
+        .iter()
+        .map(|n| {
+            (
+                driftwatch::localtime::display(n.send_at),
+                n.recipient.label(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A case taken into care under section 31 at `start`, with its social worker, team manager and IRO.
+pub fn in_care(config: &Config, start: &str) -> Vec<Event> {
+    vec![
+        ev(
+            config,
+            "lac",
+            "child_looked_after",
+            start,
+            json!({"start": start, "legal_basis": "s31", "date_of_birth": "2015-06-01"}),
+        ),
+        ev(
+            config,
+            "sw",
+            "social_worker_allocated",
+            start,
+            json!({"social_worker": contact("Sam Social"), "team_manager": contact("Tara Manager")}),
+        ),
+        ev(
+            config,
+            "iro",
+            "iro_allocated",
+            start,
+            json!({"iro": contact("Ira Reviewer")}),
+        ),
+    ]
+}
