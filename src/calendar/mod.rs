@@ -118,6 +118,8 @@ struct FileDivision {
 struct FileEvent {
     title: String,
     date: NaiveDate,
+    #[serde(default)]
+    notes: String,
 }
 
 /// Working days for one division plus the council's closures.
@@ -169,11 +171,16 @@ impl Calendar {
         let published = *first..=*last;
         let mut listed = BTreeMap::new();
         for e in &div.events {
+            // "Substitute day" matters to a reader: Christmas is on the 27th because the 25th is a Saturday.
+            let title = match e.notes.trim() {
+                "" => e.title.clone(),
+                notes => format!("{} ({})", e.title, notes.to_lowercase()),
+            };
             listed.insert(
                 e.date,
                 Holiday {
                     date: e.date,
-                    title: e.title.clone(),
+                    title,
                     source: HolidaySource::Published,
                 },
             );
