@@ -615,6 +615,29 @@ fn guardian_and_legal_adviser_hear_of_reviews_only_during_proceedings() {
         ]
     );
     assert_eq!(notes(&p, "proceedings_record_copy", K::Notice).len(), 3);
+    // A move during proceedings is announced to them too; after proceedings, not.
+    events.push(ev(
+        &c,
+        "m1",
+        "review_rescheduled",
+        "2026-11-20T10:00:00Z",
+        json!({"review_id": "R1", "meeting_at": "2026-12-02T10:00:00Z"}),
+    ));
+    events.push(ev(
+        &c,
+        "m2",
+        "review_rescheduled",
+        "2027-02-10T10:00:00Z",
+        json!({"review_id": "R2", "meeting_at": "2027-03-08T10:00:00Z"}),
+    ));
+    let p = plan(&c, &events, "2027-02-11T12:00:00Z");
+    assert_eq!(
+        when_who(&notes(&p, "proceedings_review_moved_notice", K::Notice)),
+        vec![
+            ("2026-11-20 10:00".into(), "guardian".into()),
+            ("2026-11-20 10:00".into(), "legal_adviser".into())
+        ]
+    );
 }
 
 #[test]
