@@ -16,5 +16,6 @@ pub mod diagnostic;
 pub mod event;
 pub mod expr;
 pub mod localtime;
+pub mod message;
 pub mod planner;
 pub mod rules;

@@ -1,0 +1,109 @@
+//! Every shipped template renders for every notification of the example case, and messages name
+//! the child by case reference only.
+
+mod common;
+use common::*;
+use driftwatch::message::render;
+use std::collections::BTreeSet;
+
+#[test]
+fn every_notification_of_the_example_case_renders() {
+    let c = config();
+    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
+    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let plans =
+        driftwatch::planner::Planner::from_config(&c).plan(&events, t("2027-06-01T12:00:00Z"));
+    let mut templates = BTreeSet::new();
+    for plan in &plans {
+        let derived = plan.derived_events.iter();
+        for n in &plan.notifications {
+            let data = events
+                .iter()
+                .chain(derived.clone())
+                .find(|e| e.id == n.event)
+                .map(|e| e.data.clone())
+                .unwrap_or_default();
+            let m = render(&c.rules, &plan.case, n, &data).unwrap_or_else(|e| panic!("{e}"));
+            assert!(m.subject.contains(&plan.case), "{}", m.subject);
+            assert!(m.text.contains(&plan.case));
+            assert!(
+                m.text.contains(&n.rule),
+                "the message says which rule sent it"
+            );
+            // The example child's carers and parents are named in the events; no message repeats
+            // a name except the addressee's own greeting (none of the defaults greets by name).
+            for name in ["Parent One", "Foster Carer", "Sam Social", "Ira Reviewer"] {
+                assert!(
+                    !m.subject.contains(name) && !m.text.contains(name),
+                    "{} names {name}",
+                    n.template
+                );
+            }
+            templates.insert(n.template.clone());
+        }
+    }
+    for expected in [
+        "reminder",
+        "escalation",
+        "invitation",
+        "significant_event",
+        "decision_reminder",
+        "dispute_resolution",
+        "cafcass_consideration",
+    ] {
+        assert!(
+            templates.contains(expected),
+            "the example exercises `{expected}`: {templates:?}"
+        );
+    }
+}
+
+#[test]
+fn an_invitation_says_when_the_meeting_is() {
+    let c = config();
+    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
+    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
+        "C-1001",
+        &events,
+        t("2027-01-01T12:00:00Z"),
+    );
+    let n = plan
+        .notifications
+        .iter()
+        .find(|n| n.template == "invitation")
+        .unwrap();
+    let data = &events.iter().find(|e| e.id == n.event).unwrap().data;
+    let m = render(&c.rules, "C-1001", n, data).unwrap();
+    assert_eq!(m.subject, "Invitation: looked-after review, case C-1001");
+    assert!(m.text.contains("2027-01-06T14:00:00Z"), "{}", m.text);
+    assert!(m.html.is_none());
+}
+
+#[test]
+fn every_shipped_template_renders() {
+    let c = config();
+    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
+    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
+        "C-1001",
+        &events,
+        t("2027-02-15T12:00:00Z"),
+    );
+    // The data fields the default rules' events carry that templates use.
+    let data = serde_json::json!({"meeting_at": "2027-01-06T14:00:00Z", "kind": "placement_disruption", "review_id": "R1"});
+    let data = data.as_object().unwrap();
+    let names: Vec<String> = c
+        .rules
+        .engine
+        .template_names()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names.len(), 12);
+    for name in names {
+        let mut n = plan.notifications[0].clone();
+        n.template = name.clone();
+        let m = render(&c.rules, "C-1001", &n, data).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.subject.contains("C-1001"), "{name}: {}", m.subject);
+    }
+}
