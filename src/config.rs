@@ -197,7 +197,11 @@ impl Config {
             webhooks: file.webhooks.keys().cloned().collect(),
         };
         let rules = match RuleSet::load(&rules_dir, &templates_dir, &services) {
-            Ok(r) => Some(r),
+            Ok(r) => {
+                problems.extend(crate::message::check_templates(&r, &templates_dir));
+                Some(r)
+            }
+
             Err(Diagnostics(mut d)) => {
                 problems.append(&mut d);
                 None

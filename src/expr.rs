@@ -134,13 +134,24 @@ impl Engine {
 
     /// Renders one part of a message template.
     pub fn render<S: Serialize>(&self, name: &str, part: &str, ctx: &S) -> Result<String, String> {
+        self.render_with_line(name, part, ctx)
+            .map_err(|(_, message)| message)
+    }
+
+    /// The same, with the template line an error stands on, for `check`'s reports.
+    pub fn render_with_line<S: Serialize>(
+        &self,
+        name: &str,
+        part: &str,
+        ctx: &S,
+    ) -> Result<String, (Option<usize>, String)> {
         let template = self
             .env
             .get_template(&format!("{name}/{part}"))
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| (e.line(), describe(&e)))?;
         template
             .render(minijinja::value::Serde(ctx))
-            .map_err(|e| describe(&e))
+            .map_err(|e| (e.line(), describe(&e)))
     }
 }
 

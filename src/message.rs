@@ -4,10 +4,15 @@
 //! all agree on it. Pure: the caller supplies the rule set and the data of the event behind the
 //! notification. Must not send anything or log the rendered text (it may hold personal data).
 
+use crate::diagnostic::Diagnostic;
+use crate::expr::TEMPLATE_PARTS;
 use crate::localtime;
-use crate::planner::{Notification, Target};
-use crate::rules::RuleSet;
+use crate::planner::{Notification, NotificationKind, Target};
+use crate::rules::vocabulary::Fields;
+use crate::rules::{Action, FieldType, RuleBody, RuleSet, Send};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::path::Path;
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +62,105 @@ pub fn context(rules: &RuleSet, case: &str, n: &Notification, data: &Map<String,
         "recipient": {"role": role, "name": name},
         "data": data,
     })
+}
+
+/// Example data for an event type, every declared field filled, for trying templates.
+fn sample_data(fields: &Fields) -> Map<String, Value> {
+    let contact =
+        || json!({"name": "Example Name", "email": "example@council.example", "role": "example"});
+    fields
+        .iter()
+        .map(|(name, spec)| {
+            let value = match &spec.ty {
+                FieldType::String => json!(
+                    spec.one_of
+                        .as_ref()
+                        .and_then(|o| o.first())
+                        .cloned()
+                        .unwrap_or_else(|| "example".into())
+                ),
+                FieldType::Date => json!("2027-01-21"),
+                FieldType::Datetime => json!("2027-01-21T14:00:00Z"),
+                FieldType::Boolean => json!(true),
+                FieldType::Number => json!(1),
+                FieldType::Contact => contact(),
+                FieldType::Contacts => json!([contact()]),
+                FieldType::List(items) => json!([sample_data(items)]),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// Renders every template part each rule uses against example data of the rule's trigger event,
+/// so `check` finds a misspelt value before a message fails to go. Each failure is reported once,
+/// at its line in the template file.
+pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for rule in &rules.rules {
+        let data = rules
+            .vocabulary
+            .events
+            .get(&rule.on)
+            .map(|e| sample_data(&e.fields))
+            .unwrap_or_default();
+        let mut sends: Vec<(NotificationKind, Option<&str>, &Send)> = Vec::new();
+        match &rule.body {
+            RuleBody::Notice(send) => sends.push((NotificationKind::Notice, None, send)),
+            RuleBody::Obligation(o) => {
+                for step in &o.reminders {
+                    sends.push((
+                        NotificationKind::Reminder,
+                        step.title.as_deref(),
+                        &step.send,
+                    ));
+                }
+                for step in &o.escalations {
+                    sends.push((
+                        NotificationKind::Escalation,
+                        step.title.as_deref(),
+                        &step.send,
+                    ));
+                }
+                for action in &o.at_deadline {
+                    if let Action::Send(send) = action {
+                        sends.push((NotificationKind::Action, None, send));
+                    }
+                }
+            }
+        }
+        for (kind, title, send) in sends {
+            let ctx = json!({
+                "case": {"reference": "EXAMPLE-1"},
+                "rule": {"id": rule.id, "title": rule.title, "source": rule.source},
+                "notification": {"kind": kind, "step": "example", "title": title, "due": "2027-01-21",
+                                 "late": false, "urgent": send.urgent, "send_at": "2027-01-21 09:00"},
+                "recipient": {"role": send.to.first().map(ToString::to_string), "name": "Example Name"},
+                "data": data,
+            });
+            for part in TEMPLATE_PARTS {
+                if !rules.engine.has_part(&send.template, part) {
+                    continue;
+                }
+                if let Err((line, message)) =
+                    rules.engine.render_with_line(&send.template, part, &ctx)
+                    && seen.insert((send.template.clone(), part, message.clone()))
+                {
+                    let file = templates_dir.join(&send.template).join(part);
+                    problems.push(Diagnostic::new(
+                        &file,
+                        line.map(|l| (l, 1)),
+                        format!(
+                            "does not render for rule `{}` ({} on `{}`): {message}",
+                            rule.id, rule.on, send.template
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// Renders a notification's subject, text and optional HTML body.

@@ -236,3 +236,26 @@ fn config_mistakes_point_into_the_config() {
         "{got:?}"
     );
 }
+
+#[test]
+fn a_template_value_that_does_not_exist_is_found_by_check() {
+    let dir = workspace();
+    let body = dir.path().join("templates/escalation/body.txt");
+    std::fs::write(
+        &body,
+        "Case {{ case.reference }}\nStep: {{ notification.titel }}\n",
+    )
+    .unwrap();
+    let got = errors(dir.path());
+    assert!(!got.is_empty());
+    // Reported once, at the line, naming the first rule that uses it.
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(&format!(
+            "{}:2:1: does not render for rule `",
+            body.display()
+        )),
+        "{got:?}"
+    );
+    assert!(got[0].contains("undefined value"), "{got:?}");
+}
