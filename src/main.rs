@@ -69,6 +69,24 @@ enum Format {
     Json,
 }
 
+/// Writes to standard output; when the reader has gone (`driftwatch plan ... | head`), stops
+/// quietly with success instead of panicking.
+fn emit(text: &str) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_all(text.as_bytes())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -118,8 +136,8 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
         .filter(|r| matches!(r.body, RuleBody::Notice(_)))
         .count();
     let years = config.calendar.published_years();
-    println!("{}: ok", config.path.display());
-    println!(
+    say!("{}: ok", config.path.display());
+    say!(
         "  calendar: {} bank holidays {}–{} from {}, {} closure day(s)",
         config.calendar.division(),
         years.start(),
@@ -127,12 +145,12 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
         config.bank_holidays_path.display(),
         config.closure_days
     );
-    println!(
+    say!(
         "  working hours: {}–{} Europe/London on working days",
         config.working_hours.start.format("%H:%M"),
         config.working_hours.end.format("%H:%M")
     );
-    println!(
+    say!(
         "  rules: {} from {} file(s) in {} ({} obligations, {} notices)",
         rules.rules.len(),
         rules.files.len(),
@@ -140,8 +158,8 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
         rules.rules.len() - notices,
         notices
     );
-    println!("  event types: {}", rules.vocabulary.events.len());
-    println!(
+    say!("  event types: {}", rules.vocabulary.events.len());
+    say!(
         "  case roles: {}",
         rules
             .case
@@ -151,11 +169,11 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!(
+    say!(
         "  service roles: {}",
         config.roles.keys().cloned().collect::<Vec<_>>().join(", ")
     );
-    println!(
+    say!(
         "  webhooks: {}",
         if config.webhooks.is_empty() {
             "none".to_string()
@@ -168,7 +186,7 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
                 .join(", ")
         }
     );
-    println!("  templates: {}", rules.engine.template_names().count());
+    say!("  templates: {}", rules.engine.template_names().count());
     let until = config.calendar.published_until();
     let today = localtime::date_of(now);
     if until
@@ -176,7 +194,7 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
             .checked_add_months(chrono::Months::new(12))
             .unwrap_or(today)
     {
-        println!(
+        say!(
             "warning: {}: the bank-holiday data ends on {until}; later years use projected holidays. \
              Replace it with the government's latest bank-holidays.json.",
             config.bank_holidays_path.display()
@@ -236,8 +254,8 @@ fn plan(
     }
     let plans = Planner::from_config(config).plan(&all, now);
     match format {
-        Format::Table => print!("{}", table::render(&plans)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
+        Format::Table => emit(&table::render(&plans)),
+        Format::Json => say!("{}", serde_json::to_string_pretty(&plans)?),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -245,12 +263,12 @@ fn plan(
 fn calendar(config: &Config, command: CalendarCommand) -> Result<ExitCode> {
     let cal = &config.calendar;
     match command {
-        CalendarCommand::Add { date, n } => println!("{}", cal.add(date, n)),
-        CalendarCommand::Between { a, b } => println!("{}", cal.between(a, b)),
+        CalendarCommand::Add { date, n } => say!("{}", cal.add(date, n)),
+        CalendarCommand::Between { a, b } => say!("{}", cal.between(a, b)),
         CalendarCommand::Holidays { year } => {
             for h in cal.holidays(year) {
                 let source = format!("{:?}", h.source).to_lowercase();
-                println!(
+                say!(
                     "{}  {:<3}  {:<10} {}",
                     h.date,
                     h.date.format("%a"),

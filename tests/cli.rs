@@ -210,3 +210,54 @@ fn check_warns_when_the_bank_holiday_data_runs_out_within_a_year() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // Twenty copies of the example case: far more output than a pipe buffers (64 KiB).
+    let example = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("many.jsonl");
+    let many: String = (0..20)
+        .map(|i| {
+            example
+                .replace("C-1001", &format!("C-{i}"))
+                .replace("\"ev-", &format!("\"{i}-ev-"))
+        })
+        .collect();
+    std::fs::write(&events, many).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "--config",
+            root().join("config/driftwatch.yaml").to_str().unwrap(),
+        ])
+        .args([
+            "plan",
+            "--events",
+            events.to_str().unwrap(),
+            "--now",
+            "2027-02-15",
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe is closed here, before the plan is fully written.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
