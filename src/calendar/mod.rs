@@ -1,8 +1,18 @@
-//! The working-day calendar: which days count, and arithmetic in working days.
+//! The working-day calendar: which days count towards a statutory deadline, and arithmetic in
+//! working days.
 //!
-//! Owns the bank-holiday data (the UK government's bank-holidays JSON shape), the council's
-//! closure days, the projection of years past the data, and offsets. Must not do I/O: the caller
-//! reads the file and passes its text, so the planner stays a pure function.
+//! A working day is any day other than a Saturday, a Sunday, a bank holiday of the council's UK
+//! division, or one of the council's own closure days. Review deadlines, invitations and
+//! escalations are all counted in working days, so this module owns:
+//! - the bank-holiday data, in the UK government's published JSON shape, for one division;
+//! - the projection of bank holidays by the standing rules for years the data does not cover
+//!   (see [`projected_bank_holidays`]), so no year is ever treated as having none;
+//! - working-day arithmetic ([`Calendar::add`], [`Calendar::between`]);
+//! - the offsets rules are written in (`-10 working days`, `3 months`; see [`Offset`]).
+//!
+//! It must not do I/O: the caller reads the bank-holiday file and passes its text and the
+//! council's closure days, so the planner built on top stays a pure function of its inputs and
+//! every answer here can be tested without touching a disk or a clock.
 
 mod offset;
 mod projection;
@@ -10,23 +20,39 @@ mod projection;
 pub use offset::{Offset, OffsetUnit};
 pub use projection::{easter_sunday, projected_bank_holidays};
 
-use chrono::{Datelike, Days, NaiveDate, Weekday};
+use chrono::{Datelike, NaiveDate};
+use projection::{is_weekend, standing_rules};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 /// A UK bank-holiday division, named as in the government's file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The divisions have different bank holidays (Scotland has 2 January and St Andrew's Day but no
+/// Easter Monday; Northern Ireland adds St Patrick's Day and the Boyne), so a council's deadlines
+/// depend on which one it is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Division {
+    /// `england-and-wales`: English councils, the usual case.
     EnglandAndWales,
+    /// `scotland`.
     Scotland,
+    /// `northern-ireland`.
     NorthernIreland,
 }
 
 impl Division {
+    /// Every division, in the order the government's file lists them.
+    pub const ALL: [Division; 3] = [
+        Division::EnglandAndWales,
+        Division::Scotland,
+        Division::NorthernIreland,
+    ];
+
+    /// The division's key in the government's file and in configuration (`england-and-wales`).
     pub fn name(self) -> &'static str {
         match self {
             Division::EnglandAndWales => "england-and-wales",
@@ -37,6 +63,7 @@ impl Division {
 }
 
 impl fmt::Display for Division {
+    /// Prints the file's key, so messages name the division the way the configuration does.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -44,69 +71,110 @@ impl fmt::Display for Division {
 
 impl FromStr for Division {
     type Err = CalendarError;
+
+    /// Parses the file's key exactly (`scotland`), as written in configuration.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Division::EnglandAndWales,
-            Division::Scotland,
-            Division::NorthernIreland,
-        ]
-        .into_iter()
-        .find(|d| d.name() == s)
-        .ok_or_else(|| CalendarError::Division(s.to_string()))
+        Division::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| CalendarError::UnknownDivision(s.to_string()))
     }
 }
 
-/// A day the council is closed (between Christmas and New Year, say).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A day the council itself is closed (between Christmas and New Year, say), which stops the
+/// working-day clock just as a bank holiday does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClosureDay {
+    /// The day the council is closed.
     pub date: NaiveDate,
+    /// Why, for people reading a holiday list ("Council closure").
     pub title: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a non-working day came from, so a reader can tell a published bank holiday from a
+/// guess about a year the government has not announced yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HolidaySource {
     /// From the government's published file.
     Published,
-    /// By the division's standing rules, for a year the file does not cover.
+    /// By the division's standing rules, for a year the file does not cover; a proclaimed
+    /// one-off holiday in that year would be missing.
     Projected,
-    /// A council closure day from the config.
+    /// A council closure day from the configuration.
     Closure,
 }
 
-/// A day that is not a working day, besides weekends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A day that is not a working day for a reason other than being a weekend: a bank holiday or a
+/// council closure day.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Holiday {
+    /// The day itself (for a substitute day, the weekday off, not the weekend date).
     pub date: NaiveDate,
+    /// The government's title, with its note in brackets when it has one ("Boxing Day
+    /// (substitute day)"), so a reader can see why the 28th is off; or the closure's title.
     pub title: String,
+    /// Published, projected or a closure.
     pub source: HolidaySource,
 }
 
+/// Why a calendar could not be built, or a division or offset not parsed. Each message names
+/// what was wrong and where, for the person editing the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
-    #[error("{source_name}:{line}:{column}: not bank-holiday JSON: {message}")]
+    /// The text is not JSON, or not in the government's bank-holiday shape.
+    #[error(
+        "{source_name}:{line}:{column}: not bank-holiday data in the government's format: {message}"
+    )]
     Json {
+        /// The file's name, as the caller gave it.
         source_name: String,
+        /// 1-based line of the problem, from serde_json.
         line: usize,
+        /// 1-based column of the problem, from serde_json.
         column: usize,
+        /// serde_json's description, without its position.
         message: String,
     },
-    #[error("{source_name}: has no `{division}` division")]
+    /// The file has no entry for the configured division.
+    #[error("{source_name}: has no `{division}` division (it has: {found})")]
     MissingDivision {
+        /// The file's name.
         source_name: String,
+        /// The division asked for.
         division: Division,
+        /// The divisions the file does have, comma-separated, or "none".
+        found: String,
     },
+    /// The division is there but lists nothing, so there are no published years to trust.
     #[error("{source_name}: the `{division}` division lists no bank holidays")]
-    Empty {
+    EmptyDivision {
+        /// The file's name.
         source_name: String,
+        /// The division asked for.
         division: Division,
     },
-    #[error("`{0}` is not a division: use england-and-wales, scotland or northern-ireland")]
-    Division(String),
+    /// Not one of the three division names.
+    #[error("`{0}` is not a division: write england-and-wales, scotland or northern-ireland")]
+    UnknownDivision(String),
+    /// Offset text that does not parse.
     #[error(
-        "`{0}` is not an offset: write a whole number and working days, days, weeks, months or hours (e.g. `-10 working days`)"
+        "`{text}` is not an offset: {problem}; write a whole number and one of working days, days, weeks, months or hours (e.g. `-10 working days`, `3 months`, `24 hours`)"
     )]
-    Offset(String),
+    Offset {
+        /// The text, trimmed.
+        text: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The title a holiday is shown with: the government's title, plus its note in brackets.
+fn substitute_title(title: &str, notes: &str) -> String {
+    match notes.trim() {
+        "" => title.to_string(),
+        notes => format!("{title} ({})", notes.to_lowercase()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -122,194 +190,623 @@ struct FileEvent {
     notes: String,
 }
 
+/// Years either side of the published data for which every day's status is precomputed.
+const CACHE_MARGIN_YEARS: i32 = 150;
+/// The precomputed span never exceeds this many years (about 46 KB), whatever the file says.
+const CACHE_MAX_YEARS: i32 = 1_000;
+
+/// One bit per day, set for a non-working day, over a span of dates around the published data.
+/// Days outside the span are answered from the rules directly, so the span is only a speed-up.
+#[derive(Clone)]
+struct DayBits {
+    /// `num_days_from_ce` of the first day covered.
+    first: i64,
+    /// Number of days covered.
+    len: usize,
+    words: Vec<u64>,
+}
+
+impl DayBits {
+    fn index(&self, d: NaiveDate) -> Option<usize> {
+        let i = i64::from(d.num_days_from_ce()) - self.first;
+        usize::try_from(i).ok().filter(|&i| i < self.len)
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+
+    fn set(&mut self, i: usize) {
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w |= 1u64 << (i % 64);
+        }
+    }
+
+    /// How many days in indices `start..end` are non-working.
+    fn count_set(&self, start: usize, end: usize) -> usize {
+        let mut count = 0;
+        let mut i = start;
+        while i < end {
+            let word = i / 64;
+            let bit = i % 64;
+            let take = (64 - bit).min(end - i);
+            let mask = if take == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << take) - 1) << bit
+            };
+            count += (self.words.get(word).copied().unwrap_or(0) & mask).count_ones() as usize;
+            i += take;
+        }
+        count
+    }
+}
+
 /// Working days for one division plus the council's closures.
-#[derive(Debug, Clone)]
+///
+/// Built once from the bank-holiday file's text; answers are then O(1) for any date within 150
+/// years of the data (a precomputed bit per day) and cheap, allocation-free rule evaluation
+/// elsewhere.
+#[derive(Clone)]
 pub struct Calendar {
     division: Division,
     published: RangeInclusive<i32>,
-    /// Every non-working weekday and its reason, by date, for published years and closures.
-    listed: BTreeMap<NaiveDate, Holiday>,
-    /// Fast membership for the same dates.
-    days_off: HashSet<NaiveDate>,
-    /// Projected holidays for years outside the published range, computed for a generous
-    /// window at load so look-ups never allocate.
-    projected: HashSet<NaiveDate>,
-    projected_years: RangeInclusive<i32>,
+    /// The file's events for this division, sorted by date.
+    published_days: Vec<Holiday>,
+    /// The council's closure days, sorted by date.
+    closures: Vec<Holiday>,
+    bits: DayBits,
 }
 
-/// Years either side of the data that projections are precomputed for.
-const PROJECTION_WINDOW: i32 = 60;
+impl fmt::Debug for Calendar {
+    /// A summary: the per-day cache would be thousands of numbers.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Calendar")
+            .field("division", &self.division)
+            .field("published", &self.published)
+            .field("published_days", &self.published_days.len())
+            .field("closures", &self.closures)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Calendar {
-    /// Builds the calendar from bank-holiday JSON text; `source` names the file in errors.
+    /// Builds the calendar for `division` from the text of a bank-holiday file in the
+    /// government's JSON shape, plus the council's closure days.
+    ///
+    /// `source` names the file in error messages (the caller did the reading, so only it knows
+    /// the path). Fails if the text is not that JSON shape (with serde_json's line and column),
+    /// or the division is missing or lists no events.
     pub fn from_json(
         source: &str,
         json: &str,
         division: Division,
         closures: Vec<ClosureDay>,
     ) -> Result<Calendar, CalendarError> {
-        let file: BTreeMap<String, FileDivision> =
-            serde_json::from_str(json).map_err(|e| CalendarError::Json {
+        let mut file: BTreeMap<String, FileDivision> = serde_json::from_str(json).map_err(|e| {
+            let full = e.to_string();
+            let position = format!(" at line {} column {}", e.line(), e.column());
+            CalendarError::Json {
                 source_name: source.to_string(),
                 line: e.line(),
                 column: e.column(),
-                message: e.to_string(),
-            })?;
-        let Some(div) = file.get(division.name()) else {
+                message: full.strip_suffix(&position).unwrap_or(&full).to_string(),
+            }
+        })?;
+        let Some(events) = file.remove(division.name()).map(|d| d.events) else {
+            let found: Vec<&str> = file.keys().map(String::as_str).collect();
             return Err(CalendarError::MissingDivision {
                 source_name: source.to_string(),
                 division,
+                found: if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                },
             });
         };
-        let years: Vec<i32> = div.events.iter().map(|e| e.date.year()).collect();
-        let (Some(first), Some(last)) = (years.iter().min(), years.iter().max()) else {
-            return Err(CalendarError::Empty {
+        let mut published_days: Vec<Holiday> = events
+            .into_iter()
+            .map(|e| Holiday {
+                date: e.date,
+                title: substitute_title(&e.title, &e.notes),
+                source: HolidaySource::Published,
+            })
+            .collect();
+        published_days.sort_by_key(|h| h.date);
+        let (Some(first), Some(last)) = (published_days.first(), published_days.last()) else {
+            return Err(CalendarError::EmptyDivision {
                 source_name: source.to_string(),
                 division,
             });
         };
-        let published = *first..=*last;
-        let mut listed = BTreeMap::new();
-        for e in &div.events {
-            // "Substitute day" matters to a reader: Christmas is on the 27th because the 25th is a Saturday.
-            let title = match e.notes.trim() {
-                "" => e.title.clone(),
-                notes => format!("{} ({})", e.title, notes.to_lowercase()),
-            };
-            listed.insert(
-                e.date,
-                Holiday {
-                    date: e.date,
-                    title,
-                    source: HolidaySource::Published,
-                },
-            );
-        }
-        for c in closures {
-            listed.insert(
-                c.date,
-                Holiday {
-                    date: c.date,
-                    title: c.title,
-                    source: HolidaySource::Closure,
-                },
-            );
-        }
-        let projected_years = (first - PROJECTION_WINDOW)..=(last + PROJECTION_WINDOW);
-        let projected = projected_years
-            .clone()
-            .filter(|y| !published.contains(y))
-            .flat_map(|y| projected_bank_holidays(division, y))
-            .map(|h| h.date)
+        let published = first.date.year()..=last.date.year();
+
+        let mut closures: Vec<Holiday> = closures
+            .into_iter()
+            .map(|c| Holiday {
+                date: c.date,
+                title: c.title,
+                source: HolidaySource::Closure,
+            })
             .collect();
-        let days_off = listed.keys().copied().collect();
-        Ok(Calendar {
+        closures.sort_by(|a, b| (a.date, &a.title).cmp(&(b.date, &b.title)));
+        closures.dedup();
+
+        let mut cal = Calendar {
             division,
             published,
-            listed,
-            days_off,
-            projected,
-            projected_years,
-        })
+            published_days,
+            closures,
+            bits: DayBits {
+                first: 0,
+                len: 0,
+                words: Vec::new(),
+            },
+        };
+        cal.bits = cal.precompute();
+        Ok(cal)
     }
 
+    /// Fills in the per-day cache from the same rules [`Calendar::is_non_working_by_rules`] uses.
+    fn precompute(&self) -> DayBits {
+        let lo_year = self.published.start().saturating_sub(CACHE_MARGIN_YEARS);
+        let hi_year = self
+            .published
+            .end()
+            .saturating_add(CACHE_MARGIN_YEARS)
+            .min(lo_year.saturating_add(CACHE_MAX_YEARS - 1));
+        let start = NaiveDate::from_ymd_opt(lo_year, 1, 1).unwrap_or(NaiveDate::MIN);
+        let end = NaiveDate::from_ymd_opt(hi_year, 12, 31).unwrap_or(NaiveDate::MAX);
+        let first = i64::from(start.num_days_from_ce());
+        let len = usize::try_from(i64::from(end.num_days_from_ce()) - first + 1).unwrap_or(0);
+        let mut bits = DayBits {
+            first,
+            len,
+            words: vec![0; len.div_ceil(64)],
+        };
+        for (i, day) in start.iter_days().take(len).enumerate() {
+            if is_weekend(day) {
+                bits.set(i);
+            }
+        }
+        for year in start.year()..=end.year() {
+            if self.published.contains(&year) {
+                for h in self.published_in(year) {
+                    if let Some(i) = bits.index(h.date) {
+                        bits.set(i);
+                    }
+                }
+            } else {
+                for s in standing_rules(self.division, year).as_slice() {
+                    if let Some(i) = bits.index(s.date) {
+                        bits.set(i);
+                    }
+                }
+            }
+        }
+        for c in &self.closures {
+            if let Some(i) = bits.index(c.date) {
+                bits.set(i);
+            }
+        }
+        bits
+    }
+
+    /// The published events of `year`, a slice of the sorted list.
+    fn published_in(&self, year: i32) -> &[Holiday] {
+        let from = self
+            .published_days
+            .partition_point(|h| h.date.year() < year);
+        let to = self
+            .published_days
+            .partition_point(|h| h.date.year() <= year);
+        &self.published_days[from..to]
+    }
+
+    /// The definition of a non-working day, without the cache: weekend, closure, and a
+    /// published bank holiday for a published year or a projected one otherwise. Allocation-free.
+    fn is_non_working_by_rules(&self, d: NaiveDate) -> bool {
+        if is_weekend(d) {
+            return true;
+        }
+        if self.closures.binary_search_by_key(&d, |h| h.date).is_ok() {
+            return true;
+        }
+        let year = d.year();
+        if self.published.contains(&year) {
+            self.published_days
+                .binary_search_by_key(&d, |h| h.date)
+                .is_ok()
+        } else {
+            standing_rules(self.division, year).contains(d)
+        }
+    }
+
+    /// The division whose bank holidays this calendar uses, for messages and `check` output.
     pub fn division(&self) -> Division {
         self.division
     }
 
-    fn is_bank_holiday(&self, d: NaiveDate) -> bool {
-        let year = d.year();
-        if self.published.contains(&year) {
-            false // published days are in `days_off`
-        } else if self.projected_years.contains(&year) {
-            self.projected.contains(&d)
-        } else {
-            projected_bank_holidays(self.division, year)
-                .iter()
-                .any(|h| h.date == d)
+    /// Whether the council is open on `d`: not a Saturday, a Sunday, a bank holiday of the
+    /// division (published, or projected outside the data) or a closure day.
+    pub fn is_working_day(&self, d: NaiveDate) -> bool {
+        match self.bits.index(d) {
+            Some(i) => !self.bits.get(i),
+            None => !self.is_non_working_by_rules(d),
         }
     }
 
-    /// Not a Saturday, a Sunday, a bank holiday of the division or a closure day.
-    pub fn is_working_day(&self, d: NaiveDate) -> bool {
-        !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
-            && !self.days_off.contains(&d)
-            && !self.is_bank_holiday(d)
-    }
-
-    /// For n > 0 the working day w with exactly n working days in (d, w]; for n < 0 the working
-    /// day w with exactly |n| working days in [w, d); for 0, d if it is a working day, else the
-    /// next. Stops at chrono's limits rather than panicking.
-    pub fn add(&self, d: NaiveDate, n: i32) -> NaiveDate {
+    /// Walks `n` working days from `d` (see [`Calendar::add`]); `Err` holds the last day
+    /// reached if chrono's range ran out first.
+    fn walk(&self, d: NaiveDate, n: i32) -> Result<NaiveDate, NaiveDate> {
         let mut w = d;
         if n == 0 {
             while !self.is_working_day(w) {
-                match w.succ_opt() {
-                    Some(next) => w = next,
-                    None => return w,
-                }
+                w = w.succ_opt().ok_or(w)?;
             }
-            return w;
+            return Ok(w);
         }
         let mut left = n.unsigned_abs();
         while left > 0 {
-            let step = if n > 0 { w.succ_opt() } else { w.pred_opt() };
-            match step {
-                Some(next) => w = next,
-                None => return w,
-            }
+            w = if n > 0 { w.succ_opt() } else { w.pred_opt() }.ok_or(w)?;
             if self.is_working_day(w) {
                 left -= 1;
             }
         }
-        w
+        Ok(w)
     }
 
-    /// The number of working days in (a, b]; negative (minus those in (b, a]) when b < a.
+    /// `n` working days from `d`, the way statutory deadlines count them.
+    ///
+    /// For `n > 0`, the working day `w` with exactly `n` working days in `(d, w]` ("within 20
+    /// working days of the review"); for `n < 0`, the working day `w` with exactly `|n|` working
+    /// days in `[w, d)` ("10 working days before the meeting"); for `n = 0`, `d` itself if it is
+    /// a working day, else the next one. The result is always a working day, except near the
+    /// ends of chrono's date range (years ±262,000), where the walk stops at the last
+    /// representable date instead of panicking. It walks day by day without allocating, so it
+    /// costs time proportional to `|n|`.
+    pub fn add(&self, d: NaiveDate, n: i32) -> NaiveDate {
+        self.walk(d, n).unwrap_or_else(|last| last)
+    }
+
+    /// Like [`Calendar::add`], but `None` where chrono's date range runs out; offsets use it so
+    /// every unit fails the same way at the edge.
+    pub(crate) fn checked_add(&self, d: NaiveDate, n: i32) -> Option<NaiveDate> {
+        self.walk(d, n).ok()
+    }
+
+    /// How many working days lie in `(a, b]`: how late `b` is against a deadline `a`, or how
+    /// much notice `a` gives before `b`. Negative (minus the count in `(b, a]`) when `b < a`; 0
+    /// when they are equal. `between(d, add(d, n)) == n` whenever `d` is a working day.
     pub fn between(&self, a: NaiveDate, b: NaiveDate) -> i32 {
         let (lo, hi, sign) = if a <= b { (a, b, 1) } else { (b, a, -1) };
-        let mut count = 0;
-        let mut d = lo;
-        while d < hi {
-            match d.succ_opt() {
-                Some(next) => d = next,
-                None => break,
+        let count = match (self.bits.index(lo), self.bits.index(hi)) {
+            (Some(l), Some(h)) => (h - l) - self.bits.count_set(l + 1, h + 1),
+            _ => {
+                let mut count = 0usize;
+                let mut day = lo;
+                while day < hi {
+                    match day.succ_opt() {
+                        Some(next) => day = next,
+                        None => break,
+                    }
+                    if !self.is_non_working_by_rules(day) {
+                        count += 1;
+                    }
+                }
+                count
             }
-            if self.is_working_day(d) {
-                count += 1;
-            }
-        }
-        sign * count
+        };
+        // chrono's whole range is under 200 million days, so the count always fits.
+        sign * i32::try_from(count).unwrap_or(i32::MAX)
     }
 
+    /// `d` if it is a working day, else the next one: where a deadline that lands on a weekend
+    /// or holiday is moved to. The same as `add(d, 0)`.
     pub fn next_working_day_on_or_after(&self, d: NaiveDate) -> NaiveDate {
         self.add(d, 0)
     }
 
-    /// A year's bank holidays (published, or projected outside the data) and closure days.
+    /// Every non-working day of `year` other than weekends, sorted by date: the division's bank
+    /// holidays (exactly the file's events for a published year, else the standing-rule
+    /// projection) and the council's closure days. Where a closure falls on a bank holiday both
+    /// are listed, bank holiday first. A year chrono cannot represent has none.
     pub fn holidays(&self, year: i32) -> Vec<Holiday> {
-        let start = NaiveDate::from_ymd_opt(year, 1, 1);
-        let end = NaiveDate::from_ymd_opt(year, 12, 31);
-        let mut out: Vec<Holiday> = match (start, end) {
-            (Some(s), Some(e)) => self.listed.range(s..=e).map(|(_, h)| h.clone()).collect(),
-            _ => Vec::new(),
+        let mut out: Vec<Holiday> = if self.published.contains(&year) {
+            self.published_in(year).to_vec()
+        } else {
+            projected_bank_holidays(self.division, year)
         };
-        if !self.published.contains(&year) {
-            out.extend(projected_bank_holidays(self.division, year));
-            out.sort_by(|a, b| (a.date, &a.title).cmp(&(b.date, &b.title)));
-        }
+        let from = self.closures.partition_point(|h| h.date.year() < year);
+        let to = self.closures.partition_point(|h| h.date.year() <= year);
+        out.extend_from_slice(&self.closures[from..to]);
+        out.sort_by_key(|h| h.date);
         out
     }
 
-    /// The years the published data covers for this division.
+    /// The first to last year the file has events for in this division. Years inside use the
+    /// file's events exactly (a year inside with no events has no bank holidays); years outside
+    /// are projected.
     pub fn published_years(&self) -> RangeInclusive<i32> {
         self.published.clone()
     }
 
-    /// 31 December of the last published year.
+    /// 31 December of the last published year: deadlines after it rest on projected bank
+    /// holidays, which `check` warns about so someone updates the file.
     pub fn published_until(&self) -> NaiveDate {
-        NaiveDate::from_ymd_opt(*self.published.end(), 12, 31)
-            .and_then(|d| d.checked_add_days(Days::new(0)))
-            .unwrap_or(NaiveDate::MAX)
+        NaiveDate::from_ymd_opt(*self.published.end(), 12, 31).unwrap_or(NaiveDate::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Days;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    const SMALL: &str = r#"{
+      "england-and-wales": {"division": "england-and-wales", "events": [
+        {"title": "Christmas Day", "date": "2030-12-25", "notes": "", "bunting": true},
+        {"title": "New Year’s Day", "date": "2030-01-01", "notes": "", "bunting": true},
+        {"title": "Made-up day", "date": "2032-03-03", "notes": "Substitute day", "bunting": false}
+      ]},
+      "scotland": {"division": "scotland", "events": []}
+    }"#;
+
+    fn small(closures: Vec<ClosureDay>) -> Calendar {
+        Calendar::from_json("small.json", SMALL, Division::EnglandAndWales, closures).unwrap()
+    }
+
+    #[test]
+    fn published_years_span_the_events_and_gaps_have_only_the_files_events() {
+        let cal = small(vec![]);
+        assert_eq!(cal.published_years(), 2030..=2032);
+        assert_eq!(cal.published_until(), d("2032-12-31"));
+        // 2031 lies inside the published range with no events: exactly the file, so none.
+        assert!(cal.holidays(2031).is_empty());
+        assert!(cal.is_working_day(d("2031-12-25")));
+        // 2030 is exactly the file: no Easter Monday.
+        assert!(cal.is_working_day(d("2030-04-22")));
+        assert!(!cal.is_working_day(d("2030-12-25")));
+        let h = cal.holidays(2032);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].title, "Made-up day (substitute day)");
+        // Outside the range: projected.
+        assert!(!cal.is_working_day(d("2029-12-25")));
+        assert!(!cal.is_working_day(d("2033-04-18"))); // Easter Monday 2033
+    }
+
+    #[test]
+    fn errors_name_the_file_and_position() {
+        let e = Calendar::from_json(
+            "bh.json",
+            "{\n  \"scotland\": [1,",
+            Division::Scotland,
+            vec![],
+        )
+        .unwrap_err();
+        match &e {
+            CalendarError::Json {
+                source_name,
+                line,
+                column,
+                message,
+            } => {
+                assert_eq!(source_name, "bh.json");
+                assert_eq!(*line, 2);
+                assert!(*column > 0);
+                assert!(!message.contains("at line"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().starts_with("bh.json:2:"), "{e}");
+
+        let e =
+            Calendar::from_json("bh.json", SMALL, Division::NorthernIreland, vec![]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bh.json: has no `northern-ireland` division (it has: england-and-wales, scotland)"
+        );
+        let e = Calendar::from_json("bh.json", "{}", Division::Scotland, vec![]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bh.json: has no `scotland` division (it has: none)"
+        );
+        let e = Calendar::from_json("bh.json", SMALL, Division::Scotland, vec![]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bh.json: the `scotland` division lists no bank holidays"
+        );
+        let bad_date = r#"{"scotland": {"events": [{"title": "x", "date": "2030-02-30"}]}}"#;
+        let e = Calendar::from_json("bh.json", bad_date, Division::Scotland, vec![]).unwrap_err();
+        assert!(matches!(e, CalendarError::Json { line: 1, .. }), "{e}");
+    }
+
+    #[test]
+    fn cache_agrees_with_the_rules_on_every_day_it_covers() {
+        let closures = vec![
+            ClosureDay {
+                date: d("2031-06-04"),
+                title: "Closed".into(),
+            },
+            ClosureDay {
+                date: d("1900-06-04"),
+                title: "Closed".into(),
+            },
+        ];
+        for cal in [
+            small(closures),
+            Calendar::from_json(
+                "small.json",
+                SMALL.replace("2032-03-03", "2032-05-24").as_str(),
+                Division::EnglandAndWales,
+                vec![],
+            )
+            .unwrap(),
+        ] {
+            let start = NaiveDate::from_ymd_opt(2030 - CACHE_MARGIN_YEARS, 1, 1).unwrap();
+            let end = NaiveDate::from_ymd_opt(2032 + CACHE_MARGIN_YEARS, 12, 31).unwrap();
+            assert_eq!(cal.bits.index(start), Some(0));
+            assert_eq!(cal.bits.index(end), Some(cal.bits.len - 1));
+            assert_eq!(cal.bits.index(start.pred_opt().unwrap()), None);
+            assert_eq!(cal.bits.index(end.succ_opt().unwrap()), None);
+            for day in start.iter_days().take_while(|x| *x <= end) {
+                let i = cal.bits.index(day).unwrap();
+                assert_eq!(cal.bits.get(i), cal.is_non_working_by_rules(day), "{day}");
+            }
+        }
+    }
+
+    #[test]
+    fn between_by_bits_agrees_with_counting_day_by_day() {
+        let cal = small(vec![]);
+        let slow = |a: NaiveDate, b: NaiveDate| {
+            a.iter_days()
+                .skip(1)
+                .take_while(|x| *x <= b)
+                .filter(|x| !cal.is_non_working_by_rules(*x))
+                .count() as i32
+        };
+        let base = d("2029-11-20");
+        for i in 0..200 {
+            for len in [0, 1, 5, 63, 64, 65, 130, 700] {
+                let a = base + Days::new(i);
+                let b = a + Days::new(len);
+                assert_eq!(cal.between(a, b), slow(a, b), "{a} {b}");
+                assert_eq!(cal.between(b, a), -slow(a, b), "{b} {a}");
+            }
+        }
+    }
+
+    #[test]
+    fn outside_the_cache_the_rules_answer() {
+        let closure = d("2900-06-04"); // a Friday far outside the cache
+        let cal = small(vec![ClosureDay {
+            date: closure,
+            title: "Far future".into(),
+        }]);
+        assert_eq!(cal.bits.index(closure), None);
+        assert!(!cal.is_working_day(closure));
+        assert!(!cal.is_working_day(d("2900-12-25")));
+        assert!(!cal.is_working_day(easter_sunday(2900) + Days::new(1)));
+        assert!(cal.is_working_day(d("2900-06-07")));
+        assert!(!cal.is_working_day(d("2900-05-31"))); // Spring bank holiday, projected
+        assert_eq!(cal.add(d("2900-06-03"), 1), d("2900-06-07"));
+        assert_eq!(cal.between(d("2900-06-01"), d("2900-06-08")), 4);
+        assert_eq!(cal.between(d("1500-01-01"), d("2900-01-01")), {
+            let mut n = 0;
+            let mut x = d("1500-01-01");
+            while x < d("2900-01-01") {
+                x = x.succ_opt().unwrap();
+                if cal.is_working_day(x) {
+                    n += 1;
+                }
+            }
+            n
+        });
+    }
+
+    #[test]
+    fn no_panic_at_the_ends_of_chronos_range() {
+        let cal = small(vec![]);
+        let (min, max) = (NaiveDate::MIN, NaiveDate::MAX);
+        assert_eq!(cal.add(max, 5), max);
+        assert_eq!(cal.add(min, -5), min);
+        assert_eq!(cal.checked_add(max, 5), None);
+        assert_eq!(cal.checked_add(min, -5), None);
+        let near_end = max - Days::new(10);
+        let w = cal.add(near_end, 3);
+        assert!(cal.is_working_day(w) && w <= max);
+        assert_eq!(cal.between(near_end, w), 3);
+        assert_eq!(cal.add(max, i32::MAX), max);
+        assert_eq!(cal.add(min, i32::MIN), min);
+        let _ = cal.next_working_day_on_or_after(max);
+        let _ = cal.between(min, min + Days::new(5000));
+        let _ = cal.between(max, max - Days::new(5000));
+        for y in [i32::MIN, min.year(), max.year(), i32::MAX] {
+            let _ = cal.holidays(y);
+        }
+        assert!(cal.holidays(i32::MAX).is_empty());
+        // A file whose data sits at chrono's edges still builds.
+        let edges = format!(
+            r#"{{"scotland": {{"events": [{{"title": "a", "date": "{min}"}}, {{"title": "b", "date": "{max}"}}]}}}}"#
+        );
+        let cal = Calendar::from_json("edges.json", &edges, Division::Scotland, vec![]).unwrap();
+        assert_eq!(cal.published_years(), min.year()..=max.year());
+        assert_eq!(cal.published_until(), max);
+        assert!(!cal.is_working_day(max) && !cal.is_working_day(min));
+        assert!(cal.is_working_day(d("2026-12-25"))); // published range, no event that day
+        // The cache starts at chrono's first day and stops 1,000 years after the margin.
+        assert_eq!(cal.bits.index(min), Some(0));
+        let cache_end = min.year() - CACHE_MARGIN_YEARS + CACHE_MAX_YEARS - 1;
+        let last = NaiveDate::from_ymd_opt(cache_end, 12, 31).unwrap();
+        assert_eq!(cal.bits.index(last), Some(cal.bits.len - 1));
+    }
+
+    #[test]
+    fn closures_are_sorted_deduplicated_and_listed_after_a_bank_holiday_on_the_same_day() {
+        let c = |s: &str, t: &str| ClosureDay {
+            date: d(s),
+            title: t.into(),
+        };
+        let cal = small(vec![
+            c("2030-12-27", "Closed"),
+            c("2030-12-25", "Closed"),
+            c("2030-12-27", "Closed"),
+        ]);
+        let got: Vec<_> = cal
+            .holidays(2030)
+            .into_iter()
+            .map(|h| (h.date.to_string(), h.title, h.source))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "2030-01-01".into(),
+                    "New Year’s Day".into(),
+                    HolidaySource::Published
+                ),
+                (
+                    "2030-12-25".into(),
+                    "Christmas Day".into(),
+                    HolidaySource::Published
+                ),
+                ("2030-12-25".into(), "Closed".into(), HolidaySource::Closure),
+                ("2030-12-27".into(), "Closed".into(), HolidaySource::Closure),
+            ]
+        );
+    }
+
+    #[test]
+    fn debug_is_a_summary() {
+        let text = format!("{:?}", small(vec![]));
+        assert!(
+            text.contains("EnglandAndWales") && text.contains("2030..=2032"),
+            "{text}"
+        );
+        assert!(text.len() < 300, "{text}");
+    }
+
+    #[test]
+    fn division_names() {
+        for div in Division::ALL {
+            assert_eq!(div.to_string().parse::<Division>().unwrap(), div);
+            assert_eq!(
+                serde_json::to_string(&div).unwrap(),
+                format!("\"{}\"", div.name())
+            );
+        }
+        let e = "wales".parse::<Division>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`wales` is not a division: write england-and-wales, scotland or northern-ireland"
+        );
     }
 }
