@@ -7,9 +7,10 @@
 use crate::diagnostic::Diagnostic;
 use crate::expr::TEMPLATE_PARTS;
 use crate::localtime;
-use crate::planner::{Notification, NotificationKind, Target};
+use crate::planner::{Notification, NotificationKind, NotificationStatus, Target};
 use crate::rules::vocabulary::Fields;
 use crate::rules::{Action, FieldType, RuleBody, RuleSet, Send};
+use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -98,6 +99,8 @@ fn sample_data(fields: &Fields) -> Map<String, Value> {
 pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
+    let example_day = NaiveDate::from_ymd_opt(2027, 1, 21).unwrap_or_default();
+
     for rule in &rules.rules {
         let data = rules
             .vocabulary
@@ -131,14 +134,31 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
             }
         }
         for (kind, title, send) in sends {
-            let ctx = json!({
-                "case": {"reference": "EXAMPLE-1"},
-                "rule": {"id": rule.id, "title": rule.title, "source": rule.source},
-                "notification": {"kind": kind, "step": "example", "title": title, "due": "2027-01-21",
-                                 "late": false, "urgent": send.urgent, "send_at": "2027-01-21 09:00"},
-                "recipient": {"role": send.to.first().map(ToString::to_string), "name": "Example Name"},
-                "data": data,
-            });
+            // The same context a real message gets, from an example notification.
+            let example = Notification {
+                idempotency_key: "example".into(),
+                send_at: example_day
+                    .and_hms_opt(9, 0, 0)
+                    .unwrap_or_default()
+                    .and_utc(),
+                status: NotificationStatus::Scheduled,
+                late: false,
+                kind,
+                step: "example".into(),
+                title: title.map(str::to_string),
+                rule: rule.id.clone(),
+                obligation: None,
+                due: Some(example_day),
+                recipient: Target::Email {
+                    role: send.to.first().map(ToString::to_string).unwrap_or_default(),
+                    name: Some("Example Name".into()),
+                    email: "example@council.example".into(),
+                },
+                template: send.template.clone(),
+                urgent: send.urgent,
+                event: "example".into(),
+            };
+            let ctx = context(rules, "EXAMPLE-1", &example, &data);
             for part in TEMPLATE_PARTS {
                 if !rules.engine.has_part(&send.template, part) {
                     continue;
