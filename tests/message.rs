@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 #[test]
 fn every_notification_of_the_example_case_renders() {
     let c = config();
-    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
-    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let events = example_events();
     let plans =
         driftwatch::planner::Planner::from_config(&c).plan(&events, t("2027-06-01T12:00:00Z"));
     let mut templates = BTreeSet::new();
@@ -61,8 +60,7 @@ fn every_notification_of_the_example_case_renders() {
 #[test]
 fn an_invitation_says_when_the_meeting_is() {
     let c = config();
-    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
-    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let events = example_events();
     let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
         "C-1001",
         &events,
@@ -83,8 +81,7 @@ fn an_invitation_says_when_the_meeting_is() {
 #[test]
 fn every_shipped_template_renders() {
     let c = config();
-    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
-    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let events = example_events();
     let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
         "C-1001",
         &events,

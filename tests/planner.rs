@@ -676,8 +676,7 @@ fn closing_the_case_cancels_everything_open() {
 #[test]
 fn out_of_order_and_duplicate_events_give_the_same_plan() {
     let c = config();
-    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
-    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let events = example_events();
     let planner = driftwatch::planner::Planner::from_config(&c);
     let now = t("2027-02-15T12:00:00Z");
     let reference = serde_json::to_string(&planner.plan(&events, now)).unwrap();
@@ -702,8 +701,7 @@ fn out_of_order_and_duplicate_events_give_the_same_plan() {
 #[test]
 fn idempotency_keys_are_unique_and_stable() {
     let c = config();
-    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
-    let events = driftwatch::event::parse_json_lines(&text).unwrap();
+    let events = example_events();
     let planner = driftwatch::planner::Planner::from_config(&c);
     let a = planner.plan(&events, t("2027-02-15T12:00:00Z"));
     let b = planner.plan(&events, t("2027-06-01T12:00:00Z"));

@@ -105,3 +105,9 @@ pub fn in_care(config: &Config, start: &str) -> Vec<Event> {
         ),
     ]
 }
+
+/// The events of the example case shipped in `examples/events.jsonl`.
+pub fn example_events() -> Vec<Event> {
+    let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
+    driftwatch::event::parse_json_lines(&text).unwrap()
+}
