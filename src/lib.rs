@@ -10,12 +10,19 @@
 //! The shell reads files and talks to people: [`config`] loads what the core needs and the
 //! binary's commands print the results.
 
+pub mod api;
 pub mod calendar;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod diagnostic;
 pub mod event;
 pub mod expr;
 pub mod localtime;
 pub mod message;
+pub mod notify;
 pub mod planner;
 pub mod rules;
+pub mod scheduler;
+pub mod service;
+pub mod store;

@@ -3,9 +3,14 @@
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
+use driftwatch::api::hex;
+use driftwatch::clock::Clock;
 use driftwatch::config::{Config, DEFAULT_CONFIG};
-use driftwatch::event::numbered_json_lines;
+use driftwatch::daemon::{self, RunOptions};
+use driftwatch::event::{Event, numbered_json_lines};
 use driftwatch::planner::{Planner, table};
+use driftwatch::service::Service;
+use driftwatch::store::Store;
 use driftwatch::{localtime, rules::RuleBody};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +52,47 @@ enum Command {
         #[command(subcommand)]
         command: CalendarCommand,
     },
+    /// Run the daemon: the event API, the scheduler and delivery, until SIGTERM.
+    Run {
+        /// The store, overriding the config's `database.url` (sqlite:PATH or postgres://...).
+        #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Address to listen on, overriding the config's `api.listen` (port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Start a clock that only moves when an admin posts to /v1/admin/clock, at this time
+        /// (RFC 3339 or YYYY-MM-DD): for trying rules out and for tests, never for production.
+        #[arg(long, value_name = "TIME")]
+        manual_clock: Option<String>,
+    },
+    /// Load a JSON Lines file of events into the store, checked like the API checks them; a
+    /// file with any bad event stores nothing. Events already stored are skipped.
+    Import {
+        /// JSON Lines file of events.
+        file: PathBuf,
+        #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// API tokens: make a new one, or hash one for the config.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a new random token and the config entry that accepts it.
+    New {
+        /// A name for the token (shown in logs and errors).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: ingest, read, admin.
+        #[arg(long, value_delimiter = ',', default_value = "ingest")]
+        scopes: Vec<String>,
+    },
+    /// Print the SHA-256 of a token read from standard input, for `api.tokens[].sha256`.
+    Hash,
 }
 
 #[derive(Subcommand)]
@@ -112,11 +158,39 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Token { command } = &cli.command {
+        return token(command);
+    }
     let config = match load(&cli.config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     match cli.command {
+        Command::Run {
+            database_url,
+            listen,
+            manual_clock,
+        } => {
+            let clock = match manual_clock {
+                Some(t) => Clock::manual(parse_now(Some(&t))?),
+                None => Clock::System,
+            };
+            daemon::init_logging(&config.log);
+            runtime()?.block_on(daemon::run(
+                config,
+                RunOptions {
+                    database_url,
+                    listen,
+                    clock,
+                },
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { file, database_url } => {
+            daemon::init_logging(&config.log);
+            import(config, &file, database_url)
+        }
+        Command::Token { .. } => Ok(ExitCode::SUCCESS),
         Command::Check => check(&config, Utc::now()),
         Command::Plan {
             events,
@@ -224,31 +298,9 @@ fn plan(
     case: Option<&str>,
 ) -> Result<ExitCode> {
     let now = parse_now(now)?;
-    let text = std::fs::read_to_string(events)
-        .with_context(|| format!("cannot read {}", events.display()))?;
-    let numbered = match numbered_json_lines(&text) {
-        Ok(e) => e,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{}:{e}", events.display());
-            }
-            eprintln!("driftwatch: {} bad event(s); nothing planned", errors.len());
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let mut bad = 0;
-    for (line, e) in &numbered {
-        if let Err(err) = config.rules.vocabulary.validate(e) {
-            eprintln!("{}:line {line}: {err}", events.display());
-            bad += 1;
-        }
-    }
-    let mut all: Vec<_> = numbered.into_iter().map(|(_, e)| e).collect();
-
-    if bad > 0 {
-        eprintln!("driftwatch: {bad} bad event(s); nothing planned");
+    let Some(mut all) = read_events(config, events)? else {
         return Ok(ExitCode::from(1));
-    }
+    };
     if let Some(case) = case {
         all.retain(|e| e.case == case);
     }
@@ -256,6 +308,115 @@ fn plan(
     match format {
         Format::Table => emit(&table::render(&plans)),
         Format::Json => say!("{}", serde_json::to_string_pretty(&plans)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Reads and checks a JSON Lines file of events: every bad line is reported as `FILE:line N:`
+/// and then nothing is returned.
+fn read_events(config: &Config, path: &Path) -> Result<Option<Vec<Event>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let numbered = match numbered_json_lines(&text) {
+        Ok(e) => e,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}:{e}", path.display());
+            }
+            eprintln!(
+                "driftwatch: {} bad event(s); nothing was changed",
+                errors.len()
+            );
+            return Ok(None);
+        }
+    };
+    let mut bad = 0;
+    for (line, e) in &numbered {
+        if let Err(err) = config.rules.vocabulary.validate(e) {
+            eprintln!("{}:line {line}: {err}", path.display());
+            bad += 1;
+        }
+    }
+    if bad > 0 {
+        eprintln!("driftwatch: {bad} bad event(s); nothing was changed");
+        return Ok(None);
+    }
+    Ok(Some(numbered.into_iter().map(|(_, e)| e).collect()))
+}
+
+/// Events per transaction when importing.
+const IMPORT_BATCH: usize = 500;
+
+fn import(config: Config, file: &Path, database_url: Option<String>) -> Result<ExitCode> {
+    let Some(mut events) = read_events(&config, file)? else {
+        return Ok(ExitCode::from(1));
+    };
+    // Case by case, so each case is planned once per batch rather than once per event.
+    events.sort_by(|a, b| (&a.case, a.at, &a.id).cmp(&(&b.case, b.at, &b.id)));
+    let url = database_url.unwrap_or_else(|| config.database_url.clone());
+    runtime()?.block_on(async {
+        let store = Store::open(&url).await?;
+        let service = Service::new(store, config, Clock::System);
+        let (mut stored, mut duplicate) = (0usize, 0usize);
+        for batch in events.chunks(IMPORT_BATCH) {
+            for a in service.ingest(batch).await? {
+                if a.status == "stored" {
+                    stored += 1;
+                } else {
+                    duplicate += 1;
+                }
+            }
+        }
+        let cases: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e.case.as_str()).collect();
+        say!(
+            "{}: {stored} event(s) stored, {duplicate} already stored, {} case(s) planned",
+            file.display(),
+            cases.len()
+        );
+        service.store().close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(command: &TokenCommand) -> Result<ExitCode> {
+    use sha2::{Digest, Sha256};
+    match command {
+        TokenCommand::New { name, scopes } => {
+            for s in scopes {
+                if !["ingest", "read", "admin"].contains(&s.as_str()) {
+                    bail!("--scopes: `{s}` is not ingest, read or admin");
+                }
+            }
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            let token = format!("dw_{}", hex(&bytes));
+            say!("token (give it to the client; it is not stored anywhere):");
+            say!("  {token}");
+            say!("config entry (under api.tokens):");
+            say!(
+                "  - {{name: {name}, sha256: {}, scopes: [{}]}}",
+                hex(&Sha256::digest(token.as_bytes())),
+                scopes.join(", ")
+            );
+        }
+        TokenCommand::Hash => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let token = line.trim();
+            if token.is_empty() {
+                bail!("no token on standard input");
+            }
+            say!("{}", hex(&Sha256::digest(token.as_bytes())));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -213,3 +213,42 @@ pub fn render(
         html,
     })
 }
+
+/// The JSON body of a webhook: the template's `webhook.json` when it has one (so a Teams or
+/// Slack incoming webhook gets the shape it wants), otherwise a standard envelope with the
+/// rendered subject and text.
+pub fn render_webhook(
+    rules: &RuleSet,
+    case: &str,
+    n: &Notification,
+    data: &Map<String, Value>,
+) -> Result<String, RenderError> {
+    let error = |message: String| RenderError {
+        template: n.template.clone(),
+        part: "webhook.json",
+        rule: n.rule.clone(),
+        message,
+    };
+    if rules.engine.has_part(&n.template, "webhook.json") {
+        let ctx = context(rules, case, n, data);
+        let body = rules
+            .engine
+            .render(&n.template, "webhook.json", &ctx)
+            .map_err(error)?;
+        serde_json::from_str::<Value>(&body)
+            .map_err(|e| error(format!("does not render to JSON: {e}")))?;
+        return Ok(body);
+    }
+    let m = render(rules, case, n, data)?;
+    let ctx = context(rules, case, n, data);
+    let body = json!({
+        "type": "driftwatch.notification",
+        "idempotency_key": n.idempotency_key,
+        "case": ctx["case"],
+        "rule": ctx["rule"],
+        "notification": ctx["notification"],
+        "subject": m.subject,
+        "text": m.text,
+    });
+    Ok(body.to_string())
+}

@@ -4,7 +4,7 @@
 
 use crate::event::Event;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything one case's events produce, as seen at `now`.
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +23,7 @@ pub struct CasePlan {
     pub problems: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObligationState {
     Open,
@@ -79,7 +79,7 @@ pub struct Replanned {
     pub due: NaiveDate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     Reminder,
@@ -90,7 +90,7 @@ pub enum NotificationKind {
     Notice,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationStatus {
     /// Its time is after `now`.
@@ -102,7 +102,7 @@ pub enum NotificationStatus {
 }
 
 /// Who a notification goes to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "channel", rename_all = "snake_case")]
 pub enum Target {
     Email {
@@ -134,7 +134,7 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Notification {
     /// Stable across re-planning: the daemon's outbox key, the email Message-ID and webhook-id.
     pub idempotency_key: String,

@@ -3,7 +3,10 @@
 //! Owns reading and checking the config and loading what it points at: the bank-holiday data and
 //! closure days (into a `Calendar`) and the rules and templates folders (into a `RuleSet`). Relative
 //! paths are taken from the config file's folder, so the config works from any working directory.
+//! The daemon's own sections (database, API, email, delivery, logs) are in [`service`].
 //! Must not plan or deliver anything.
+
+pub mod service;
 
 use crate::calendar::{Calendar, ClosureDay, Division};
 use crate::diagnostic::{Diagnostic, Diagnostics, from_yaml_error};
@@ -12,6 +15,10 @@ use crate::rules::locate::Locator;
 use crate::rules::{self, RuleSet};
 use chrono::{Days, NaiveDate, NaiveTime};
 use serde::{Deserialize, Deserializer};
+pub use service::{
+    ApiConfig, DeliveryConfig, EmailConfig, LogConfig, LogFormat, Scope, SmtpConfig, SmtpTls,
+    TokenConfig,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +40,16 @@ struct ConfigFile {
     roles: BTreeMap<String, Contact>,
     #[serde(default)]
     webhooks: BTreeMap<String, WebhookConfig>,
+    #[serde(default)]
+    database: service::DatabaseConfig,
+    #[serde(default)]
+    api: ApiConfig,
+    #[serde(default)]
+    email: EmailConfig,
+    #[serde(default)]
+    delivery: DeliveryConfig,
+    #[serde(default)]
+    log: LogConfig,
 }
 
 fn default_rules_dir() -> PathBuf {
@@ -140,6 +157,13 @@ pub struct Config {
     pub roles: BTreeMap<String, Contact>,
     pub webhooks: BTreeMap<String, WebhookConfig>,
     pub rules: RuleSet,
+    /// The store's URL, SQLite paths made absolute or relative to the working directory.
+    pub database_url: String,
+    pub api: ApiConfig,
+    /// With `spool` resolved against the config folder.
+    pub email: EmailConfig,
+    pub delivery: DeliveryConfig,
+    pub log: LogConfig,
 }
 
 impl Config {
@@ -172,6 +196,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(service::check(&file.api, &file.email, &file.delivery, &at));
         for (i, closure) in file.calendar.closures.iter().enumerate() {
             if closure.until.is_some_and(|u| u < closure.date) {
                 problems.push(at(
@@ -220,6 +245,14 @@ impl Config {
                 roles: file.roles,
                 webhooks: file.webhooks,
                 rules,
+                database_url: service::resolve_database_url(&file.database.url, base),
+                api: file.api,
+                email: EmailConfig {
+                    spool: normalize(&base.join(&file.email.spool)),
+                    ..file.email
+                },
+                delivery: file.delivery,
+                log: file.log,
             }),
             _ => Err(Diagnostics(problems)),
         }

@@ -1,0 +1,428 @@
+//! The HTTP API (axum): events in; plans, obligations and the outbox out; health; and the
+//! admin's reload, retry and (with a manual clock) time travel.
+//!
+//! Owns request parsing, status codes and bearer-token checks. Tokens are configured as SHA-256
+//! hashes and compared in constant time; each has scopes (ingest, read, admin). Error bodies say
+//! which event and which field are wrong, never echoing a value. Must not plan or deliver: it
+//! calls the service and the store.
+
+use crate::config::{Config, Scope};
+use crate::daemon::{Shared, reload};
+use crate::event::EventError;
+use crate::localtime;
+use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+type AppState = Arc<Shared>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.service.config().api.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/events", post(post_events))
+        .route("/v1/cases/{case}/plan", get(case_plan))
+        .route("/v1/obligations", get(obligations))
+        .route("/v1/notifications", get(notifications))
+        .route("/v1/notifications/{key}/retry", post(retry_notification))
+        .route("/v1/admin/reload", post(admin_reload))
+        .route("/v1/admin/clock", post(admin_clock))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+/// An error answer: a status and a JSON body `{"error": ...}` with optional details.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: json!({"error": message.into()}),
+        }
+    }
+
+    fn unavailable(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "the store failed during a request");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is unavailable; nothing was changed, try again",
+        )
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({
+                "error": e.to_string(),
+                "event": e.event,
+                "field": e.field,
+                "message": e.message,
+            }),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"driftwatch\""),
+            );
+        }
+        response
+    }
+}
+
+/// Checks the bearer token and its scope. Every configured hash is compared, in constant time,
+/// so the answer's timing does not tell which tokens exist.
+fn authorize(headers: &HeaderMap, config: &Config, scope: Scope) -> Result<(), ApiError> {
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required (Authorization: Bearer TOKEN)",
+        )
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(unauthorized)?;
+    let digest = hex(&Sha256::digest(token.as_bytes()));
+    let mut found = None;
+    for t in &config.api.tokens {
+        let same: bool = digest
+            .as_bytes()
+            .ct_eq(t.sha256.to_ascii_lowercase().as_bytes())
+            .into();
+        if same && found.is_none() {
+            found = Some(t);
+        }
+    }
+    let token = found.ok_or_else(unauthorized)?;
+    if token.scopes.contains(&scope) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token `{}` does not have the `{}` scope",
+                token.name,
+                scope.as_str()
+            ),
+        ))
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let config = s.service.config();
+    match s.service.store().ping().await {
+        Ok(()) => Json(json!({
+            "database": "ok",
+            "rules": config.rules.rules.len(),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"database": "unavailable", "rules": config.rules.rules.len()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `POST /v1/events`: one event, an array of events, or JSON Lines
+/// (`Content-Type: application/x-ndjson`). All or nothing: one bad event rejects the batch.
+async fn post_events(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Ingest)?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    let values = if ndjson {
+        parse_json_lines(&body)?
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Array(items)) => items,
+            Ok(one) => vec![one],
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not JSON: {e}"),
+                ));
+            }
+        }
+    };
+    if values.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no events in the body",
+        ));
+    }
+    let events = s.service.check(&values)?;
+    let accepted = s
+        .service
+        .ingest(&events)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted}))).into_response())
+}
+
+fn parse_json_lines(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("line {}: not JSON: {e}", i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+async fn case_plan(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(case): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Read)?;
+    match s
+        .service
+        .case_plan(&case)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        Some(plan) => Ok(Json(plan).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no events are stored for this case",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ObligationQuery {
+    state: Option<String>,
+    role: Option<String>,
+    email: Option<String>,
+    rule: Option<String>,
+    case: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/obligations`: what a person or a manager needs to chase. `state` is `outstanding`
+/// (the default: open, overdue or not), `open`, `overdue`, `met`, `met_late` or `cancelled`;
+/// `role` and `email` pick the obligations that person is told about.
+async fn obligations(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ObligationQuery>,
+) -> Result<Response, ApiError> {
+    let config = s.service.config();
+    authorize(&headers, &config, Scope::Read)?;
+    let state = match q.state.as_deref() {
+        None => ObligationQueryState::Outstanding,
+        Some(text) => serde_json::from_value(Value::String(text.to_string())).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "state: must be outstanding, open, overdue, met, met_late or cancelled",
+            )
+        })?,
+    };
+    let filter = ObligationFilter {
+        state,
+        role: q.role,
+        email: q.email,
+        rule: q.rule,
+        case: q.case,
+        limit: q.limit.unwrap_or(1000),
+    };
+    let now = s.service.now();
+    let today = localtime::date_of(now);
+    let found = s
+        .service
+        .store()
+        .obligations(&filter, now)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let items: Vec<Value> = found
+        .into_iter()
+        .map(|o| {
+            let mut body = o.body;
+            if o.open {
+                // The stored state is as of the last plan; say what it is now.
+                let overdue = o.deadline <= now;
+                body["state"] = json!(if overdue { "overdue" } else { "open" });
+                body["working_days_late"] = match body["due"].as_str().map(str::parse) {
+                    Some(Ok(due)) if overdue => json!(config.calendar.between(due, today)),
+                    _ => Value::Null,
+                };
+            }
+            body["case"] = json!(o.case);
+            body["people"] = json!(o.people);
+            body
+        })
+        .collect();
+    Ok(Json(json!({"now": now, "count": items.len(), "obligations": items})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NotificationQuery {
+    state: Option<String>,
+    case: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/notifications?state=dead`: the outbox, including what finally failed and why.
+async fn notifications(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NotificationQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Read)?;
+    const STATES: [&str; 6] = [
+        "pending",
+        "sending",
+        "sent",
+        "dead",
+        "cancelled",
+        "superseded",
+    ];
+    if let Some(state) = &q.state
+        && !STATES.contains(&state.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("state: must be one of {}", STATES.join(", ")),
+        ));
+    }
+    let filter = NotificationFilter {
+        state: q.state,
+        case: q.case,
+        limit: q.limit.unwrap_or(1000),
+    };
+    let found = s
+        .service
+        .store()
+        .notifications(&filter)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(json!({"count": found.len(), "notifications": found})).into_response())
+}
+
+/// `POST /v1/notifications/{key}/retry`: sends a dead notification again (after the cause is
+/// fixed).
+async fn retry_notification(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Admin)?;
+    let retried = s
+        .service
+        .store()
+        .retry_dead(&key, s.service.now())
+        .await
+        .map_err(ApiError::unavailable)?;
+    if !retried {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no dead notification has this key",
+        ));
+    }
+    s.service.wake();
+    Ok(Json(json!({"retried": key})).into_response())
+}
+
+async fn admin_reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Admin)?;
+    match reload(&s).await {
+        Ok(cases) => Ok(Json(json!({"reloaded": true, "cases_replanned": cases})).into_response()),
+        Err(e) => Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({"error": "reload refused; the previous rules keep running", "problems": e.problems}),
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ClockRequest {
+    now: DateTime<Utc>,
+}
+
+/// How long a clock move waits for the scheduler to catch up before answering anyway.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
+
+/// `POST /v1/admin/clock {"now": ...}`: with `run --manual-clock`, moves the clock forward and
+/// answers once the scheduler has sent everything due by then.
+async fn admin_clock(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Admin)?;
+    if !s.service.clock().is_manual() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the clock is the system clock; start with --manual-clock to move it",
+        ));
+    }
+    let request: ClockRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"now\": \"RFC 3339 time\"}}: {e}"),
+        )
+    })?;
+    s.service
+        .clock()
+        .set(request.now)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
+    let caught_up = s.progress.caught_up();
+    s.service.wake();
+    let settled = tokio::time::timeout(CATCH_UP_LIMIT, caught_up)
+        .await
+        .is_ok();
+    Ok(Json(json!({"now": request.now, "caught_up": settled})).into_response())
+}

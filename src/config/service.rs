@@ -1,0 +1,349 @@
+//! The daemon's sections of the config: database, API and its tokens, email, delivery, logs.
+//!
+//! Owns their shapes, defaults and checks. Secrets never appear here: a token is stored as its
+//! SHA-256 hash, and the SMTP password and webhook secrets are named by environment variable or
+//! file, read when the daemon starts. Must not open connections.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the store lives. SQLite paths are taken from the config file's folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_database_url")]
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_database_url(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite:../var/driftwatch.db".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Larger request bodies get `413`.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+/// A bearer token: its name (for logs), the hex SHA-256 of the token, and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub sha256: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Post events.
+    Ingest,
+    /// Read plans, obligations and notifications.
+    Read,
+    /// Reload, retry dead notifications, move a manual clock.
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The sender of every message.
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// Where messages are written as `.eml` files when no SMTP server is configured.
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            from: default_from(),
+            spool: default_spool(),
+            smtp: None,
+        }
+    }
+}
+
+fn default_from() -> String {
+    "driftwatch <driftwatch@council.example>".into()
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("../var/outbox")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Seconds to wait for the server before counting the attempt as failed.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587); required, never skipped.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No encryption: only for a relay on the same host or a test server.
+    None,
+}
+
+/// How failed deliveries are retried.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts before a notification is kept as dead.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Wait before the first retry; each later retry waits twice as long, with jitter.
+    #[serde(default = "default_first_retry")]
+    pub first_retry_seconds: u64,
+    #[serde(default = "default_max_retry")]
+    pub max_retry_seconds: u64,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Seconds a claimed notification stays with the daemon that claimed it; after that another
+    /// daemon (or this one, restarted) sends it again under the same idempotency key.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_attempts: default_max_attempts(),
+            first_retry_seconds: default_first_retry(),
+            max_retry_seconds: default_max_retry(),
+            concurrency: default_concurrency(),
+            lease_seconds: default_lease(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_first_retry() -> u64 {
+    60
+}
+fn default_max_retry() -> u64 {
+    6 * 3600
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_lease() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `driftwatch=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::default(),
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Checks what serde cannot: token hashes, the sender address, sensible delivery numbers.
+/// `at(path, message)` places a problem at a YAML path of the config file.
+pub(super) fn check(
+    api: &ApiConfig,
+    email: &EmailConfig,
+    delivery: &DeliveryConfig,
+    at: &dyn Fn(&str, String) -> crate::diagnostic::Diagnostic,
+) -> Vec<crate::diagnostic::Diagnostic> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, token) in api.tokens.iter().enumerate() {
+        if !names.insert(token.name.as_str()) {
+            problems.push(at(
+                &format!("api.tokens[{i}].name"),
+                format!("api.tokens: the name `{}` is used twice", token.name),
+            ));
+        }
+        if token.sha256.len() != 64 || !token.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            problems.push(at(
+                &format!("api.tokens[{i}].sha256"),
+                format!(
+                    "api.tokens `{}`: sha256 must be the 64-hex-digit SHA-256 of the token \
+                     (`driftwatch token new` prints one); never put the token itself here",
+                    token.name
+                ),
+            ));
+        }
+        if token.scopes.is_empty() {
+            problems.push(at(
+                &format!("api.tokens[{i}].scopes"),
+                format!(
+                    "api.tokens `{}`: give at least one scope (ingest, read, admin)",
+                    token.name
+                ),
+            ));
+        }
+    }
+    if email.from.parse::<lettre::message::Mailbox>().is_err() {
+        problems.push(at(
+            "email.from",
+            "email.from: not an address such as `driftwatch <driftwatch@council.example>`".into(),
+        ));
+    }
+    if let Some(smtp) = &email.smtp
+        && smtp.password_env.is_some()
+        && smtp.password_file.is_some()
+    {
+        problems.push(at(
+            "email.smtp.password_file",
+            "email.smtp: give password_env or password_file, not both".into(),
+        ));
+    }
+    if delivery.max_attempts == 0 || delivery.concurrency == 0 || delivery.lease_seconds == 0 {
+        problems.push(at(
+            "delivery",
+            "delivery: max_attempts, concurrency and lease_seconds must be at least 1".into(),
+        ));
+    }
+    problems
+}
+
+/// `sqlite:relative/path.db` made absolute against the config folder, with `mode=rwc` so the
+/// file is created on first start. Other URLs are returned unchanged.
+pub fn resolve_database_url(url: &str, base: &Path) -> String {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_string();
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path == ":memory:" {
+        return url.to_string();
+    }
+    let path = Path::new(path);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        super::normalize(&base.join(path))
+    };
+    let query = if query.contains("mode=") {
+        query.to_string()
+    } else if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    format!("sqlite://{}?{query}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_taken_from_the_config_folder() {
+        let base = Path::new("/etc/driftwatch");
+        assert_eq!(
+            resolve_database_url("sqlite:../var/dw.db", base),
+            "sqlite:///etc/var/dw.db?mode=rwc"
+        );
+        assert_eq!(
+            resolve_database_url("sqlite:///var/lib/driftwatch/dw.db", base),
+            "sqlite:///var/lib/driftwatch/dw.db?mode=rwc"
+        );
+        assert_eq!(
+            resolve_database_url("postgres://u@h/db", base),
+            "postgres://u@h/db"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! `driftwatch run`: wires the store, the service, the scheduler, the courier, the API and the
+//! periodic jobs together, and handles signals.
+//!
+//! `SIGHUP` reloads the config, calendar, rules and templates: a valid change is swapped in and
+//! every case re-planned; an invalid one is logged with its `file:line:column` and the old rules
+//! keep running. `SIGTERM` (or Ctrl-C) stops taking requests, lets the deliveries in flight
+//! finish, and returns so the process exits 0. Owns start-up and shut-down order; must not hold
+//! domain logic.
+
+use crate::api;
+use crate::clock::Clock;
+use crate::config::{Config, LogConfig, LogFormat};
+use crate::notify::Courier;
+use crate::scheduler::{CourierSlot, Progress, Scheduler};
+use crate::service::Service;
+use crate::store::{Backend, Store};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{Mutex, watch};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+/// SHA-256 of `dw_example_token_change_me`, the example config's token.
+const EXAMPLE_TOKEN_SHA256: &str =
+    "bccea538b6b676b18c94de3ad07f5960004a65efdbf2823efacd2fba72638a99";
+
+/// What the API, the scheduler and the signal handlers share.
+pub struct Shared {
+    pub service: Arc<Service>,
+    pub courier: Arc<CourierSlot>,
+    pub progress: Arc<Progress>,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Courier(#[from] crate::notify::CourierError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("periodic jobs: {0}")]
+    Cron(#[from] tokio_cron_scheduler::JobSchedulerError),
+}
+
+/// A reload that was refused, with every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("reload refused; the previous rules keep running: {}", .problems.join("; "))]
+pub struct ReloadError {
+    pub problems: Vec<String>,
+}
+
+/// Sets up logging once per process: human-readable or JSON lines on standard error.
+/// `RUST_LOG` overrides the configured level.
+pub fn init_logging(log: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Options of `driftwatch run` beyond the config file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub clock: Clock,
+}
+
+/// Runs the daemon until `SIGTERM` or Ctrl-C.
+pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError> {
+    let url = options
+        .database_url
+        .clone()
+        .unwrap_or_else(|| config.database_url.clone());
+    let store = Store::open(&url).await?;
+    let now = options.clock.now();
+    if store.backend() == Backend::Sqlite {
+        let released = store.release_claims(now).await?;
+        if released > 0 {
+            tracing::warn!(
+                notifications = released,
+                "sending again the notifications a previous run was sending when it stopped"
+            );
+        }
+    }
+    let courier = Courier::from_config(&config)?;
+    let listen = options.listen.unwrap_or(config.api.listen);
+    tracing::info!(
+        events = store.count_events().await?,
+        rules = config.rules.rules.len(),
+        email = courier.describe().as_str(),
+        database = match store.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        },
+        manual_clock = options.clock.is_manual(),
+        "driftwatch starting"
+    );
+    if config
+        .api
+        .tokens
+        .iter()
+        .any(|t| t.sha256.eq_ignore_ascii_case(EXAMPLE_TOKEN_SHA256))
+    {
+        tracing::warn!(
+            "the README's example API token is configured; replace it (driftwatch token new) before going live"
+        );
+    }
+    if config.api.tokens.is_empty() {
+        tracing::warn!(
+            "no API tokens are configured: every API call except /healthz will be refused"
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        service: Arc::new(Service::new(store, config, options.clock.clone())),
+        courier: Arc::new(RwLock::new(Arc::new(courier))),
+        progress: Arc::new(Progress::default()),
+        reloading: Mutex::new(()),
+    });
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(DaemonError::Serve)?;
+    // Printed (not logged) so a supervisor or test can read the port when it asked for port 0.
+    println!("driftwatch listening on http://{bound}");
+    tracing::info!(address = %bound, "API listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler = tokio::spawn(
+        Scheduler {
+            service: Arc::clone(&shared.service),
+            courier: Arc::clone(&shared.courier),
+            owner: format!("{}:{}:{}", hostname(), std::process::id(), bound.port()),
+            progress: Arc::clone(&shared.progress),
+        }
+        .run(stop_rx),
+    );
+    let mut cron = periodic_jobs(&shared).await?;
+    let signals = tokio::spawn(handle_signals(Arc::clone(&shared), stop_tx.clone()));
+
+    let mut server_stop = stop_tx.subscribe();
+    let app = api::router(Arc::clone(&shared));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        })
+        .await
+        .map_err(DaemonError::Serve)?;
+
+    tracing::info!("stopping: finishing deliveries in flight");
+    let _ = stop_tx.send(true);
+    if let Err(e) = scheduler.await {
+        tracing::error!(error = %e, "the scheduler ended abnormally");
+    }
+    signals.abort();
+    if let Err(e) = cron.shutdown().await {
+        tracing::warn!(error = %e, "periodic jobs did not stop cleanly");
+    }
+    shared.service.store().close().await;
+    tracing::info!("driftwatch stopped");
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "driftwatch".into())
+}
+
+#[cfg(unix)]
+async fn handle_signals(shared: Arc<Shared>, stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for signals");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                // Errors are logged inside; the old rules keep running.
+                let _ = reload(&shared).await;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stop requested");
+    let _ = stop.send(true);
+}
+
+#[cfg(not(unix))]
+async fn handle_signals(_shared: Arc<Shared>, stop: watch::Sender<bool>) {
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop.send(true);
+}
+
+/// Reloads config, calendar, rules and templates from the config file in force. On success the
+/// new rules are swapped in and every case re-planned; on failure nothing changes and every
+/// problem is logged with its `file:line:column`. Returns the number of cases re-planned.
+pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
+    let _one_at_a_time = shared.reloading.lock().await;
+    let old = shared.service.config();
+    let refused = |problems: Vec<String>| {
+        for p in &problems {
+            tracing::error!(problem = p.as_str(), "reload refused");
+        }
+        tracing::error!(
+            problems = problems.len(),
+            "reload refused; the previous rules keep running"
+        );
+        ReloadError { problems }
+    };
+    let config = Config::load(&old.path)
+        .map_err(|d| refused(d.0.iter().map(ToString::to_string).collect()))?;
+    let courier = Courier::from_config(&config).map_err(|e| refused(vec![e.to_string()]))?;
+    if config.database_url != old.database_url || config.api.listen != old.api.listen {
+        tracing::warn!("database and api.listen changes take effect at the next restart");
+    }
+    let rules = config.rules.rules.len();
+    shared.service.replace_config(config);
+    match shared.courier.write() {
+        Ok(mut c) => *c = Arc::new(courier),
+        Err(poisoned) => *poisoned.into_inner() = Arc::new(courier),
+    }
+    match shared.service.replan_all().await {
+        Ok(cases) => {
+            tracing::info!(rules, cases, "rules reloaded and every case re-planned");
+            Ok(cases)
+        }
+        Err(e) => {
+            // The new rules are in force; cases not re-planned now are re-planned with their
+            // next event or the nightly re-plan.
+            tracing::error!(error = %e, "rules reloaded, but re-planning failed part-way");
+            Err(ReloadError {
+                problems: vec![format!("re-planning failed: {e}")],
+            })
+        }
+    }
+}
+
+/// The jobs that run by the calendar rather than by the outbox, in Europe/London time:
+/// - 06:00 daily: warn when the bank-holiday data runs out within a year;
+/// - 02:30 daily: re-plan every case (a safety net: obligation states and anything a missed
+///   wake-up left behind), and report dead notifications.
+///
+/// Deadlines are never kept here: they live in the store, so a restart loses nothing.
+async fn periodic_jobs(shared: &Arc<Shared>) -> Result<JobScheduler, DaemonError> {
+    let cron = JobScheduler::new().await?;
+    let s = Arc::clone(shared);
+    cron.add(Job::new_async_tz(
+        "0 0 6 * * *",
+        chrono_tz::Europe::London,
+        move |_, _| {
+            let s = Arc::clone(&s);
+            Box::pin(async move { check_bank_holidays(&s) })
+        },
+    )?)
+    .await?;
+    let s = Arc::clone(shared);
+    cron.add(Job::new_async_tz(
+        "0 30 2 * * *",
+        chrono_tz::Europe::London,
+        move |_, _| {
+            let s = Arc::clone(&s);
+            Box::pin(async move { housekeeping(&s).await })
+        },
+    )?)
+    .await?;
+    cron.start().await?;
+    check_bank_holidays(shared);
+    Ok(cron)
+}
+
+fn check_bank_holidays(shared: &Shared) {
+    let config = shared.service.config();
+    let today = crate::localtime::date_of(shared.service.now());
+    let until = config.calendar.published_until();
+    if until
+        < today
+            .checked_add_months(chrono::Months::new(12))
+            .unwrap_or(today)
+    {
+        tracing::warn!(
+            file = %config.bank_holidays_path.display(),
+            published_until = %until,
+            "the bank-holiday data runs out within a year; later years use projected holidays. \
+             Replace it with the government's latest bank-holidays.json and reload"
+        );
+    }
+}
+
+async fn housekeeping(shared: &Shared) {
+    match shared.service.replan_all().await {
+        Ok(cases) => tracing::info!(cases, "nightly re-plan done"),
+        Err(e) => tracing::error!(error = %e, "nightly re-plan failed"),
+    }
+    let filter = crate::store::NotificationFilter {
+        state: Some("dead".into()),
+        case: None,
+        limit: 10_000,
+    };
+    match shared.service.store().notifications(&filter).await {
+        Ok(dead) if !dead.is_empty() => tracing::warn!(
+            dead = dead.len(),
+            "notifications are dead; see GET /v1/notifications?state=dead and retry them once fixed"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot count dead notifications"),
+    }
+}

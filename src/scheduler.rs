@@ -1,0 +1,250 @@
+//! The scheduler: one loop that sleeps until the next thing is due, or until new work wakes it,
+//! then re-plans the cases whose plans changed with time and delivers what is due, oldest first.
+//!
+//! Not a poll: each round asks the store for what is due now and for the next moment anything
+//! is due, both through indexes, so a round costs what is due, not what is stored. Notifications
+//! that fell due while the daemon was down are simply due at start-up and go first. Owns claiming,
+//! recording outcomes and retry timing; must not plan (the service does) or build messages (the
+//! courier does).
+
+use crate::clock::Clock;
+use crate::notify::retry::RetryPolicy;
+use crate::notify::{Courier, Outcome};
+use crate::service::Service;
+use crate::store::{Claimed, StoreError};
+use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// Notifications claimed per round.
+const BATCH: i64 = 64;
+
+/// The courier in force; a reload swaps it.
+pub type CourierSlot = RwLock<Arc<Courier>>;
+
+pub fn courier_of(slot: &CourierSlot) -> Arc<Courier> {
+    match slot.read() {
+        Ok(c) => Arc::clone(&c),
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    }
+}
+
+pub struct Scheduler {
+    pub service: Arc<Service>,
+    pub courier: Arc<CourierSlot>,
+    /// Names this daemon in claims, so a second daemon's claims are told apart.
+    pub owner: String,
+    pub progress: Arc<Progress>,
+}
+
+/// How far the scheduler has got, so whoever moves a manual clock can wait until the scheduler
+/// has caught up with the new time, without sleeping.
+#[derive(Debug)]
+pub struct Progress {
+    started: AtomicU64,
+    /// The number of the latest round that found nothing left to do.
+    settled: watch::Sender<u64>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            started: AtomicU64::new(0),
+            settled: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Progress {
+    /// Resolves once a round that started after this call has found nothing left to do. The
+    /// caller moves the clock first and wakes the scheduler after calling this.
+    pub fn caught_up(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let after = self.started.load(Ordering::SeqCst);
+        let mut rx = self.settled.subscribe();
+        async move {
+            // Err only if the scheduler is gone, and then there is nothing to wait for.
+            let _ = rx.wait_for(|settled| *settled > after).await;
+        }
+    }
+}
+
+impl Scheduler {
+    /// Runs until `stop` turns true; a round in progress (and every delivery in it) finishes
+    /// first.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let clock = self.service.clock().clone();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let round = self.progress.started.fetch_add(1, Ordering::SeqCst) + 1;
+            let now = clock.now();
+            match self.round(now).await {
+                Ok(true) => continue,
+                Ok(false) => {
+                    self.progress.settled.send_replace(round);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler: the store failed; trying again in 5 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            }
+            let next = match self.service.store().next_wake().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler: cannot read the next due time");
+                    Some(now + chrono::Duration::seconds(5))
+                }
+            };
+            tokio::select! {
+                _ = sleep_until(&clock, next) => {}
+                _ = self.service.woken() => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    /// Re-plans cases due by `now`, then claims and delivers one batch. `true` if there was
+    /// anything to do (so the loop looks again at once).
+    async fn round(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let replanned = self.service.replan_due().await?;
+        if replanned > 0 {
+            tracing::debug!(
+                cases = replanned,
+                "re-planned cases whose plans changed with time"
+            );
+        }
+        let config = self.service.config();
+        let lease =
+            chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
+        let claimed = self
+            .service
+            .store()
+            .claim(&self.owner, now, now + lease, BATCH)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(replanned > 0);
+        }
+        let courier = courier_of(&self.courier);
+        let policy = RetryPolicy::from_config(&config.delivery);
+        let permits = Arc::new(Semaphore::new(config.delivery.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        for c in claimed {
+            let (service, courier, config, permits) = (
+                Arc::clone(&self.service),
+                Arc::clone(&courier),
+                Arc::clone(&config),
+                Arc::clone(&permits),
+            );
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let outcome = courier.deliver(&config, &c, service.now()).await;
+                record(&service, &policy, &c, outcome).await
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    // The outcome could not be recorded; the claim's lease runs out and the
+                    // notification goes again under the same key.
+                    tracing::error!(error = %e, "could not record a delivery");
+                }
+                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+        Ok(true)
+    }
+}
+
+async fn sleep_until(clock: &Clock, next: Option<DateTime<Utc>>) {
+    match next {
+        Some(t) => clock.sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes what became of an attempt to the outbox and the log (keys, case references and rule
+/// ids only; never addresses or text).
+async fn record(
+    service: &Service,
+    policy: &RetryPolicy,
+    c: &Claimed,
+    outcome: Outcome,
+) -> Result<(), StoreError> {
+    let store = service.store();
+    let now = service.now();
+    let n = &c.notification;
+    let channel = n.recipient.label();
+    match outcome {
+        Outcome::Delivered => {
+            store.mark_sent(&c.key, now).await?;
+            tracing::info!(
+                key = c.key.as_str(),
+                case = c.case.as_str(),
+                rule = n.rule.as_str(),
+                to = channel.as_str(),
+                step = n.step.as_str(),
+                late = n.late,
+                "notification sent"
+            );
+        }
+        Outcome::Retry { reason, after } => {
+            let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
+            match policy.next_attempt(&c.key, attempts, now, after) {
+                Some(at) => {
+                    store.mark_retry(&c.key, at, &reason, now).await?;
+                    tracing::warn!(
+                        key = c.key.as_str(),
+                        case = c.case.as_str(),
+                        rule = n.rule.as_str(),
+                        to = channel.as_str(),
+                        attempts,
+                        retry_at = %at,
+                        reason = reason.as_str(),
+                        "delivery failed; will try again"
+                    );
+                }
+                None => {
+                    dead(
+                        service,
+                        c,
+                        &channel,
+                        &format!("{reason} (after {attempts} attempts)"),
+                        now,
+                    )
+                    .await?
+                }
+            }
+        }
+        Outcome::Failed { reason } => dead(service, c, &channel, &reason, now).await?,
+    }
+    Ok(())
+}
+
+async fn dead(
+    service: &Service,
+    c: &Claimed,
+    channel: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    service.store().mark_dead(&c.key, reason, now).await?;
+    tracing::error!(
+        key = c.key.as_str(),
+        case = c.case.as_str(),
+        rule = c.notification.rule.as_str(),
+        to = channel,
+        reason,
+        "notification is dead: it will not be tried again until retried through the API"
+    );
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! The service: what happens when an event arrives or time passes. The event is stored, its
+//! case re-planned, and the case's obligations and outbox brought in step with the new plan, all
+//! in one transaction, so the store never holds an event without its consequences.
+//!
+//! Owns the configuration in force (swapped whole on reload) and the translation from the
+//! planner's output to the store's rows ([`case_write`], pure). Must not deliver anything or speak
+//! HTTP; the scheduler and the API call in.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::event::{Event, EventError};
+use crate::planner::{
+    CasePlan, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
+};
+use crate::store::{
+    CaseWrite, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use tokio::sync::Notify;
+
+/// How many cases one pass of re-planning reads at a time.
+const REPLAN_BATCH: i64 = 200;
+
+pub struct Service {
+    store: Store,
+    config: RwLock<Arc<Config>>,
+    clock: Clock,
+    wake: Notify,
+}
+
+/// What became of one posted event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Accepted {
+    pub id: String,
+    /// `stored`, or `duplicate` when an event with this id was already stored (nothing changed).
+    pub status: &'static str,
+}
+
+impl Service {
+    pub fn new(store: Store, config: Config, clock: Clock) -> Service {
+        Service {
+            store,
+            config: RwLock::new(Arc::new(config)),
+            clock,
+            wake: Notify::new(),
+        }
+    }
+
+    /// The configuration in force; a reload swaps it without disturbing holders of the old one.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn replace_config(&self, config: Config) {
+        let new = Arc::new(config);
+        match self.config.write() {
+            Ok(mut c) => *c = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Tells the scheduler there may be new work (a permit is kept if it is busy).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Checks a batch of posted events, envelope and vocabulary; the first bad one is reported
+    /// with its index when it has no id.
+    pub fn check(&self, values: &[Value]) -> Result<Vec<Event>, EventError> {
+        let config = self.config();
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let event = Event::from_value(v, &format!("#{i}"))?;
+                config.rules.vocabulary.validate(&event)?;
+                Ok(event)
+            })
+            .collect()
+    }
+
+    /// Stores events and re-plans their cases in one transaction: when this returns `Ok`, the
+    /// events and their consequences are on disk.
+    pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, StoreError> {
+        let config = self.config();
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let mut accepted = Vec::with_capacity(events.len());
+        let mut cases = BTreeSet::new();
+        for event in events {
+            let stored = tx.append(event, now).await?;
+            if stored {
+                cases.insert(event.case.as_str());
+            }
+            accepted.push(Accepted {
+                id: event.id.clone(),
+                status: if stored { "stored" } else { "duplicate" },
+            });
+        }
+        // In case order, so two daemons taking case locks never wait on each other in a cycle.
+        for case in cases {
+            replan(&mut tx, &config, case, now).await?;
+        }
+        tx.commit().await?;
+        self.wake();
+        Ok(accepted)
+    }
+
+    /// Re-plans every case whose plan changes by now (a derived event falls due). Returns how
+    /// many were re-planned.
+    pub async fn replan_due(&self) -> Result<usize, StoreError> {
+        let now = self.now();
+        let config = self.config();
+        let mut done = HashSet::new();
+        loop {
+            let due = self.store.cases_due(now, REPLAN_BATCH).await?;
+            let fresh: Vec<String> = due.into_iter().filter(|c| !done.contains(c)).collect();
+            if fresh.is_empty() {
+                return Ok(done.len());
+            }
+            for case in fresh {
+                let mut tx = self.store.begin().await?;
+                replan(&mut tx, &config, &case, now).await?;
+                tx.commit().await?;
+                done.insert(case);
+            }
+        }
+    }
+
+    /// Re-plans every case with the rules in force (after a reload).
+    pub async fn replan_all(&self) -> Result<usize, StoreError> {
+        let now = self.now();
+        let config = self.config();
+        let mut after = String::new();
+        let mut count = 0;
+        loop {
+            let cases = self.store.cases_after(&after, REPLAN_BATCH).await?;
+            let Some(last) = cases.last() else {
+                self.wake();
+                return Ok(count);
+            };
+            after = last.clone();
+            for case in &cases {
+                let mut tx = self.store.begin().await?;
+                replan(&mut tx, &config, case, now).await?;
+                tx.commit().await?;
+                count += 1;
+            }
+        }
+    }
+
+    /// The planner's view of a case from its stored events, or `None` for an unknown case.
+    pub async fn case_plan(&self, case: &str) -> Result<Option<CasePlan>, StoreError> {
+        let events = self.store.case_events(case).await?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let config = self.config();
+        Ok(Some(Planner::from_config(&config).plan_case(
+            case,
+            &events,
+            self.now(),
+        )))
+    }
+}
+
+async fn replan(
+    tx: &mut Tx,
+    config: &Config,
+    case: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.lock_case(case, now).await?;
+    let events = tx.case_events(case).await?;
+    let plan = Planner::from_config(config).plan_case(case, &events, now);
+    for problem in &plan.problems {
+        // Planner problems never hold event values, only ids, rule names and roles.
+        tracing::warn!(case, problem = problem.as_str(), "planning problem");
+    }
+    let pending = tx.pending_keys(case).await?;
+    tx.write_plan(&case_write(&plan, &events, &pending)).await
+}
+
+/// What the store keeps of a plan: its obligations and who is told of them, the outbox rows it
+/// wants (pending, or superseded for the record), the pending rows it no longer wants, and when
+/// the case must be planned again. Pure.
+pub fn case_write(plan: &CasePlan, events: &[Event], pending: &[String]) -> CaseWrite {
+    let data_of: HashMap<&str, &Map<String, Value>> = events
+        .iter()
+        .chain(&plan.derived_events)
+        .map(|e| (e.id.as_str(), &e.data))
+        .collect();
+    let closed: HashSet<&str> = plan
+        .obligations
+        .iter()
+        .filter(|o| !matches!(o.state, ObligationState::Open | ObligationState::Overdue))
+        .map(|o| o.id.as_str())
+        .collect();
+    let mut outbox = Vec::new();
+    let mut wanted = HashSet::new();
+    for n in &plan.notifications {
+        // A reminder or escalation not yet sent for an obligation already met or cancelled (the
+        // daemon was down at its time) would only confuse: it is recorded, not sent.
+        let stale = matches!(
+            n.kind,
+            NotificationKind::Reminder | NotificationKind::Escalation
+        ) && n.obligation.as_deref().is_some_and(|o| closed.contains(o));
+        let state = match n.status {
+            NotificationStatus::Scheduled | NotificationStatus::Due if !stale => {
+                wanted.insert(n.idempotency_key.as_str());
+                PlannedState::Pending
+            }
+            _ => PlannedState::Superseded,
+        };
+        let data = data_of.get(n.event.as_str()).copied();
+        outbox.push(OutboxWrite {
+            key: n.idempotency_key.clone(),
+            rule: n.rule.clone(),
+            channel: match n.recipient {
+                Target::Email { .. } => "email",
+                Target::Webhook { .. } => "webhook",
+            },
+            send_at: n.send_at,
+            state,
+            notification: to_json(n),
+            data: data.map_or_else(|| "{}".to_string(), to_json),
+        });
+    }
+    let retire = pending
+        .iter()
+        .filter(|k| !wanted.contains(k.as_str()))
+        .cloned()
+        .collect();
+
+    let obligations = plan
+        .obligations
+        .iter()
+        .map(|o| ObligationWrite {
+            id: o.id.clone(),
+            rule: o.rule.clone(),
+            state: match o.state {
+                ObligationState::Open | ObligationState::Overdue => "open",
+                ObligationState::Met => "met",
+                ObligationState::MetLate => "met_late",
+                ObligationState::Cancelled => "cancelled",
+            },
+            deadline: o.deadline,
+            body: to_json(o),
+        })
+        .collect();
+    let mut people = BTreeSet::new();
+    for n in &plan.notifications {
+        if let (Some(obligation), Target::Email { role, email, .. }) = (&n.obligation, &n.recipient)
+        {
+            people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
+        }
+    }
+    let replan_at = plan
+        .upcoming_events
+        .iter()
+        .map(|u| u.at)
+        .chain(events.iter().map(|e| e.at))
+        .filter(|t| *t > plan.now)
+        .min();
+    CaseWrite {
+        case: plan.case.clone(),
+        planned_at: plan.now,
+        replan_at,
+        obligations,
+        people: people
+            .into_iter()
+            .map(|(o, role, email)| (o, Person { role, email }))
+            .collect(),
+        outbox,
+        retire,
+    }
+}
+
+/// Serialises one of the planner's shapes. They hold only strings, numbers and dates, so this
+/// cannot fail in practice; an empty object is stored if it ever did.
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}

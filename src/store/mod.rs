@@ -1,0 +1,618 @@
+//! The store: the append-only event log, the obligations and the notification outbox derived
+//! from it, in SQLite (the embedded default) or PostgreSQL (for more than one daemon).
+//!
+//! Owns the SQL, the migrations and transactions. One implementation serves both databases
+//! through sqlx's `Any` driver: every statement is portable (`$N` parameters, `ON CONFLICT`,
+//! `RETURNING`), except the claim, which adds `FOR UPDATE SKIP LOCKED` on PostgreSQL, and the case
+//! lock, which SQLite does not need (it has one writer). Times are stored as milliseconds since
+//! the epoch, JSON as text. Must not plan, render or deliver: the service passes in what the
+//! planner decided.
+
+mod rows;
+
+pub use rows::*;
+
+use crate::event::Event;
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the stored {what} is not valid JSON: {source}")]
+    Corrupt {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("`{0}` is not a database URL driftwatch knows (use sqlite:PATH or postgres://...)")]
+    Url(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+impl Store {
+    /// Connects, creating a SQLite file (and its folder) on first start, and runs the
+    /// migrations shipped in the binary.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            // Only the scheme: a URL may carry a password.
+            let scheme = url.split(':').next().unwrap_or_default();
+            return Err(StoreError::Url(format!("{scheme}:...")));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Sqlite => {
+                create_sqlite_folder(url)?;
+                // One connection: SQLite has one writer, and a single connection never meets
+                // SQLITE_BUSY on upgrading a read transaction. WAL and synchronous=FULL make a
+                // commit durable before the API answers.
+                options
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(10).connect(url).await?,
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx {
+            tx: self.pool.begin().await?,
+            backend: self.backend,
+        })
+    }
+
+    /// The database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn count_events(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Every event of a case, oldest first.
+    pub async fn case_events(&self, case: &str) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query("SELECT body FROM events WHERE case_ref = $1 ORDER BY at, id")
+            .bind(case)
+            .fetch_all(&self.pool)
+            .await?;
+        events_of(rows)
+    }
+
+    /// Every case reference, in order, from `after` on, at most `limit`: for re-planning all.
+    pub async fn cases_after(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_ref FROM cases WHERE case_ref > $1 ORDER BY case_ref LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("case_ref")?))
+            .collect::<Result<_, StoreError>>()
+    }
+
+    /// Cases whose plan changes by `now` (a derived or future-dated event falls due).
+    pub async fn cases_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_ref FROM cases WHERE replan_at <= $1 ORDER BY replan_at LIMIT $2",
+        )
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("case_ref")?))
+            .collect::<Result<_, StoreError>>()
+    }
+
+    /// The earliest moment something needs doing: a notification to (re)try, a lease to expire,
+    /// a case to re-plan. Both lookups use an index, so this costs the same however much is
+    /// stored.
+    pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let outbox: Option<i64> = sqlx::query(
+            "SELECT MIN(attempt_at) AS t FROM outbox WHERE state IN ('pending', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("t")?;
+        let cases: Option<i64> =
+            sqlx::query("SELECT MIN(replan_at) AS t FROM cases WHERE replan_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("t")?;
+        Ok(outbox.into_iter().chain(cases).min().map(time))
+    }
+
+    /// Claims up to `limit` notifications due by `now` for `owner`, until `lease_until`; a
+    /// claim whose lease ran out (its daemon died mid-send) is claimed again. On PostgreSQL two
+    /// daemons never claim the same row (`FOR UPDATE SKIP LOCKED`).
+    pub async fn claim(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => CLAIM_SQL.replace("{lock}", ""),
+            Backend::Postgres => CLAIM_SQL.replace("{lock}", "FOR UPDATE SKIP LOCKED"),
+        };
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                Ok(Claimed {
+                    key: r.try_get("key")?,
+                    case: r.try_get("case_ref")?,
+                    attempts: r.try_get("attempts")?,
+                    notification: json("notification", &r.try_get::<String, _>("notification")?)?,
+                    data: json("notification data", &r.try_get::<String, _>("data")?)?,
+                })
+            })
+            .collect::<Result<Vec<Claimed>, StoreError>>()?;
+        claimed.sort_by(|a, b| {
+            (a.notification.send_at, &a.key).cmp(&(b.notification.send_at, &b.key))
+        });
+        Ok(claimed)
+    }
+
+    /// Puts back every claim at once: on SQLite, where only one daemon runs, a claim left at
+    /// start-up was cut short by a crash and is sent again now rather than when its lease ends.
+    pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, updated_at = $1 \
+             WHERE state = 'sending'",
+        )
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn mark_sent(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, last_error = NULL, \
+             updated_at = $2 WHERE key = $1 AND state = 'sending'",
+        )
+        .bind(key)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Back to pending until `retry_at`; `error` says why (no personal data).
+    pub async fn mark_retry(
+        &self,
+        key: &str,
+        retry_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempt_at = $2, last_error = $3, \
+             claimed_by = NULL, updated_at = $4 WHERE key = $1 AND state = 'sending'",
+        )
+        .bind(key)
+        .bind(ms(retry_at))
+        .bind(error)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_dead(
+        &self,
+        key: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'dead', last_error = $2, claimed_by = NULL, updated_at = $3 \
+             WHERE key = $1 AND state = 'sending'",
+        )
+        .bind(key)
+        .bind(error)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A dead notification goes again at once, with a fresh count of attempts.
+    pub async fn retry_dead(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempt_at = $2, attempts = 0, updated_at = $2 \
+             WHERE key = $1 AND state = 'dead'",
+        )
+        .bind(key)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The outbox, filtered, oldest first.
+    pub async fn notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut sql = String::from(
+            "SELECT key, case_ref, rule, channel, send_at, state, attempts, last_error, sent_at, \
+             notification FROM outbox WHERE 1 = 1",
+        );
+        let mut binds: Vec<String> = Vec::new();
+        for (column, value) in [("state", &filter.state), ("case_ref", &filter.case)] {
+            if let Some(value) = value {
+                let p = param(&mut binds, value);
+                sql.push_str(&format!(" AND {column} = {p}"));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY send_at, key LIMIT {}",
+            filter.limit.clamp(1, 10_000)
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for b in &binds {
+            query = query.bind(b.clone());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(OutboxEntry::from_row).collect()
+    }
+
+    /// Obligations that are open at `now` (or in the filter's state), with who is told of them.
+    pub async fn obligations(
+        &self,
+        filter: &ObligationFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoredObligation>, StoreError> {
+        let mut sql = String::from(
+            "SELECT o.case_ref, o.id, o.deadline, o.state, o.body FROM obligations o WHERE 1 = 1",
+        );
+        let mut binds: Vec<String> = Vec::new();
+        match filter.state {
+            ObligationQueryState::Outstanding => sql.push_str(" AND o.state = 'open'"),
+            ObligationQueryState::Open => sql.push_str(&format!(
+                " AND o.state = 'open' AND o.deadline > {}",
+                ms(now)
+            )),
+            ObligationQueryState::Overdue => sql.push_str(&format!(
+                " AND o.state = 'open' AND o.deadline <= {}",
+                ms(now)
+            )),
+            ObligationQueryState::Met => sql.push_str(" AND o.state = 'met'"),
+            ObligationQueryState::MetLate => sql.push_str(" AND o.state = 'met_late'"),
+            ObligationQueryState::Cancelled => sql.push_str(" AND o.state = 'cancelled'"),
+        }
+        if let Some(rule) = &filter.rule {
+            let p = param(&mut binds, rule);
+            sql.push_str(&format!(" AND o.rule = {p}"));
+        }
+        if let Some(case) = &filter.case {
+            let p = param(&mut binds, case);
+            sql.push_str(&format!(" AND o.case_ref = {p}"));
+        }
+        if filter.role.is_some() || filter.email.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM obligation_people p WHERE p.case_ref = o.case_ref \
+                 AND p.obligation = o.id",
+            );
+            if let Some(role) = &filter.role {
+                let p = param(&mut binds, role);
+                sql.push_str(&format!(" AND p.role = {p}"));
+            }
+            if let Some(email) = &filter.email {
+                let p = param(&mut binds, &email.to_lowercase());
+                sql.push_str(&format!(" AND p.email = {p}"));
+            }
+            sql.push(')');
+        }
+        sql.push_str(&format!(
+            " ORDER BY o.deadline, o.case_ref, o.id LIMIT {}",
+            filter.limit.clamp(1, 10_000)
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for b in &binds {
+            query = query.bind(b.clone());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let case: String = r.try_get("case_ref")?;
+            let id: String = r.try_get("id")?;
+            let people = sqlx::query(
+                "SELECT role, email FROM obligation_people WHERE case_ref = $1 AND obligation = $2 \
+                 ORDER BY role, email",
+            )
+            .bind(&case)
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|p| {
+                Ok(Person {
+                    role: p.try_get("role")?,
+                    email: p.try_get("email")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            found.push(StoredObligation {
+                case,
+                deadline: time(r.try_get("deadline")?),
+                open: r.try_get::<String, _>("state")? == "open",
+                body: json("obligation", &r.try_get::<String, _>("body")?)?,
+                people,
+            });
+        }
+        Ok(found)
+    }
+}
+
+/// Adds a bound value to a query being built and returns its placeholder (`$N`).
+fn param(binds: &mut Vec<String>, value: &str) -> String {
+    binds.push(value.to_string());
+    format!("${}", binds.len())
+}
+
+const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, attempt_at = $2, \
+     attempts = attempts + 1, updated_at = $3 \
+     WHERE key IN (SELECT key FROM outbox WHERE state IN ('pending', 'sending') \
+     AND attempt_at <= $3 ORDER BY attempt_at, key LIMIT $4 {lock}) \
+     RETURNING key, case_ref, attempts, notification, data";
+
+fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match std::path::Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn events_of(rows: Vec<AnyRow>) -> Result<Vec<Event>, StoreError> {
+    rows.iter()
+        .map(|r| json("event", &r.try_get::<String, _>("body")?))
+        .collect()
+}
+
+/// One transaction: events appended and the plans they change written together, or nothing.
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Appends an event; `false` if an event with its id is already stored (it changes nothing).
+    pub async fn append(
+        &mut self,
+        event: &Event,
+        received_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(event).map_err(|source| StoreError::Corrupt {
+            what: "event",
+            source,
+        })?;
+        let done = sqlx::query(
+            "INSERT INTO events (id, case_ref, type, at, received_at, body) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&event.case)
+        .bind(&event.kind)
+        .bind(ms(event.at))
+        .bind(ms(received_at))
+        .bind(body)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes the case for this transaction, so two daemons never plan one case at once.
+    pub async fn lock_case(&mut self, case: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cases (case_ref, planned_at) VALUES ($1, $2) ON CONFLICT (case_ref) DO NOTHING",
+        )
+        .bind(case)
+        .bind(ms(now))
+        .execute(&mut *self.tx)
+        .await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT case_ref FROM cases WHERE case_ref = $1 FOR UPDATE")
+                .bind(case)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn case_events(&mut self, case: &str) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query("SELECT body FROM events WHERE case_ref = $1 ORDER BY at, id")
+            .bind(case)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        events_of(rows)
+    }
+
+    /// The case's outbox keys that are still waiting to go.
+    pub async fn pending_keys(&mut self, case: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT key FROM outbox WHERE case_ref = $1 AND state = 'pending'")
+            .bind(case)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("key")?))
+            .collect::<Result<_, StoreError>>()
+    }
+
+    /// Writes a case's new plan: its obligations and their people replaced, outbox rows added or
+    /// updated (never one already sent, being sent or dead), rows no longer planned retired.
+    pub async fn write_plan(&mut self, plan: &CaseWrite) -> Result<(), StoreError> {
+        let case = plan.case.as_str();
+        let now = ms(plan.planned_at);
+        for table in ["obligations", "obligation_people"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE case_ref = $1"
+            )))
+            .bind(case)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for o in &plan.obligations {
+            sqlx::query(
+                "INSERT INTO obligations (case_ref, id, rule, state, deadline, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(case)
+            .bind(&o.id)
+            .bind(&o.rule)
+            .bind(o.state)
+            .bind(ms(o.deadline))
+            .bind(&o.body)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for (obligation, person) in &plan.people {
+            sqlx::query(
+                "INSERT INTO obligation_people (case_ref, obligation, role, email) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(case)
+            .bind(obligation)
+            .bind(&person.role)
+            .bind(person.email.to_lowercase())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for n in &plan.outbox {
+            sqlx::query(
+                "INSERT INTO outbox (key, case_ref, rule, channel, send_at, state, attempt_at, \
+                 notification, data, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8, $9) \
+                 ON CONFLICT (key) DO UPDATE SET send_at = excluded.send_at, \
+                 state = excluded.state, notification = excluded.notification, \
+                 data = excluded.data, updated_at = excluded.updated_at, \
+                 attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
+                 THEN outbox.attempt_at ELSE excluded.attempt_at END \
+                 WHERE outbox.state IN ('pending', 'cancelled', 'superseded')",
+            )
+            .bind(&n.key)
+            .bind(case)
+            .bind(&n.rule)
+            .bind(n.channel)
+            .bind(ms(n.send_at))
+            .bind(n.state.as_str())
+            .bind(&n.notification)
+            .bind(&n.data)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for key in &plan.retire {
+            sqlx::query(
+                "UPDATE outbox SET state = 'cancelled', updated_at = $2 \
+                 WHERE key = $1 AND state = 'pending'",
+            )
+            .bind(key)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        sqlx::query("UPDATE cases SET planned_at = $2, replan_at = $3 WHERE case_ref = $1")
+            .bind(case)
+            .bind(now)
+            .bind(plan.replan_at.map(ms))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! What goes into the store and comes out of it, in the domain's words.
+
+use super::{StoreError, json, time};
+use crate::planner::Notification;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A notification claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub key: String,
+    pub case: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub notification: Notification,
+    /// The data of the event behind it, for its template.
+    pub data: Map<String, Value>,
+}
+
+/// A case's plan as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct CaseWrite {
+    pub case: String,
+    pub planned_at: DateTime<Utc>,
+    /// When the plan changes next without a new event (a derived or future-dated event).
+    pub replan_at: Option<DateTime<Utc>>,
+    pub obligations: Vec<ObligationWrite>,
+    /// (obligation id, person told about it).
+    pub people: Vec<(String, Person)>,
+    pub outbox: Vec<OutboxWrite>,
+    /// Pending outbox keys no longer in the plan: cancelled.
+    pub retire: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObligationWrite {
+    pub id: String,
+    pub rule: String,
+    /// `open`, `met`, `met_late` or `cancelled`.
+    pub state: &'static str,
+    pub deadline: DateTime<Utc>,
+    /// The planner's obligation as JSON.
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxWrite {
+    pub key: String,
+    pub rule: String,
+    pub channel: &'static str,
+    pub send_at: DateTime<Utc>,
+    pub state: PlannedState,
+    /// The planner's notification as JSON.
+    pub notification: String,
+    /// The data of the event behind it, as JSON.
+    pub data: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlannedState {
+    Pending,
+    /// A later step of the same ladder went instead; recorded, never sent.
+    Superseded,
+}
+
+impl PlannedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlannedState::Pending => "pending",
+            PlannedState::Superseded => "superseded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    pub role: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub state: Option<String>,
+    pub case: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObligationQueryState {
+    /// Open, overdue or not.
+    #[default]
+    Outstanding,
+    /// Open and not yet overdue.
+    Open,
+    Overdue,
+    Met,
+    MetLate,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ObligationFilter {
+    pub state: ObligationQueryState,
+    pub role: Option<String>,
+    pub email: Option<String>,
+    pub rule: Option<String>,
+    pub case: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredObligation {
+    pub case: String,
+    pub deadline: DateTime<Utc>,
+    /// Not met or cancelled when last planned.
+    pub open: bool,
+    /// The planner's obligation as JSON.
+    pub body: Value,
+    pub people: Vec<Person>,
+}
+
+/// One row of the outbox, for the API: what went, what is waiting, what died and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    pub idempotency_key: String,
+    pub case: String,
+    pub rule: String,
+    pub channel: String,
+    pub send_at: DateTime<Utc>,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub notification: Value,
+}
+
+impl OutboxEntry {
+    pub(super) fn from_row(r: &AnyRow) -> Result<OutboxEntry, StoreError> {
+        Ok(OutboxEntry {
+            idempotency_key: r.try_get("key")?,
+            case: r.try_get("case_ref")?,
+            rule: r.try_get("rule")?,
+            channel: r.try_get("channel")?,
+            send_at: time(r.try_get("send_at")?),
+            state: r.try_get("state")?,
+            attempts: r.try_get("attempts")?,
+            last_error: r.try_get("last_error")?,
+            sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(time),
+            notification: json("notification", &r.try_get::<String, _>("notification")?)?,
+        })
+    }
+}
