@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwatch::api::hex;
 use driftwatch::clock::Clock;
+use driftwatch::config::service::resolve_database_url;
 use driftwatch::config::{Config, DEFAULT_CONFIG};
 use driftwatch::daemon::{self, RunOptions};
 use driftwatch::event::{Event, numbered_json_lines};
@@ -179,7 +180,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(daemon::run(
                 config,
                 RunOptions {
-                    database_url,
+                    database_url: database_url.as_deref().map(from_command_line),
                     listen,
                     clock,
                 },
@@ -312,6 +313,12 @@ fn plan(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A database URL given on the command line or in the environment: SQLite paths are taken from
+/// the working directory, and the file is created on first use.
+fn from_command_line(url: &str) -> String {
+    resolve_database_url(url, Path::new("."))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -360,7 +367,10 @@ fn import(config: Config, file: &Path, database_url: Option<String>) -> Result<E
     };
     // Case by case, so each case is planned once per batch rather than once per event.
     events.sort_by(|a, b| (&a.case, a.at, &a.id).cmp(&(&b.case, b.at, &b.id)));
-    let url = database_url.unwrap_or_else(|| config.database_url.clone());
+    let url = database_url
+        .as_deref()
+        .map(from_command_line)
+        .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
         let store = Store::open(&url).await?;
         let service = Service::new(store, config, Clock::System);

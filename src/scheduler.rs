@@ -138,14 +138,15 @@ impl Scheduler {
         let permits = Arc::new(Semaphore::new(config.delivery.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         for c in claimed {
-            let (service, courier, config, permits) = (
+            // Taken here, in due order, so deliveries start oldest first.
+            let permit = Arc::clone(&permits).acquire_owned().await;
+            let (service, courier, config) = (
                 Arc::clone(&self.service),
                 Arc::clone(&courier),
                 Arc::clone(&config),
-                Arc::clone(&permits),
             );
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
+                let _permit = permit;
                 let outcome = courier.deliver(&config, &c, service.now()).await;
                 record(&service, &policy, &c, outcome).await
             });

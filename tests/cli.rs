@@ -261,3 +261,74 @@ fn a_reader_that_stops_early_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn import_loads_a_json_lines_file_once_and_a_bad_file_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("dw.db").display());
+    let example = root().join("examples/events.jsonl");
+    let example = example.to_str().unwrap();
+
+    // One bad line: reported with its line, nothing stored.
+    let bad = dir.path().join("bad.jsonl");
+    let mut text = std::fs::read_to_string(example).unwrap();
+    text.push_str(
+        r#"{"id":"ev-x","case":"C-1001","type":"review_held","at":"2027-03-01T10:00:00Z","data":{"review_id":"R2","held_at":"soon"}}"#,
+    );
+    std::fs::write(&bad, text).unwrap();
+    let (code, _, err) = driftwatch(&["import", bad.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.jsonl:line 14: event ev-x: data.held_at"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+
+    let (code, out, err) = driftwatch(&["import", example, "--database-url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("13 event(s) stored, 0 already stored, 1 case(s) planned"),
+        "{out}"
+    );
+    let (code, out, _) = driftwatch(&["import", example, "--database-url", &url]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("0 event(s) stored, 13 already stored"),
+        "{out}"
+    );
+}
+
+#[test]
+fn token_new_prints_a_token_and_the_hash_the_config_keeps() {
+    use sha2::{Digest, Sha256};
+    let (code, out, _) = driftwatch(&[
+        "token",
+        "new",
+        "--name",
+        "case-system",
+        "--scopes",
+        "ingest,read",
+    ]);
+    assert_eq!(code, 0);
+    let token = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("dw_"))
+        .expect("a token");
+    let hash: String = Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        out.contains(&format!(
+            "{{name: case-system, sha256: {hash}, scopes: [ingest, read]}}"
+        )),
+        "{out}"
+    );
+    let (code, _, err) = driftwatch(&["token", "new", "--name", "x", "--scopes", "everything"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`everything` is not ingest, read or admin"),
+        "{err}"
+    );
+}

@@ -19,6 +19,8 @@ pub enum Mailer {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
         server: String,
+        /// The longest one message's exchange with the server may take.
+        limit: Duration,
     },
     Spool {
         folder: PathBuf,
@@ -70,7 +72,11 @@ impl Mailer {
         Ok(Mailer::Smtp {
             transport: builder.build(),
             from,
-            server: format!("{}:{}", smtp.host, smtp.port.unwrap_or(0)),
+            server: match smtp.port {
+                Some(port) => format!("{}:{port}", smtp.host),
+                None => smtp.host.clone(),
+            },
+            limit: Duration::from_secs(smtp.timeout_seconds.saturating_mul(3)),
         })
     }
 
@@ -101,19 +107,30 @@ impl Mailer {
         };
         match self {
             Mailer::Spool { folder, .. } => spool(folder, key, &email.formatted()).await,
-            Mailer::Smtp { transport, .. } => {
-                let first = transport.send(email.clone()).await;
-                // A pooled connection the server closed while idle fails at once without an
-                // SMTP reply; one more try on a fresh connection is the cure (lettre #743).
-                let result = match first {
-                    Err(e) if e.status().is_none() && !e.is_permanent() => {
-                        transport.send(email).await
+            Mailer::Smtp {
+                transport, limit, ..
+            } => {
+                let exchange = async {
+                    let first = transport.send(email.clone()).await;
+                    // A pooled connection the server closed while idle fails at once without
+                    // an SMTP reply; one more try on a fresh connection is the cure (lettre #743).
+                    match first {
+                        Err(e) if e.status().is_none() && !e.is_permanent() => {
+                            transport.send(email).await
+                        }
+                        other => other,
                     }
-                    other => other,
                 };
-                match result {
-                    Ok(_) => Outcome::Delivered,
-                    Err(e) => smtp_outcome(&e),
+                // lettre's own timeout covers each read and write, but not every exchange (a
+                // server that stops answering after refusing a message held it for good): the
+                // whole exchange is bounded too.
+                match tokio::time::timeout(*limit, exchange).await {
+                    Ok(Ok(_)) => Outcome::Delivered,
+                    Ok(Err(e)) => smtp_outcome(&e),
+                    Err(_) => Outcome::Retry {
+                        reason: "the SMTP server did not answer in time".into(),
+                        after: None,
+                    },
                 }
             }
         }

@@ -1,0 +1,737 @@
+//! End-to-end tests of `driftwatch run`: the real binary on a free port with a temporary
+//! database and a manual clock, driven through its HTTP API, read back from a real SMTP server,
+//! a real webhook receiver and the `.eml` spool. No test sleeps waiting for a timer: moving the
+//! clock answers once the scheduler has handled everything due.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// Notifications in the spool addressed to `to` whose body names `rule`.
+fn spooled_for(setup: &Setup, to: &str, rule: &str) -> usize {
+    spooled(&setup.spool())
+        .iter()
+        .filter(|(_, m)| m.contains(&format!("<{to}>")) && m.contains(&format!("\"{rule}\"")))
+        .count()
+}
+
+#[tokio::test]
+async fn readme_example_events_become_eml_files_at_their_working_day_moments() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    let (status, body) = daemon.post_events(&example_events()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"].as_array().map(Vec::len), Some(13));
+
+    // Invitations: a reminder to the review administrators two working days before they are
+    // due (Friday 11 December, 09:00), then the invitations themselves on Tuesday the 15th.
+    daemon.clock("2026-12-11T08:59:00Z").await;
+    assert_eq!(
+        spooled_for(&setup, "reviews@council.example", "review_invitations"),
+        0
+    );
+    daemon.clock("2026-12-11T09:00:00Z").await;
+    assert_eq!(
+        spooled_for(&setup, "reviews@council.example", "review_invitations"),
+        1
+    );
+    daemon.clock("2026-12-15T08:59:59Z").await;
+    assert_eq!(
+        spooled_for(&setup, "parent.one@example.org", "review_invitations"),
+        0
+    );
+    daemon.clock("2026-12-15T09:00:00Z").await;
+    assert_eq!(
+        spooled_for(&setup, "parent.one@example.org", "review_invitations"),
+        1,
+        "{:?}",
+        spooled(&setup.spool())
+            .iter()
+            .map(|(_, m)| m.lines().take(4).collect::<Vec<_>>().join(" | "))
+            .collect::<Vec<_>>()
+    );
+
+    // A significant event on a Wednesday evening reaches the IRO at once (urgent), not the
+    // next morning.
+    daemon.clock("2027-02-10T19:29:00Z").await;
+    assert_eq!(
+        spooled_for(
+            &setup,
+            "ira.reviewer@council.example",
+            "significant_event_notice"
+        ),
+        0
+    );
+    daemon.clock("2027-02-10T19:30:00Z").await;
+    assert_eq!(
+        spooled_for(
+            &setup,
+            "ira.reviewer@council.example",
+            "significant_event_notice"
+        ),
+        1
+    );
+
+    // Every message went once, under its key, and the outbox agrees with the spool.
+    let sent = daemon.outbox("sent").await;
+    let files = spooled(&setup.spool());
+    assert_eq!(files.len(), sent.len());
+    for n in &sent {
+        let key = n["idempotency_key"].as_str().unwrap_or_default();
+        let (_, mail) = files
+            .iter()
+            .find(|(name, _)| name == &format!("{key}.eml"))
+            .unwrap_or_else(|| panic!("{key} was recorded as sent but not spooled"));
+        assert!(mail.contains(&format!("Message-ID: <{key}@council.example>")));
+        assert!(
+            mail.contains("C-1001"),
+            "messages name the case by reference"
+        );
+    }
+    // Nothing pending is already due.
+    for n in daemon.outbox("pending").await {
+        assert!(
+            n["send_at"].as_str().unwrap_or_default() > "2027-02-10T19:30:00Z",
+            "{n}"
+        );
+    }
+
+    let logs = daemon.logs();
+    assert!(logs.contains("notification sent"));
+    for private in [
+        "@",
+        "Sam Social",
+        "Ira Reviewer",
+        "Parent One",
+        "sibling contact",
+    ] {
+        assert!(
+            !logs.contains(private),
+            "the logs contain `{private}`:\n{logs}"
+        );
+    }
+    assert!(daemon.terminate().success(), "SIGTERM exits 0");
+}
+
+#[tokio::test]
+async fn email_goes_through_a_real_smtp_server_and_a_refusal_is_retried() {
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    let daemon = Daemon::start(&setup, "2027-02-10T19:00:00Z");
+    let events = example_events();
+    // The first message the server sees is refused with 451 (a passing failure).
+    mailbox.refuse_next(1);
+    let (status, _) = daemon.post_events(&events).await;
+    assert_eq!(status, 202);
+    daemon.clock("2027-02-10T19:30:00Z").await;
+
+    let notice_key = |d: &Value| -> Option<String> {
+        d["notifications"].as_array()?.iter().find_map(|n| {
+            (n["rule"] == "significant_event_notice")
+                .then(|| n["idempotency_key"].as_str().map(str::to_string))
+                .flatten()
+        })
+    };
+    let all = daemon.get("/v1/notifications?case=C-1001").await;
+    let key = notice_key(&all).expect("the significant event notice is in the outbox");
+    let row = all["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["idempotency_key"] == key.as_str())
+        .cloned()
+        .unwrap_or_default();
+
+    // Whether the refused message was the notice or a catch-up reminder, exactly one message
+    // waits for a retry with the server's answer recorded, and none is lost.
+    let pending_retry: Vec<Value> = daemon
+        .outbox("pending")
+        .await
+        .into_iter()
+        .filter(|n| n["attempts"] == 1)
+        .collect();
+    assert_eq!(pending_retry.len(), 1, "{pending_retry:?} / notice {row}");
+    assert_eq!(
+        pending_retry[0]["last_error"],
+        "the SMTP server answered 451"
+    );
+    let before = mailbox.mail().len();
+
+    // The retry comes within the configured backoff (at most 10 minutes for a second attempt).
+    daemon.clock("2027-02-10T19:40:00Z").await;
+    let mail = mailbox.mail();
+    assert_eq!(mail.len(), before + 1);
+    let retried = pending_retry[0]["idempotency_key"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        mail.iter()
+            .any(|m| m.message_id() == format!("<{retried}@council.example>"))
+    );
+    let notice = mail
+        .iter()
+        .find(|m| m.message_id() == format!("<{key}@council.example>"))
+        .expect("the notice reached the SMTP server");
+    assert_eq!(notice.to, vec!["ira.reviewer@council.example".to_string()]);
+    assert!(
+        notice
+            .header("Subject")
+            .unwrap_or_default()
+            .contains("C-1001")
+    );
+    // Every message once.
+    let mut ids: Vec<String> = mail.iter().map(Mail::message_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), mail.len(), "no message was sent twice");
+    assert_eq!(daemon.outbox("sent").await.len(), mail.len());
+}
+
+/// Rules that send significant-event notices to the `teams` webhook too.
+const WEBHOOK_RULE: &str = r#"
+rules:
+  - id: significant_event_webhook
+    title: Significant event posted to the IRO team's channel
+    source: "Test: a council's Teams channel"
+    on: significant_event
+    notice: {to: ["webhook:teams"], template: significant_event, urgent: true}
+"#;
+
+fn significant_event(case: &str, id: &str, at: &str) -> Value {
+    json!([
+        {"id": format!("{id}-start"), "case": case, "type": "child_looked_after", "at": "2027-01-04T10:00:00Z",
+         "data": {"start": "2027-01-04T10:00:00Z", "legal_basis": "s20", "date_of_birth": "2015-06-01"}},
+        {"id": id, "case": case, "type": "significant_event", "at": at,
+         "data": {"kind": "placement_disruption", "occurred_at": at}}
+    ])
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_after_a_500_and_dead_after_a_404() {
+    let receiver = Receiver::start().await;
+    let mut setup = Setup::new();
+    setup.webhook_url = Some(receiver.url.clone());
+    setup.extra_rules = Some(WEBHOOK_RULE.into());
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+
+    receiver.script(&[500]);
+    let (status, body) = daemon
+        .post_events(&significant_event("C-2001", "se-1", "2027-02-01T11:00:00Z"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    daemon.clock("2027-02-01T12:00:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].answered, 500);
+    assert!(hooks[0].signature_valid, "Standard Webhooks signature");
+    let pending = daemon.outbox("pending").await;
+    let retry = pending
+        .iter()
+        .find(|n| n["channel"] == "webhook")
+        .expect("the webhook waits for a retry");
+    assert_eq!(retry["last_error"], "the webhook answered HTTP 500");
+
+    daemon.clock("2027-02-01T12:10:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 2, "retried once the backoff passed");
+    assert_eq!(hooks[1].answered, 200);
+    assert_eq!(
+        hooks[0].id, hooks[1].id,
+        "the retry carries the same webhook-id"
+    );
+    assert!(hooks[1].signature_valid);
+    assert_eq!(hooks[1].body["case"]["reference"], "C-2001");
+    assert_eq!(hooks[1].body["rule"]["id"], "significant_event_webhook");
+    assert!(
+        daemon
+            .outbox("sent")
+            .await
+            .iter()
+            .any(|n| n["idempotency_key"] == hooks[0].id.as_str())
+    );
+
+    // A 404 is not retried: the notification is dead, visible through the API and the logs,
+    // until an admin retries it.
+    receiver.script(&[404]);
+    let (status, _) = daemon
+        .post_events(&significant_event("C-2002", "se-2", "2027-02-01T12:05:00Z"))
+        .await;
+    assert_eq!(status, 202);
+    daemon.clock("2027-02-01T12:10:00Z").await;
+    let dead = daemon.outbox("dead").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["last_error"], "the webhook answered HTTP 404");
+    assert!(daemon.logs().contains("notification is dead"));
+    daemon.clock("2027-02-02T12:00:00Z").await;
+    assert_eq!(
+        receiver.hooks().len(),
+        3,
+        "a dead notification is not retried by itself"
+    );
+
+    let key = dead[0]["idempotency_key"].as_str().unwrap_or_default();
+    let (status, _) = daemon
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/notifications/{key}/retry"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    daemon.clock("2027-02-02T12:00:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 4);
+    assert_eq!(hooks[3].id, key);
+    assert!(daemon.outbox("dead").await.is_empty());
+}
+
+#[tokio::test]
+async fn catch_up_after_a_restart_sends_what_fell_due_in_due_order() {
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    setup.delivery = "{concurrency: 1}".into();
+    let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    assert_eq!(daemon.post_events(&example_events()).await.0, 202);
+    daemon.clock("2026-12-04T12:00:00Z").await;
+    let before = mailbox.mail().len();
+    assert!(daemon.terminate().success());
+
+    // Down from Friday 4 to Friday 18 December; back up, it sends what fell due meanwhile.
+    let daemon = Daemon::start(&setup, "2026-12-18T12:00:00Z");
+    daemon.clock("2026-12-18T12:00:00Z").await;
+    let mail = mailbox.mail();
+    assert!(mail.len() > before, "something fell due while it was down");
+    let sent = daemon.outbox("sent").await;
+    assert_eq!(
+        sent.len(),
+        mail.len(),
+        "every sent row reached the server once"
+    );
+    // In due order: the catch-up messages arrived in the order of their send times.
+    let send_at = |m: &Mail| {
+        let id = m.message_id();
+        sent.iter()
+            .find(|n| {
+                format!(
+                    "<{}@council.example>",
+                    n["idempotency_key"].as_str().unwrap_or("")
+                ) == id
+            })
+            .and_then(|n| n["send_at"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let order: Vec<String> = mail[before..].iter().map(send_at).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert!(order.iter().all(|t| t.as_str() > "2026-12-04T12:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_kill_during_delivery_loses_nothing_and_sends_again_under_the_same_key() {
+    kill_during_delivery(Setup::new(), None, "2027-02-01T12:01:00Z").await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_postgres_a_killed_daemons_claim_is_taken_again_when_its_lease_runs_out() {
+    let mut setup = Setup::new();
+    setup.database_url = fresh_postgres().await;
+    // Another daemon may still hold claims on PostgreSQL, so nothing is released at start-up:
+    // the claim is taken again once its five-minute lease has run out.
+    kill_during_delivery(setup, Some("2027-02-01T12:04:00Z"), "2027-02-01T12:06:00Z").await;
+}
+
+/// Kills the daemon while a webhook is being delivered, restarts it at `restart_at`, and checks
+/// the webhook went again under the same id and is recorded as sent. At `too_early`, if given,
+/// nothing has been sent again yet.
+async fn kill_during_delivery(mut setup: Setup, too_early: Option<&str>, restart_at: &str) {
+    let receiver = Receiver::start().await;
+    setup.webhook_url = Some(receiver.url.clone());
+    setup.extra_rules = Some(WEBHOOK_RULE.into());
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+
+    // The receiver takes the request and never answers: the daemon is mid-send.
+    receiver.hang(true);
+    let arrived = receiver.arrived.notified();
+    assert_eq!(
+        daemon
+            .post_events(&significant_event("C-3001", "se-3", "2027-02-01T11:00:00Z"))
+            .await
+            .0,
+        202
+    );
+    arrived.await;
+    daemon.kill();
+    assert_eq!(receiver.hooks().len(), 1);
+
+    receiver.hang(false);
+    let daemon = Daemon::start(&setup, too_early.unwrap_or(restart_at));
+    if let Some(t) = too_early {
+        daemon.clock(t).await;
+        assert_eq!(receiver.hooks().len(), 1, "the claim still holds at {t}");
+    }
+    daemon.clock(restart_at).await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 2, "sent again after the restart");
+    assert_eq!(hooks[0].id, hooks[1].id, "under the same webhook-id");
+    assert_eq!(hooks[1].answered, 200);
+    let sent = daemon.outbox("sent").await;
+    assert!(
+        sent.iter()
+            .any(|n| n["idempotency_key"] == hooks[0].id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_api_rejects_bad_input_clearly_and_stores_nothing_of_a_rejected_batch() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let post = |token: Option<&'static str>, content_type: &'static str, body: Vec<u8>| {
+        daemon.request(
+            reqwest::Method::POST,
+            "/v1/events",
+            token,
+            Some((content_type, body)),
+        )
+    };
+    let good = significant_event("C-4001", "se-4", "2027-01-04T08:00:00Z");
+
+    let (status, _) = post(None, "application/json", good.to_string().into_bytes()).await;
+    assert_eq!(status, 401);
+    let (status, _) = post(
+        Some("wrong"),
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = post(
+        Some(READ_TOKEN),
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ingest")
+    );
+
+    let (status, body) = post(Some(TOKEN), "application/json", b"{\"id\": ".to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not JSON")
+    );
+
+    let big = vec![b' '; 70_000];
+    let (status, _) = post(Some(TOKEN), "application/json", big).await;
+    assert_eq!(status, 413);
+
+    // A batch with one bad event: 422 naming the event and field, and nothing stored.
+    let mut batch = good.clone();
+    if let Some(a) = batch.as_array_mut() {
+        a.push(json!({"id": "bad-1", "case": "C-4001", "type": "review_held",
+                      "at": "2027-01-04T08:00:00Z", "data": {"review_id": "R1", "held_at": "yesterday"}}));
+    }
+    let (status, body) = post(
+        Some(TOKEN),
+        "application/json",
+        batch.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["event"], "bad-1");
+    assert_eq!(body["field"], "data.held_at");
+    assert!(
+        !body.to_string().contains("yesterday"),
+        "values are not echoed"
+    );
+    let (status, _) = daemon
+        .request(
+            reqwest::Method::GET,
+            "/v1/cases/C-4001/plan",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "nothing of the rejected batch was stored");
+
+    let (status, body) = post(
+        Some(TOKEN),
+        "application/json",
+        json!({"id": "x", "case": "C", "type": "no_such_event", "at": "2027-01-04T08:00:00Z"})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "type");
+
+    // Stored once; posted again it is accepted and changes nothing.
+    let (status, body) = post(
+        Some(TOKEN),
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(body["accepted"][1]["status"], "stored");
+    daemon.clock("2027-01-04T09:00:00Z").await;
+    let outbox = daemon.get("/v1/notifications?case=C-4001").await;
+    let (status, body) = post(
+        Some(TOKEN),
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(body["accepted"][0]["status"], "duplicate");
+    assert_eq!(body["accepted"][1]["status"], "duplicate");
+    daemon.clock("2027-01-04T09:00:00Z").await;
+    assert_eq!(daemon.get("/v1/notifications?case=C-4001").await, outbox);
+
+    // Reading: plan and obligations, with the read scope.
+    let (status, plan) = daemon
+        .request(
+            reqwest::Method::GET,
+            "/v1/cases/C-4001/plan",
+            Some(READ_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(plan["case"], "C-4001");
+    assert!(
+        plan["obligations"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty())
+    );
+    let (status, _) = daemon
+        .request(
+            reqwest::Method::POST,
+            "/v1/admin/reload",
+            Some(READ_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = daemon
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(status, 200);
+    let ready = daemon.get("/readyz").await;
+    assert_eq!(ready["database"], "ok");
+}
+
+#[tokio::test]
+async fn obligations_show_what_a_person_must_chase() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2027-02-15T12:00:00Z");
+    assert_eq!(daemon.post_events(&example_events()).await.0, 202);
+    let overdue = daemon
+        .get("/v1/obligations?state=overdue&role=iro&email=Ira.Reviewer@council.example")
+        .await;
+    let items = overdue["obligations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!items.is_empty(), "{overdue}");
+    for o in &items {
+        assert_eq!(o["state"], "overdue");
+        assert_eq!(o["case"], "C-1001");
+        assert!(
+            o["working_days_late"].as_i64().is_some_and(|d| d > 0),
+            "{o}"
+        );
+        assert!(o["people"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["email"] == "ira.reviewer@council.example")
+        }));
+    }
+    assert!(items.iter().any(|o| o["rule"] == "decision_carried_out"));
+    let nobody = daemon
+        .get("/v1/obligations?state=overdue&email=nobody@council.example")
+        .await;
+    assert_eq!(nobody["count"], 0);
+    let (status, _) = daemon
+        .request(
+            reqwest::Method::GET,
+            "/v1/obligations?state=late",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn sighup_applies_good_rules_and_keeps_the_old_ones_on_an_error() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let due = |plan: &Value| -> Vec<String> {
+        plan["obligations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["rule"] == "early_review_considered")
+            .filter_map(|o| o["due"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(
+        daemon
+            .post_events(&significant_event("C-5001", "se-5", "2027-01-04T08:00:00Z"))
+            .await
+            .0,
+        202
+    );
+    let plan = daemon.get("/v1/cases/C-5001/plan").await;
+    assert_eq!(due(&plan), vec!["2027-01-11"]);
+
+    // A broken rules file: refused with file:line:column, the old rules keep running.
+    let file = setup.rules_dir().join("significant_events.yaml");
+    let good = std::fs::read_to_string(&file).expect("rules");
+    std::fs::write(
+        &file,
+        good.replace("offset: 5 working days}", "offset: 5 workign days}"),
+    )
+    .expect("write rules");
+    daemon.signal("HUP");
+    let logs = wait_for_log(&daemon, "reload refused; the previous rules keep running").await;
+    assert!(
+        logs.contains("significant_events.yaml:") && logs.contains("workign"),
+        "{logs}"
+    );
+    assert_eq!(
+        due(&daemon.get("/v1/cases/C-5001/plan").await),
+        vec!["2027-01-11"]
+    );
+
+    // A good change: re-planned at once.
+    std::fs::write(
+        &file,
+        good.replace("offset: 5 working days}", "offset: 3 working days}"),
+    )
+    .expect("write rules");
+    daemon.signal("HUP");
+    wait_for_log(&daemon, "rules reloaded").await;
+    assert_eq!(
+        due(&daemon.get("/v1/cases/C-5001/plan").await),
+        vec!["2027-01-07"]
+    );
+    let obligations = daemon
+        .get("/v1/obligations?case=C-5001&rule=early_review_considered")
+        .await;
+    assert_eq!(obligations["obligations"][0]["due"], "2027-01-07");
+    assert!(daemon.terminate().success());
+}
+
+/// Waits for a line in the daemon's log (written when a signal has been handled).
+async fn wait_for_log(daemon: &Daemon, text: &str) -> String {
+    for _ in 0..400 {
+        let logs = daemon.logs();
+        if logs.contains(text) {
+            return logs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the log never said `{text}`:\n{}", daemon.logs());
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn two_daemons_on_postgres_never_send_a_notification_twice() {
+    let mailbox = Mailbox::start();
+    let url = fresh_postgres().await;
+    let mut a_setup = Setup::new();
+    a_setup.database_url = url.clone();
+    a_setup.smtp_port = Some(mailbox.port);
+    let mut b_setup = Setup::new();
+    b_setup.database_url = url;
+    b_setup.smtp_port = Some(mailbox.port);
+    let a = Daemon::start(&a_setup, "2026-12-01T09:00:00Z");
+    let b = Daemon::start(&b_setup, "2026-12-01T09:00:00Z");
+
+    // Twenty children, posted half to each daemon.
+    for i in 0..20 {
+        let events = example_events_for(&format!("C-{}", 6000 + i));
+        let daemon = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(daemon.post_events(&events).await.0, 202);
+    }
+    // Both daemons travel through the same days at once, racing for the same notifications.
+    for day in [
+        "2026-12-09T09:00:00Z",
+        "2026-12-15T09:00:00Z",
+        "2027-01-08T09:00:00Z",
+        "2027-02-15T12:00:00Z",
+    ] {
+        tokio::join!(a.clock(day), b.clock(day));
+    }
+    let mail = mailbox.mail();
+    let sent = a.outbox("sent").await;
+    assert!(sent.len() >= 20 * 5, "{} sent", sent.len());
+    let mut ids: Vec<String> = mail.iter().map(Mail::message_id).collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "a notification was sent twice");
+    assert_eq!(
+        mail.len(),
+        sent.len(),
+        "every sent notification reached the server once"
+    );
+    assert!(
+        a.outbox("pending")
+            .await
+            .iter()
+            .all(|n| n["send_at"].as_str().unwrap_or("") > "2027-02-15T12:00:00Z")
+    );
+
+    // One daemon killed: the other carries on alone.
+    a.kill();
+    b.clock("2027-04-06T12:00:00Z").await;
+    let mail = mailbox.mail();
+    let mut ids: Vec<String> = mail.iter().map(Mail::message_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), mail.len());
+    assert_eq!(b.outbox("sent").await.len(), mail.len());
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn postgres_runs_the_readme_example_like_sqlite() {
+    let url = fresh_postgres().await;
+    let mut pg = Setup::new();
+    pg.database_url = url;
+    let lite = Setup::new();
+    let mut keys = Vec::new();
+    for setup in [&pg, &lite] {
+        let daemon = Daemon::start(setup, "2026-12-01T09:00:00Z");
+        assert_eq!(daemon.post_events(&example_events()).await.0, 202);
+        daemon.clock("2027-02-15T12:00:00Z").await;
+        let mut sent: Vec<String> = daemon
+            .outbox("sent")
+            .await
+            .iter()
+            .filter_map(|n| n["idempotency_key"].as_str().map(str::to_string))
+            .collect();
+        sent.sort();
+        keys.push(sent);
+        assert!(daemon.terminate().success());
+    }
+    assert!(!keys[0].is_empty());
+    assert_eq!(
+        keys[0], keys[1],
+        "the same notifications, under the same keys"
+    );
+}

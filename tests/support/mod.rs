@@ -1,0 +1,601 @@
+//! Real parts for the daemon's tests: the `driftwatch` binary on a free port with a temporary
+//! database, a real SMTP server (mailin-embedded) that keeps what it receives, a real HTTP
+//! server that receives webhooks and checks their signatures, and PostgreSQL databases made
+//! fresh for each test.
+#![allow(dead_code)]
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tempfile::TempDir;
+use tokio::sync::Notify;
+
+/// The example config's token (all scopes).
+pub const TOKEN: &str = "dw_example_token_change_me";
+/// A token with only the read scope, configured by [`Setup`].
+pub const READ_TOKEN: &str = "dw_test_read_only";
+/// The webhook signing secret [`Setup::webhook`] configures.
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A daemon's configuration in a temporary folder.
+pub struct Setup {
+    pub dir: TempDir,
+    pub database_url: String,
+    pub smtp_port: Option<u16>,
+    pub webhook_url: Option<String>,
+    /// An extra rules file added to a copy of the shipped rules.
+    pub extra_rules: Option<String>,
+    pub delivery: String,
+}
+
+impl Setup {
+    /// SQLite in the temporary folder, `.eml` files in `outbox/` there.
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let database_url = format!("sqlite:{}", dir.path().join("driftwatch.db").display());
+        Setup {
+            dir,
+            database_url,
+            smtp_port: None,
+            webhook_url: None,
+            extra_rules: None,
+            delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
+        }
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    pub fn rules_dir(&self) -> PathBuf {
+        self.dir.path().join("rules")
+    }
+
+    /// Writes the config (and a copy of the rules) and returns its path.
+    pub fn write(&self) -> PathBuf {
+        let rules = self.rules_dir();
+        if !rules.exists() {
+            std::fs::create_dir_all(&rules).expect("rules folder");
+            for entry in std::fs::read_dir(repo().join("rules")).expect("shipped rules") {
+                let path = entry.expect("rules entry").path();
+                if let Some(name) = path.file_name() {
+                    std::fs::copy(&path, rules.join(name)).expect("copy rule file");
+                }
+            }
+            if let Some(extra) = &self.extra_rules {
+                std::fs::write(rules.join("zz_test.yaml"), extra).expect("extra rules");
+            }
+        }
+        let repo = repo();
+        let smtp = match self.smtp_port {
+            Some(port) => format!(
+                "  smtp: {{host: 127.0.0.1, port: {port}, tls: none, timeout_seconds: 5}}\n"
+            ),
+            None => String::new(),
+        };
+        let webhooks = match &self.webhook_url {
+            Some(url) => format!(
+                "webhooks:\n  teams: {{url: \"{url}\", secret_env: DRIFTWATCH_TEST_WEBHOOK_SECRET}}\n"
+            ),
+            None => String::new(),
+        };
+        let config = format!(
+            r#"calendar:
+  division: england-and-wales
+  bank_holidays: {bank}
+  closures:
+    - {{date: 2026-12-29, until: 2026-12-31, title: Council closed}}
+working_hours: {{start: "09:00", end: "17:00"}}
+rules: {rules}
+templates: {templates}
+roles:
+  iro_manager: {{name: IRO Service Manager, email: iro.manager@council.example}}
+  review_administrator: {{name: Review administration team, email: reviews@council.example}}
+  placements_team: {{name: Placements, email: placements@council.example}}
+  service_manager: {{name: Service manager, email: cic.service.manager@council.example}}
+  head_of_service: {{name: Head of Service, email: head.of.service@council.example}}
+  director: {{name: Director, email: dcs@council.example}}
+{webhooks}database:
+  url: "{db}"
+api:
+  listen: 127.0.0.1:0
+  max_body_bytes: 65536
+  tokens:
+    - {{name: example, sha256: {admin}, scopes: [ingest, read, admin]}}
+    - {{name: dashboard, sha256: {read}, scopes: [read]}}
+email:
+  from: "driftwatch <driftwatch@council.example>"
+  spool: {spool}
+{smtp}delivery: {delivery}
+log: {{format: json, level: "{level}"}}
+"#,
+            bank = repo.join("config/bank-holidays.json").display(),
+            rules = rules.display(),
+            templates = repo.join("templates").display(),
+            db = self.database_url,
+            admin = sha256_hex(TOKEN),
+            read = sha256_hex(READ_TOKEN),
+            spool = self.spool().display(),
+            delivery = self.delivery,
+            level = std::env::var("DRIFTWATCH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        let path = self.dir.path().join("driftwatch.yaml");
+        std::fs::write(&path, config).expect("write config");
+        path
+    }
+}
+
+/// The real `driftwatch run`, with a manual clock, on a free port.
+pub struct Daemon {
+    child: Child,
+    pub base: String,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    pub fn start(setup: &Setup, clock: &str) -> Daemon {
+        let config = setup.write();
+        let n = STARTS.fetch_add(1, Ordering::SeqCst);
+        let log = setup.dir.path().join(format!("daemon-{n}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .arg("--config")
+            .arg(&config)
+            .args(["run", "--manual-clock", clock])
+            .env("DRIFTWATCH_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env_remove("DRIFTWATCH_DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start driftwatch");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read the daemon's first line");
+        let Some(base) = first.trim().strip_prefix("driftwatch listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "the daemon did not start: {first:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Daemon {
+            base: base.to_string(),
+            child,
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        let res = req.send().await.expect("request to the daemon");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post_events(&self, events: &Value) -> (u16, Value) {
+        self.request(
+            reqwest::Method::POST,
+            "/v1/events",
+            Some(TOKEN),
+            Some(("application/json", events.to_string().into_bytes())),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self
+            .request(reqwest::Method::GET, path, Some(TOKEN), None)
+            .await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Moves the manual clock and waits until everything due by then has been handled.
+    pub async fn clock(&self, now: &str) {
+        let (status, body) = self
+            .request(
+                reqwest::Method::POST,
+                "/v1/admin/clock",
+                Some(TOKEN),
+                Some((
+                    "application/json",
+                    json!({ "now": now }).to_string().into_bytes(),
+                )),
+            )
+            .await;
+        assert_eq!(status, 200, "moving the clock: {body}");
+        assert_eq!(
+            body["caught_up"],
+            true,
+            "the scheduler did not catch up; its log:\n{}",
+            self.logs()
+        );
+    }
+
+    /// The outbox rows in a state.
+    pub async fn outbox(&self, state: &str) -> Vec<Value> {
+        self.get(&format!("/v1/notifications?state={state}")).await["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.child.wait().expect("wait for the daemon")
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static STARTS: AtomicU32 = AtomicU32::new(0);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: Vec<String>,
+    pub raw: String,
+}
+
+impl Mail {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.raw
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+    }
+
+    pub fn message_id(&self) -> String {
+        self.header("Message-ID").unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+struct SmtpHandler {
+    mailbox: Arc<Mailbox>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl mailin_embedded::Handler for SmtpHandler {
+    /// Refusals come at RCPT, like a greylisting server's `451`.
+    fn rcpt(&mut self, _to: &str) -> mailin_embedded::Response {
+        let refuse = self
+            .mailbox
+            .refuse
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if refuse {
+            mailin_embedded::response::INTERNAL_ERROR
+        } else {
+            mailin_embedded::response::OK
+        }
+    }
+
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let mail = Mail {
+            to: self.to.clone(),
+            raw: String::from_utf8_lossy(&self.data).replace("\r\n", "\n"),
+        };
+        self.mailbox.mail.lock().expect("mailbox").push(mail);
+        self.mailbox.arrived.notify_waiters();
+        mailin_embedded::response::OK
+    }
+}
+
+/// A real SMTP server on a free port, keeping every message it accepts.
+pub struct Mailbox {
+    pub port: u16,
+    mail: Mutex<Vec<Mail>>,
+    /// Refuse this many messages with `451` before accepting again.
+    refuse: AtomicU32,
+    arrived: Notify,
+}
+
+impl Mailbox {
+    pub fn start() -> Arc<Mailbox> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP");
+        let port = listener.local_addr().expect("SMTP address").port();
+        let mailbox = Arc::new(Mailbox {
+            port,
+            mail: Mutex::new(Vec::new()),
+            refuse: AtomicU32::new(0),
+            arrived: Notify::new(),
+        });
+        let handler = SmtpHandler {
+            mailbox: Arc::clone(&mailbox),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
+        std::thread::spawn(move || {
+            let mut server = mailin_embedded::Server::new(handler);
+            server
+                .with_name("mail.test")
+                .with_num_threads(64)
+                .with_tcp_listener(listener);
+            let _ = server.serve();
+        });
+        mailbox
+    }
+
+    pub fn refuse_next(&self, n: u32) {
+        self.refuse.store(n, Ordering::SeqCst);
+    }
+
+    pub fn mail(&self) -> Vec<Mail> {
+        self.mail.lock().expect("mailbox").clone()
+    }
+}
+
+/// One webhook request as received.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub id: String,
+    pub timestamp: String,
+    pub signature_valid: bool,
+    pub body: Value,
+    pub answered: u16,
+}
+
+/// A real HTTP server receiving webhooks: it verifies each signature and answers with the
+/// next scripted status (200 once the script is used up), or never answers while `hang` is set.
+pub struct Receiver {
+    pub url: String,
+    hooks: Mutex<Vec<Hook>>,
+    script: Mutex<VecDeque<u16>>,
+    hang: std::sync::atomic::AtomicBool,
+    pub arrived: Notify,
+}
+
+impl Receiver {
+    pub async fn start() -> Arc<Receiver> {
+        use axum::routing::post;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("receiver address");
+        let receiver = Arc::new(Receiver {
+            url: format!("http://{addr}/hook"),
+            hooks: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
+            hang: std::sync::atomic::AtomicBool::new(false),
+            arrived: Notify::new(),
+        });
+        let state = Arc::clone(&receiver);
+        let app = axum::Router::new()
+            .route("/hook", post(receive))
+            .with_state(state);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        receiver
+    }
+
+    pub fn script(&self, statuses: &[u16]) {
+        self.script.lock().expect("script").extend(statuses);
+    }
+
+    pub fn hang(&self, on: bool) {
+        self.hang.store(on, Ordering::SeqCst);
+    }
+
+    pub fn hooks(&self) -> Vec<Hook> {
+        self.hooks.lock().expect("hooks").clone()
+    }
+}
+
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Arc<Receiver>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (id, timestamp, signature) = (
+        get("webhook-id"),
+        get("webhook-timestamp"),
+        get("webhook-signature"),
+    );
+    let key = STANDARD
+        .decode(WEBHOOK_SECRET.trim_start_matches("whsec_"))
+        .expect("secret");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("hmac key");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&body);
+    let signature_valid = signature
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .filter_map(|s| STANDARD.decode(s).ok())
+        .any(|sig| mac.clone().verify_slice(&sig).is_ok());
+    let hang = r.hang.load(Ordering::SeqCst);
+    let answered = if hang {
+        0
+    } else {
+        r.script.lock().expect("script").pop_front().unwrap_or(200)
+    };
+    r.hooks.lock().expect("hooks").push(Hook {
+        id,
+        timestamp,
+        signature_valid,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        answered,
+    });
+    r.arrived.notify_waiters();
+    if hang {
+        std::future::pending::<()>().await;
+    }
+    axum::http::StatusCode::from_u16(answered).unwrap_or(axum::http::StatusCode::OK)
+}
+
+/// `.eml` files in a spool folder: (file name, contents).
+pub fn spooled(folder: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(folder)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(e.path()).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The example case's events as a JSON array.
+pub fn example_events() -> Value {
+    let text =
+        std::fs::read_to_string(repo().join("examples/events.jsonl")).expect("example events");
+    Value::Array(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("example event"))
+            .collect(),
+    )
+}
+
+/// The example case's events renamed to another case (ids prefixed by the case).
+pub fn example_events_for(case: &str) -> Value {
+    let Value::Array(events) = example_events() else {
+        unreachable!()
+    };
+    Value::Array(
+        events
+            .into_iter()
+            .map(|mut e| {
+                e["id"] = json!(format!("{case}-{}", e["id"].as_str().unwrap_or_default()));
+                e["case"] = json!(case);
+                e
+            })
+            .collect(),
+    )
+}
+
+/// The URL of a fresh, empty PostgreSQL database, or `None` when `DRIFTWATCH_TEST_POSTGRES_URL`
+/// (a URL to a server where the user may create databases) is not set. Tests that need it are
+/// `#[ignore]`d, so without PostgreSQL they are reported as ignored, never passed.
+pub async fn fresh_postgres() -> String {
+    let admin = std::env::var("DRIFTWATCH_TEST_POSTGRES_URL").expect(
+        "DRIFTWATCH_TEST_POSTGRES_URL must name a PostgreSQL server for the PostgreSQL tests",
+    );
+    sqlx::any::install_default_drivers();
+    let name = format!(
+        "driftwatch_test_{}_{}",
+        std::process::id(),
+        DATABASES.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("drop test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let (base, _) = admin.rsplit_once('/').expect("URL with a database");
+    format!("{base}/{name}")
+}
+
+static DATABASES: AtomicU32 = AtomicU32::new(0);
