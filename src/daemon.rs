@@ -60,11 +60,13 @@ pub struct ReloadError {
 /// `RUST_LOG` overrides the configured level.
 pub fn init_logging(log: &LogConfig) {
     use tracing_subscriber::EnvFilter;
+    // The cron library narrates its own start-up at info; only its warnings are worth keeping.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
+        .or_else(|_| EnvFilter::try_new(format!("{},tokio_cron_scheduler=warn", log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match log.format {
         LogFormat::Human => builder.try_init(),

@@ -243,12 +243,30 @@ impl Config {
                 rules_dir,
                 templates_dir,
                 roles: file.roles,
-                webhooks: file.webhooks,
+                // Secret files, like every other path, are taken from the config's folder.
+                webhooks: file
+                    .webhooks
+                    .into_iter()
+                    .map(|(name, hook)| {
+                        let secret_file = hook.secret_file.map(|f| normalize(&base.join(f)));
+                        (
+                            name,
+                            WebhookConfig {
+                                secret_file,
+                                ..hook
+                            },
+                        )
+                    })
+                    .collect(),
                 rules,
                 database_url: service::resolve_database_url(&file.database.url, base),
                 api: file.api,
                 email: EmailConfig {
                     spool: normalize(&base.join(&file.email.spool)),
+                    smtp: file.email.smtp.map(|smtp| SmtpConfig {
+                        password_file: smtp.password_file.map(|f| normalize(&base.join(f))),
+                        ..smtp
+                    }),
                     ..file.email
                 },
                 delivery: file.delivery,
