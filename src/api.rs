@@ -322,13 +322,14 @@ async fn notifications(
     Query(q): Query<NotificationQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Read)?;
-    const STATES: [&str; 6] = [
+    const STATES: [&str; 7] = [
         "pending",
         "sending",
         "sent",
         "dead",
         "cancelled",
         "superseded",
+        "before_go_live",
     ];
     if let Some(state) = &q.state
         && !STATES.contains(&state.as_str())

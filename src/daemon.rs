@@ -134,6 +134,15 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         progress: Arc::new(Progress::default()),
         reloading: Mutex::new(()),
     });
+    // Before anything is sent: what waited through downtime is re-planned, so only what still
+    // applies goes.
+    let caught_up = shared.service.catch_up().await?;
+    if caught_up > 0 {
+        tracing::info!(
+            cases = caught_up,
+            "catching up after downtime: stale reminders and escalations recorded as superseded"
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::event::{Event, EventError};
 use crate::planner::{
-    CasePlan, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
+    CasePlan, Notification, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
 };
 use crate::store::{
     CaseWrite, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
@@ -171,6 +171,23 @@ impl Service {
         }
     }
 
+    /// After downtime: re-plans every case with a notification waiting since before the stale
+    /// limit, so that only what still applies is sent. Returns how many were re-planned.
+    pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        let now = self.now();
+        let config = self.config();
+        let cases = self
+            .store
+            .cases_waiting_since(now - stale_after(&config))
+            .await?;
+        for case in &cases {
+            let mut tx = self.store.begin().await?;
+            replan(&mut tx, &config, case, now).await?;
+            tx.commit().await?;
+        }
+        Ok(cases.len())
+    }
+
     /// The planner's view of a case from its stored events, or `None` for an unknown case.
     pub async fn case_plan(&self, case: &str) -> Result<Option<CasePlan>, StoreError> {
         let events = self.store.case_events(case).await?;
@@ -200,40 +217,110 @@ async fn replan(
         tracing::warn!(case, problem = problem.as_str(), "planning problem");
     }
     let pending = tx.pending_keys(case).await?;
-    tx.write_plan(&case_write(&plan, &events, &pending)).await
+    let catch_up = CatchUp {
+        go_live: tx.first_received(case).await?,
+        stale_after: stale_after(config),
+    };
+    tx.write_plan(&case_write(&plan, &events, &pending, catch_up))
+        .await
+}
+
+/// What counts as catching up, for [`case_write`].
+#[derive(Debug, Clone, Copy)]
+pub struct CatchUp {
+    /// When driftwatch first heard of the case (the earliest receipt of its events): what fell
+    /// due before then is recorded as "before go-live", never sent, but for the step of each
+    /// obligation that applies now.
+    pub go_live: Option<DateTime<Utc>>,
+    /// A notification more than this late is stale: after downtime, only the latest due step of
+    /// each obligation's ladder is sent, and the earlier steps are recorded as superseded.
+    pub stale_after: chrono::Duration,
 }
 
 /// What the store keeps of a plan: its obligations and who is told of them, the outbox rows it
-/// wants (pending, or superseded for the record), the pending rows it no longer wants, and when
-/// the case must be planned again. Pure.
-pub fn case_write(plan: &CasePlan, events: &[Event], pending: &[String]) -> CaseWrite {
+/// wants (pending, or recorded as superseded or before go-live), the pending rows it no longer
+/// wants, and when the case must be planned again. Pure.
+///
+/// Catching up informs instead of flooding. Of the notifications whose time has passed without
+/// them being sent, and which are stale or fell before go-live:
+/// - notices (significant events) always go, marked late;
+/// - deadline actions (invitations) go, marked late, while the meeting is still ahead;
+/// - of each obligation's reminders and escalations only the latest due step goes (to all of its
+///   recipients), marked late, unless it is a reminder whose deadline has already passed;
+/// - the rest are recorded, not sent.
+///
+/// Reminders and escalations of obligations already met or cancelled are never sent late.
+pub fn case_write(
+    plan: &CasePlan,
+    events: &[Event],
+    pending: &[String],
+    catch_up: CatchUp,
+) -> CaseWrite {
     let data_of: HashMap<&str, &Map<String, Value>> = events
         .iter()
         .chain(&plan.derived_events)
         .map(|e| (e.id.as_str(), &e.data))
         .collect();
-    let closed: HashSet<&str> = plan
+    let deadlines: HashMap<&str, (DateTime<Utc>, bool)> = plan
         .obligations
         .iter()
-        .filter(|o| !matches!(o.state, ObligationState::Open | ObligationState::Overdue))
-        .map(|o| o.id.as_str())
+        .map(|o| {
+            let open = matches!(o.state, ObligationState::Open | ObligationState::Overdue);
+            (o.id.as_str(), (o.deadline, open))
+        })
         .collect();
+    let now = plan.now;
+    let before_go_live = |n: &Notification| catch_up.go_live.is_some_and(|g| n.send_at < g);
+    let overdue_send = |n: &Notification| {
+        n.status == NotificationStatus::Due
+            && (before_go_live(n) || n.send_at < now - catch_up.stale_after)
+    };
+    // The latest due step of each obligation's ladder: the one that applies now.
+    let mut latest: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    for n in &plan.notifications {
+        let due = n.status == NotificationStatus::Due;
+        if let (true, Some(o)) = (is_ladder(n) && due, n.obligation.as_deref()) {
+            let t = latest.entry(o).or_insert(n.send_at);
+            *t = (*t).max(n.send_at);
+        }
+    }
+
     let mut outbox = Vec::new();
     let mut wanted = HashSet::new();
     for n in &plan.notifications {
-        // A reminder or escalation not yet sent for an obligation already met or cancelled (the
-        // daemon was down at its time) would only confuse: it is recorded, not sent.
-        let stale = matches!(
-            n.kind,
-            NotificationKind::Reminder | NotificationKind::Escalation
-        ) && n.obligation.as_deref().is_some_and(|o| closed.contains(o));
-        let state = match n.status {
-            NotificationStatus::Scheduled | NotificationStatus::Due if !stale => {
-                wanted.insert(n.idempotency_key.as_str());
-                PlannedState::Pending
-            }
-            _ => PlannedState::Superseded,
+        let obligation = n.obligation.as_deref().and_then(|o| deadlines.get(o));
+        let closed = obligation.is_some_and(|(_, open)| !open);
+        let catching_up = overdue_send(n);
+        let send = match n.status {
+            NotificationStatus::Superseded => false,
+            // Nobody needs a reminder for what is done.
+            _ if is_ladder(n) && closed => false,
+            NotificationStatus::Scheduled => true,
+            NotificationStatus::Due if !catching_up => true,
+            NotificationStatus::Due => match n.kind {
+                NotificationKind::Notice => true,
+                NotificationKind::Action => meeting_ahead(data_of.get(n.event.as_str()), now),
+                NotificationKind::Reminder | NotificationKind::Escalation => {
+                    let is_latest = n
+                        .obligation
+                        .as_deref()
+                        .and_then(|o| latest.get(o))
+                        .is_some_and(|t| *t == n.send_at);
+                    let deadline_passed = obligation.is_some_and(|(d, _)| *d <= now);
+                    is_latest && !(n.kind == NotificationKind::Reminder && deadline_passed)
+                }
+            },
         };
+        let state = if send {
+            wanted.insert(n.idempotency_key.as_str());
+            PlannedState::Pending
+        } else if before_go_live(n) {
+            PlannedState::BeforeGoLive
+        } else {
+            PlannedState::Superseded
+        };
+        let mut n = n.clone();
+        n.late |= send && catching_up;
         let data = data_of.get(n.event.as_str()).copied();
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
@@ -244,7 +331,7 @@ pub fn case_write(plan: &CasePlan, events: &[Event], pending: &[String]) -> Case
             },
             send_at: n.send_at,
             state,
-            notification: to_json(n),
+            notification: to_json(&n),
             data: data.map_or_else(|| "{}".to_string(), to_json),
         });
     }
@@ -295,6 +382,30 @@ pub fn case_write(plan: &CasePlan, events: &[Event], pending: &[String]) -> Case
             .collect(),
         outbox,
         retire,
+    }
+}
+
+fn stale_after(config: &Config) -> chrono::Duration {
+    chrono::Duration::hours(i64::try_from(config.delivery.stale_after_hours).unwrap_or(24))
+}
+
+/// A reminder or an escalation: a step of an obligation's ladder.
+fn is_ladder(n: &Notification) -> bool {
+    matches!(
+        n.kind,
+        NotificationKind::Reminder | NotificationKind::Escalation
+    )
+}
+
+/// Whether the meeting a deadline action is about (its event's `meeting_at`) is still ahead;
+/// an action about no meeting is always worth sending.
+fn meeting_ahead(data: Option<&&Map<String, Value>>, now: DateTime<Utc>) -> bool {
+    match data
+        .and_then(|d| d.get("meeting_at"))
+        .and_then(Value::as_str)
+    {
+        Some(text) => DateTime::parse_from_rfc3339(text).map_or(true, |t| t > now),
+        None => true,
     }
 }
 

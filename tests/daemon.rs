@@ -735,3 +735,87 @@ async fn postgres_runs_the_readme_example_like_sqlite() {
         "the same notifications, under the same keys"
     );
 }
+
+#[tokio::test]
+async fn after_seven_working_days_down_each_obligation_gets_one_message_at_most() {
+    use chrono::{Datelike, Duration, NaiveDate, Weekday};
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    for case in ["C-7001", "C-7002", "C-7003"] {
+        assert_eq!(daemon.post_events(&example_events_for(case)).await.0, 202);
+    }
+    // Live through December and January, morning and afternoon of every weekday...
+    let mut day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let last_live = NaiveDate::from_ymd_opt(2027, 1, 20).unwrap();
+    while day <= last_live {
+        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+            for hour in ["09:00:00", "16:00:00"] {
+                daemon.clock(&format!("{day}T{hour}Z")).await;
+            }
+        }
+        day += Duration::days(1);
+    }
+    let sent_before = daemon.outbox("sent").await.len();
+    assert_eq!(mailbox.mail().len(), sent_before);
+    assert!(daemon.terminate().success());
+
+    // ...then down from Wednesday 20 January 16:00 until Friday 29 January 12:00: seven
+    // working days.
+    let daemon = Daemon::start(&setup, "2027-01-29T12:00:00Z");
+    daemon.clock("2027-01-29T12:00:00Z").await;
+    let mail = mailbox.mail();
+    let after: Vec<&Mail> = mail[sent_before..].iter().collect();
+    let sent = daemon.outbox("sent").await;
+    let row_of = |m: &Mail| {
+        sent.iter()
+            .find(|n| {
+                format!(
+                    "<{}@council.example>",
+                    n["idempotency_key"].as_str().unwrap_or("")
+                ) == m.message_id()
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("{} is not recorded as sent", m.message_id()))
+    };
+    // One step per obligation at most, and it says it is late.
+    let mut steps = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for m in &after {
+        let row = row_of(m);
+        let n = &row["notification"];
+        if let Some(obligation) = n["obligation"].as_str()
+            && matches!(n["kind"].as_str(), Some("reminder" | "escalation"))
+        {
+            steps
+                .entry(format!("{}/{obligation}", row["case"]))
+                .or_default()
+                .insert(n["step"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert!(!steps.is_empty(), "the step that applies now went for some obligation");
+    for (obligation, s) in &steps {
+        assert_eq!(s.len(), 1, "{obligation} got more than one step: {s:?}");
+    }
+    // The missed steps are recorded as superseded, not lost and not sent.
+    let superseded = daemon.outbox("superseded").await;
+    assert!(
+        superseded.iter().any(|n| {
+            let t = n["send_at"].as_str().unwrap_or_default();
+            t > "2027-01-20T16:00:00Z" && t < "2027-01-29T12:00:00Z"
+        }),
+        "steps missed during the downtime are recorded: {superseded:?}"
+    );
+    // Nothing due is left behind, and nothing went twice.
+    for n in daemon.outbox("pending").await {
+        assert!(
+            n["send_at"].as_str().unwrap_or_default() > "2027-01-29T12:00:00Z",
+            "{n}"
+        );
+    }
+    let mut ids: Vec<String> = mail.iter().map(Mail::message_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), mail.len());
+    assert!(daemon.logs().contains("catching up after downtime"));
+}

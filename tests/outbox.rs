@@ -8,8 +8,16 @@ use common::*;
 use driftwatch::config::Config;
 use driftwatch::event::Event;
 use driftwatch::planner::{CasePlan, NotificationKind, NotificationStatus, Planner, Target};
-use driftwatch::service::case_write;
+use driftwatch::service::{CatchUp, case_write};
 use driftwatch::store::PlannedState;
+
+/// Running live: nothing is late enough to count as catching up.
+fn live() -> CatchUp {
+    CatchUp {
+        go_live: None,
+        stale_after: chrono::Duration::days(3650),
+    }
+}
 
 /// The example case planned at `now`.
 fn example_plan(c: &Config, events: &[Event], now: &str) -> CasePlan {
@@ -21,7 +29,7 @@ fn every_notification_still_to_go_waits_in_the_outbox_under_its_key() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2026-12-10T16:00:00Z");
-    let write = case_write(&plan, &events, &[]);
+    let write = case_write(&plan, &events, &[], live());
     let pending: Vec<&str> = write
         .outbox
         .iter()
@@ -53,7 +61,7 @@ fn reminders_for_obligations_already_met_are_recorded_not_sent() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2026-12-18T12:00:00Z");
-    let write = case_write(&plan, &events, &[]);
+    let write = case_write(&plan, &events, &[], live());
     let care_plan_reminders: Vec<_> = plan
         .notifications
         .iter()
@@ -79,7 +87,7 @@ fn pending_rows_the_plan_no_longer_wants_are_retired() {
     let c = config();
     let events = example_events();
     let early = example_plan(&c, &events[..5], "2026-12-10T16:00:00Z");
-    let early_write = case_write(&early, &events[..5], &[]);
+    let early_write = case_write(&early, &events[..5], &[], live());
     let pending: Vec<String> = early_write
         .outbox
         .iter()
@@ -89,7 +97,7 @@ fn pending_rows_the_plan_no_longer_wants_are_retired() {
     // The review is held on 6 January: the first review's later reminders and escalations are
     // no longer wanted.
     let later = example_plan(&c, &events, "2027-01-07T12:00:00Z");
-    let write = case_write(&later, &events, &pending);
+    let write = case_write(&later, &events, &pending, live());
     assert!(!write.retire.is_empty());
     for key in &write.retire {
         assert!(pending.contains(key));
@@ -108,7 +116,7 @@ fn people_and_the_next_replan_come_from_the_plan() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2027-01-08T13:00:00Z");
-    let write = case_write(&plan, &events, &[]);
+    let write = case_write(&plan, &events, &[], live());
     // Every email recipient of an obligation's notifications is among its people, lower-cased.
     for n in &plan.notifications {
         if let (Some(o), Target::Email { role, email, .. }) = (&n.obligation, &n.recipient) {
@@ -128,4 +136,158 @@ fn people_and_the_next_replan_come_from_the_plan() {
     assert_eq!(Some(next), upcoming.into_iter().chain(later_event).min());
     assert!(next > plan.now);
     assert_eq!(write.obligations.len(), plan.obligations.len());
+}
+
+/// The outbox rows of a plan as (notification, state).
+fn outbox_rows<'p>(
+    plan: &'p CasePlan,
+    write: &driftwatch::store::CaseWrite,
+) -> Vec<(&'p driftwatch::planner::Notification, PlannedState, bool)> {
+    plan.notifications
+        .iter()
+        .map(|n| {
+            let w = write
+                .outbox
+                .iter()
+                .find(|w| w.key == n.idempotency_key)
+                .expect("every notification has a row");
+            (n, w.state, w.notification.contains("\"late\":true"))
+        })
+        .collect()
+}
+
+/// At most one step of each obligation's ladder goes late, and never a reminder whose deadline
+/// has passed.
+fn assert_one_step_per_obligation(plan: &CasePlan, write: &driftwatch::store::CaseWrite) {
+    use std::collections::HashMap;
+    let mut steps: HashMap<&str, Vec<chrono::DateTime<chrono::Utc>>> = HashMap::new();
+    for (n, state, _) in outbox_rows(plan, write) {
+        let ladder = matches!(
+            n.kind,
+            NotificationKind::Reminder | NotificationKind::Escalation
+        );
+        if ladder && state == PlannedState::Pending && n.status == NotificationStatus::Due {
+            let o = n
+                .obligation
+                .as_deref()
+                .expect("ladder steps belong to obligations");
+            steps.entry(o).or_default().push(n.send_at);
+            let deadline = plan
+                .obligations
+                .iter()
+                .find(|x| x.id == o)
+                .map(|x| x.deadline)
+                .expect("obligation");
+            assert!(
+                !(n.kind == NotificationKind::Reminder && deadline <= plan.now),
+                "a reminder for {o} goes after its deadline"
+            );
+        }
+    }
+    for (o, mut times) in steps {
+        times.sort();
+        times.dedup();
+        assert_eq!(
+            times.len(),
+            1,
+            "{o}: more than one step goes at once: {times:?}"
+        );
+    }
+}
+
+#[test]
+fn go_live_sends_only_what_applies_now_and_records_the_rest() {
+    // The whole example case is imported on 15 February 2027, when it is already part-way through.
+    let c = config();
+    let events = example_events();
+    let plan = example_plan(&c, &events, "2027-02-15T12:00:00Z");
+    let go_live = CatchUp {
+        go_live: Some(t("2027-02-15T12:00:00Z")),
+        stale_after: chrono::Duration::hours(24),
+    };
+    let write = case_write(&plan, &events, &[], go_live);
+    let rows = outbox_rows(&plan, &write);
+    assert_one_step_per_obligation(&plan, &write);
+
+    let state_of = |rule: &str, step: &str| -> Vec<PlannedState> {
+        rows.iter()
+            .filter(|(n, _, _)| n.rule == rule && n.step.contains(step))
+            .map(|(_, s, _)| *s)
+            .collect()
+    };
+    // The invitations were for a meeting long past: recorded, not sent.
+    assert!(
+        state_of("review_invitations", "at deadline")
+            .iter()
+            .all(|s| *s == PlannedState::BeforeGoLive)
+    );
+    // The drifting decision's escalation starts at the step that applies now, not at the IRO's
+    // informal step of 1 February; the director's step of 22 February is still to come.
+    let decision: Vec<_> = rows
+        .iter()
+        .filter(|(n, _, _)| {
+            n.rule == "decision_carried_out" && n.kind == NotificationKind::Escalation
+        })
+        .collect();
+    let applies_now = decision
+        .iter()
+        .map(|(n, _, _)| n.send_at)
+        .filter(|t| *t <= plan.now)
+        .max()
+        .expect("an escalation step is due");
+    assert!(applies_now > t("2027-02-01T09:00:00Z"));
+    for (n, state, late) in &decision {
+        let expected = if n.send_at > plan.now {
+            PlannedState::Pending
+        } else if n.send_at == applies_now {
+            assert!(*late, "sent late, and says so");
+            PlannedState::Pending
+        } else {
+            PlannedState::BeforeGoLive
+        };
+        assert_eq!(*state, expected, "{} {}", n.step, n.send_at);
+    }
+    // The significant event of 10 February is always told, marked late.
+    let notice: Vec<_> = rows
+        .iter()
+        .filter(|(n, _, _)| n.rule == "significant_event_notice")
+        .collect();
+    assert!(!notice.is_empty());
+    assert!(
+        notice
+            .iter()
+            .all(|(_, s, late)| *s == PlannedState::Pending && *late)
+    );
+}
+
+#[test]
+fn after_downtime_only_the_latest_due_step_of_each_ladder_goes() {
+    // Live since December, then down from 22 January to 15 February 2027.
+    let c = config();
+    let events = example_events();
+    let plan = example_plan(&c, &events, "2027-02-15T12:00:00Z");
+    let downtime = CatchUp {
+        go_live: Some(t("2026-12-01T10:00:00Z")),
+        stale_after: chrono::Duration::hours(24),
+    };
+    let write = case_write(&plan, &events, &[], downtime);
+    assert_one_step_per_obligation(&plan, &write);
+    let rows = outbox_rows(&plan, &write);
+    // Nothing is recorded as before go-live after it; stale steps are superseded instead.
+    for (n, state, _) in &rows {
+        if *state == PlannedState::BeforeGoLive {
+            assert!(n.send_at < t("2026-12-01T10:00:00Z"));
+        }
+    }
+    assert!(rows.iter().any(|(n, s, _)| n.rule == "decision_carried_out"
+        && n.send_at == t("2027-02-01T09:00:00Z")
+        && *s == PlannedState::Superseded));
+    // A step within the stale limit is not catching up: it goes as planned.
+    let fresh = example_plan(&c, &events, "2027-02-08T12:00:00Z");
+    let write = case_write(&fresh, &events, &[], downtime);
+    assert!(outbox_rows(&fresh, &write).iter().any(|(n, s, late)| n.rule
+        == "decision_carried_out"
+        && n.send_at == t("2027-02-08T09:00:00Z")
+        && *s == PlannedState::Pending
+        && !*late));
 }

@@ -175,6 +175,10 @@ pub struct DeliveryConfig {
     /// daemon (or this one, restarted) sends it again under the same idempotency key.
     #[serde(default = "default_lease")]
     pub lease_seconds: u64,
+    /// Hours after which a notification not yet sent counts as stale: after downtime only the
+    /// latest due step of each obligation is sent, the earlier ones are recorded as superseded.
+    #[serde(default = "default_stale_after")]
+    pub stale_after_hours: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -185,6 +189,7 @@ impl Default for DeliveryConfig {
             max_retry_seconds: default_max_retry(),
             concurrency: default_concurrency(),
             lease_seconds: default_lease(),
+            stale_after_hours: default_stale_after(),
         }
     }
 }
@@ -203,6 +208,9 @@ fn default_concurrency() -> usize {
 }
 fn default_lease() -> u64 {
     300
+}
+fn default_stale_after() -> u64 {
+    24
 }
 
 #[derive(Debug, Clone, Deserialize)]

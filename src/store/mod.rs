@@ -156,6 +156,24 @@ impl Store {
             .collect::<Result<_, StoreError>>()
     }
 
+    /// Cases with a notification waiting since before `before`: after downtime, these are
+    /// re-planned so that catching up sends only what still applies.
+    pub async fn cases_waiting_since(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT case_ref FROM outbox WHERE state = 'pending' AND attempt_at < $1 \
+             ORDER BY case_ref",
+        )
+        .bind(ms(before))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("case_ref")?))
+            .collect::<Result<_, StoreError>>()
+    }
+
     /// Cases whose plan changes by `now` (a derived or future-dated event falls due).
     pub async fn cases_due(
         &self,
@@ -524,6 +542,20 @@ impl Tx {
         events_of(rows)
     }
 
+    /// When driftwatch first received an event of the case: its go-live.
+    pub async fn first_received(
+        &mut self,
+        case: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let first: Option<i64> =
+            sqlx::query("SELECT MIN(received_at) AS t FROM events WHERE case_ref = $1")
+                .bind(case)
+                .fetch_one(&mut *self.tx)
+                .await?
+                .try_get("t")?;
+        Ok(first.map(time))
+    }
+
     /// The case's outbox keys that are still waiting to go.
     pub async fn pending_keys(&mut self, case: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT key FROM outbox WHERE case_ref = $1 AND state = 'pending'")
@@ -583,7 +615,7 @@ impl Tx {
                  data = excluded.data, updated_at = excluded.updated_at, \
                  attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
                  THEN outbox.attempt_at ELSE excluded.attempt_at END \
-                 WHERE outbox.state IN ('pending', 'cancelled', 'superseded')",
+                 WHERE outbox.state IN ('pending', 'cancelled', 'superseded', 'before_go_live')",
             )
             .bind(&n.key)
             .bind(case)

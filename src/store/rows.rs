@@ -62,8 +62,11 @@ pub struct OutboxWrite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlannedState {
     Pending,
-    /// A later step of the same ladder went instead; recorded, never sent.
+    /// A later step of the same ladder went instead, or its obligation was met first;
+    /// recorded, never sent.
     Superseded,
+    /// Its time passed before driftwatch knew the case (a go-live import); recorded, never sent.
+    BeforeGoLive,
 }
 
 impl PlannedState {
@@ -71,6 +74,7 @@ impl PlannedState {
         match self {
             PlannedState::Pending => "pending",
             PlannedState::Superseded => "superseded",
+            PlannedState::BeforeGoLive => "before_go_live",
         }
     }
 }
