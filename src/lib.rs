@@ -25,4 +25,5 @@ pub mod planner;
 pub mod rules;
 pub mod scheduler;
 pub mod service;
+pub mod snapshot;
 pub mod store;

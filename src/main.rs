@@ -10,9 +10,11 @@ use driftwatch::config::{Config, DEFAULT_CONFIG};
 use driftwatch::daemon::{self, RunOptions};
 use driftwatch::event::{Event, numbered_json_lines};
 use driftwatch::planner::{Planner, table};
-use driftwatch::service::Service;
+use driftwatch::service::{self, Service};
+use driftwatch::snapshot;
 use driftwatch::store::Store;
 use driftwatch::{localtime, rules::RuleBody};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -69,8 +71,20 @@ enum Command {
     /// Load a JSON Lines file of events into the store, checked like the API checks them; a
     /// file with any bad event stores nothing. Events already stored are skipped.
     Import {
-        /// JSON Lines file of events.
+        /// JSON Lines file of events, or with --snapshot a CSV export of the caseload.
         file: PathBuf,
+        /// FILE is a CSV snapshot, one row per child, mapped by --mapping.
+        #[arg(long)]
+        snapshot: bool,
+        /// The column mapping of a snapshot (default: snapshot-mapping.yaml beside the config).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Check the file and show what going live would send and record, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The moment of the import (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        now: Option<String>,
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
@@ -187,9 +201,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { file, database_url } => {
+        Command::Import {
+            file,
+            snapshot,
+            mapping,
+            dry_run,
+            now,
+            database_url,
+        } => {
             daemon::init_logging(&config.log);
-            import(config, &file, database_url)
+            let options = ImportOptions {
+                snapshot: snapshot.then(|| {
+                    mapping.unwrap_or_else(|| {
+                        config
+                            .path
+                            .parent()
+                            .unwrap_or(Path::new("."))
+                            .join("snapshot-mapping.yaml")
+                    })
+                }),
+                dry_run,
+                now: parse_now(now.as_deref())?,
+                database_url,
+            };
+            import(config, &file, options)
         }
         Command::Token { .. } => Ok(ExitCode::SUCCESS),
         Command::Check => check(&config, Utc::now()),
@@ -358,37 +393,117 @@ fn read_events(config: &Config, path: &Path) -> Result<Option<Vec<Event>>> {
     Ok(Some(numbered.into_iter().map(|(_, e)| e).collect()))
 }
 
-/// Events per transaction when importing.
-const IMPORT_BATCH: usize = 500;
+struct ImportOptions {
+    /// The mapping file, for a CSV snapshot.
+    snapshot: Option<PathBuf>,
+    dry_run: bool,
+    now: DateTime<Utc>,
+    database_url: Option<String>,
+}
 
-fn import(config: Config, file: &Path, database_url: Option<String>) -> Result<ExitCode> {
-    let Some(mut events) = read_events(&config, file)? else {
+/// Reads a snapshot CSV into events; every bad cell is reported as `FILE:LINE:COLUMN:`.
+fn read_snapshot(
+    config: &Config,
+    path: &Path,
+    mapping: &Path,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<Event>>> {
+    let mapping = match snapshot::Mapping::load(mapping) {
+        Ok(m) => m,
+        Err(d) => {
+            eprintln!("{d}");
+            return Ok(None);
+        }
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let events = match snapshot::read(&mapping, &text, now) {
+        Ok(e) => e,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}:{e}", path.display());
+            }
+            eprintln!(
+                "driftwatch: {} problem(s) in the snapshot; nothing was changed",
+                errors.len()
+            );
+            return Ok(None);
+        }
+    };
+    for e in &events {
+        if let Err(err) = config.rules.vocabulary.validate(e) {
+            eprintln!("{}: {err}", path.display());
+            eprintln!(
+                "driftwatch: the snapshot does not fit the rules' vocabulary; nothing was changed"
+            );
+            return Ok(None);
+        }
+    }
+    Ok(Some(events))
+}
+
+fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCode> {
+    let events = match &options.snapshot {
+        Some(mapping) => read_snapshot(&config, file, mapping, options.now)?,
+        None => read_events(&config, file)?,
+    };
+    let Some(mut events) = events else {
         return Ok(ExitCode::from(1));
     };
-    // Case by case, so each case is planned once per batch rather than once per event.
     events.sort_by(|a, b| (&a.case, a.at, &a.id).cmp(&(&b.case, b.at, &b.id)));
-    let url = database_url
+    let cases: BTreeSet<String> = events.iter().map(|e| e.case.clone()).collect();
+    let stale = service::stale_after(&config);
+    if options.dry_run {
+        // As if every case in the file were new to driftwatch.
+        let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for e in &events {
+            by_case.entry(e.case.clone()).or_default().push(e.clone());
+        }
+        let input: Vec<_> = by_case
+            .into_iter()
+            .map(|(case, events)| (case, events, Some(options.now)))
+            .collect();
+        let preview =
+            service::go_live_preview(&Planner::from_config(&config), &input, options.now, stale);
+        say!(
+            "{}: {} event(s) for {} case(s) are valid; nothing was changed (dry run).",
+            file.display(),
+            events.len(),
+            cases.len()
+        );
+        say!(
+            "Going live at {}, as if these cases were new to driftwatch:",
+            localtime::display(options.now)
+        );
+        emit(&service::go_live_table(&preview));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let url = options
+        .database_url
         .as_deref()
         .map(from_command_line)
         .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
         let store = Store::open(&url).await?;
-        let service = Service::new(store, config, Clock::System);
-        let (mut stored, mut duplicate) = (0usize, 0usize);
-        for batch in events.chunks(IMPORT_BATCH) {
-            for a in service.ingest(batch).await? {
-                if a.status == "stored" {
-                    stored += 1;
-                } else {
-                    duplicate += 1;
+        // A contact that changed since the last snapshot changed now, not when the child came
+        // into care: the new allocation is dated at the import so it follows the old one.
+        if options.snapshot.is_some() {
+            for e in events.iter_mut() {
+                let allocation =
+                    matches!(e.kind.as_str(), "iro_allocated" | "social_worker_allocated");
+                if allocation && store.has_case(&e.case).await? && !store.has_event(&e.id).await? {
+                    e.at = options.now;
                 }
             }
         }
-        let cases: std::collections::BTreeSet<&str> =
-            events.iter().map(|e| e.case.as_str()).collect();
+        let service = Service::new(store, config, Clock::manual(options.now));
+        // One transaction: the whole file is stored with its plans, or nothing is.
+        let accepted = service.ingest(&events).await?;
+        let stored = accepted.iter().filter(|a| a.status == "stored").count();
         say!(
-            "{}: {stored} event(s) stored, {duplicate} already stored, {} case(s) planned",
+            "{}: {stored} event(s) stored, {} already stored, {} case(s) planned",
             file.display(),
+            accepted.len() - stored,
             cases.len()
         );
         service.store().close().await;

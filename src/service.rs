@@ -385,7 +385,7 @@ pub fn case_write(
     }
 }
 
-fn stale_after(config: &Config) -> chrono::Duration {
+pub fn stale_after(config: &Config) -> chrono::Duration {
     chrono::Duration::hours(i64::try_from(config.delivery.stale_after_hours).unwrap_or(24))
 }
 
@@ -413,4 +413,82 @@ fn meeting_ahead(data: Option<&&Map<String, Value>>, now: DateTime<Utc>) -> bool
 /// cannot fail in practice; an empty object is stored if it ever did.
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}
+
+/// What going live (or catching up) does with one rule's notifications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GoLiveCounts {
+    /// Sent at once.
+    pub send_now: usize,
+    /// Sent later, by the end of the next working day.
+    pub next_working_day: usize,
+    /// Their time passed before driftwatch knew the case: recorded, not sent.
+    pub before_go_live: usize,
+    /// A later step applies now, or the obligation was met: recorded, not sent.
+    pub superseded: usize,
+}
+
+/// A case's reference, all its events, and when driftwatch first heard of it.
+pub type CaseHistory = (String, Vec<Event>, Option<DateTime<Utc>>);
+
+/// What importing `cases` (each with all its events and its go-live) at `now` would send and
+/// record, counted by rule, for an IRO manager to check before going live. Pure.
+pub fn go_live_preview(
+    planner: &Planner,
+    cases: &[CaseHistory],
+    now: DateTime<Utc>,
+    stale_after: chrono::Duration,
+) -> std::collections::BTreeMap<String, GoLiveCounts> {
+    let today = crate::localtime::date_of(now);
+    let horizon = crate::localtime::end_of(planner.calendar.add(today, 1));
+    let mut by_rule: std::collections::BTreeMap<String, GoLiveCounts> = Default::default();
+    for (case, events, go_live) in cases {
+        let plan = planner.plan_case(case, events, now);
+        let write = case_write(
+            &plan,
+            events,
+            &[],
+            CatchUp {
+                go_live: *go_live,
+                stale_after,
+            },
+        );
+        for row in &write.outbox {
+            let counts = by_rule.entry(row.rule.clone()).or_default();
+            match row.state {
+                PlannedState::Pending if row.send_at <= now => counts.send_now += 1,
+                PlannedState::Pending if row.send_at <= horizon => counts.next_working_day += 1,
+                PlannedState::Pending => {}
+                PlannedState::BeforeGoLive => counts.before_go_live += 1,
+                PlannedState::Superseded if row.send_at <= now => counts.superseded += 1,
+                PlannedState::Superseded => {}
+            }
+        }
+    }
+    by_rule.retain(|_, c| *c != GoLiveCounts::default());
+    by_rule
+}
+
+/// The preview as a table, with a total line.
+pub fn go_live_table(by_rule: &std::collections::BTreeMap<String, GoLiveCounts>) -> String {
+    let mut out = format!(
+        "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
+        "RULE", "SEND NOW", "NEXT WORKING DAY", "BEFORE GO-LIVE", "SUPERSEDED"
+    );
+    let mut total = GoLiveCounts::default();
+    for (rule, c) in by_rule {
+        out.push_str(&format!(
+            "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
+            rule, c.send_now, c.next_working_day, c.before_go_live, c.superseded
+        ));
+        total.send_now += c.send_now;
+        total.next_working_day += c.next_working_day;
+        total.before_go_live += c.before_go_live;
+        total.superseded += c.superseded;
+    }
+    out.push_str(&format!(
+        "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
+        "total", total.send_now, total.next_working_day, total.before_go_live, total.superseded
+    ));
+    out
 }

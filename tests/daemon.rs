@@ -793,7 +793,10 @@ async fn after_seven_working_days_down_each_obligation_gets_one_message_at_most(
                 .insert(n["step"].as_str().unwrap_or_default().to_string());
         }
     }
-    assert!(!steps.is_empty(), "the step that applies now went for some obligation");
+    assert!(
+        !steps.is_empty(),
+        "the step that applies now went for some obligation"
+    );
     for (obligation, s) in &steps {
         assert_eq!(s.len(), 1, "{obligation} got more than one step: {s:?}");
     }

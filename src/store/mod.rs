@@ -133,6 +133,24 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// Whether any event of the case is stored.
+    pub async fn has_case(&self, case: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE case_ref = $1")
+            .bind(case)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Whether an event with this id is stored.
+    pub async fn has_event(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
     /// Every event of a case, oldest first.
     pub async fn case_events(&self, case: &str) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query("SELECT body FROM events WHERE case_ref = $1 ORDER BY at, id")

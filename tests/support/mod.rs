@@ -262,7 +262,8 @@ impl Daemon {
 
     /// The outbox rows in a state.
     pub async fn outbox(&self, state: &str) -> Vec<Value> {
-        self.get(&format!("/v1/notifications?state={state}")).await["notifications"]
+        self.get(&format!("/v1/notifications?state={state}&limit=10000"))
+            .await["notifications"]
             .as_array()
             .cloned()
             .unwrap_or_default()

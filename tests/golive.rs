@@ -1,0 +1,292 @@
+//! Going live with a council's existing caseload: a realistic snapshot CSV (generated here,
+//! a few hundred children part-way through their reviews), the dry run, the import, what the
+//! daemon then sends (read from a real SMTP server), and a second import that changes nothing.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+const HEADER: &str = "Case reference,Looked after since,Legal status,Date of birth,IRO,IRO email,\
+Social worker,Social worker email,Team manager,Team manager email,Reviews held,Last review,\
+Next review,Open recommendations,Record sent,In care proceedings,Children's guardian,\
+Guardian email,Legal adviser,Legal adviser email";
+
+/// The moment of going live: Monday 1 February 2027, 08:00.
+const GO_LIVE: &str = "2027-02-01T08:00:00Z";
+
+/// A small deterministic generator, so the snapshot is the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// `rows` children: some new, some mid-cycle with a review booked, some overdue for review,
+/// some with open recommendations (some drifting), some in care proceedings.
+fn snapshot(rows: usize) -> String {
+    use chrono::{Duration, NaiveDate};
+    let mut rng = Lcg(2027);
+    let base = NaiveDate::from_ymd_opt(2027, 2, 1).unwrap();
+    let bases = ["Section 20", "Full care order", "Interim care order", "s31"];
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    for i in 0..rows {
+        let iro = i % 7;
+        let since = base - Duration::days(20 + rng.next(2000) as i64);
+        let dob = since - Duration::days(365 + rng.next(5000) as i64);
+        let kind = rng.next(5);
+        let (reviews, last, next) = match kind {
+            // New to care: no review yet.
+            0 => (0, String::new(), String::new()),
+            // Mid-cycle: reviewed recently, next review booked.
+            1 | 2 => {
+                let last = base - Duration::days(10 + rng.next(100) as i64);
+                let next = base + Duration::days(20 + rng.next(120) as i64);
+                (
+                    1 + rng.next(6),
+                    last.format("%d/%m/%Y").to_string(),
+                    format!("{} 10:00", next.format("%d/%m/%Y")),
+                )
+            }
+            // Overdue: last review long ago, nothing booked.
+            _ => {
+                let last = base - Duration::days(200 + rng.next(200) as i64);
+                (
+                    2 + rng.next(5),
+                    last.format("%Y-%m-%d").to_string(),
+                    String::new(),
+                )
+            }
+        };
+        let recommendations = if reviews > 0 && rng.next(3) == 0 {
+            let due = base + Duration::days(rng.next(60) as i64) - Duration::days(30);
+            format!("R{i}-1 due {due}; R{i}-2 due {}", due + Duration::days(30))
+        } else {
+            String::new()
+        };
+        let proceedings = rng.next(6) == 0;
+        let (guardian, guardian_email, adviser, adviser_email) = if proceedings {
+            (
+                format!("Guardian {i}"),
+                format!("guardian{i}@cafcass.example"),
+                "Legal team".to_string(),
+                "legal@council.example".to_string(),
+            )
+        } else {
+            Default::default()
+        };
+        let record = if reviews > 0 && rng.next(4) > 0 {
+            "yes"
+        } else {
+            "no"
+        };
+        out.push_str(&format!(
+            "G-{i:04},{since},{basis},{dob},IRO {iro},iro{iro}@council.example,Worker {sw},\
+             sw{sw}@council.example,Manager {tm},tm{tm}@council.example,{reviews},{last},{next},\
+             {recommendations},{record},{p},{guardian},{guardian_email},{adviser},{adviser_email}\n",
+            since = since.format("%d/%m/%Y"),
+            basis = bases[rng.next(4) as usize],
+            sw = i % 40,
+            tm = i % 8,
+            p = if proceedings { "Yes" } else { "No" },
+        ));
+    }
+    out
+}
+
+fn driftwatch(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .output()
+        .expect("run driftwatch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The dry run's table: rule -> (send now, next working day, before go-live, superseded).
+fn preview(out: &str) -> BTreeMap<String, [usize; 4]> {
+    out.lines()
+        .skip_while(|l| !l.trim_start().starts_with("RULE"))
+        .skip(1)
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            let n: Vec<usize> = cells[1..].iter().filter_map(|c| c.parse().ok()).collect();
+            (cells.len() == 5 && n.len() == 4)
+                .then(|| (cells[0].to_string(), [n[0], n[1], n[2], n[3]]))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing() {
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    let config = setup.write();
+    let csv = setup.dir.path().join("caseload.csv");
+    std::fs::write(&csv, snapshot(300)).expect("write snapshot");
+    let mapping = repo().join("config/snapshot-mapping.yaml");
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "import".into(),
+            "--snapshot".into(),
+            csv.display().to_string(),
+            "--mapping".into(),
+            mapping.display().to_string(),
+            "--now".into(),
+            GO_LIVE.into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |extra: &[&'static str]| {
+        let a = args(extra);
+        driftwatch(&config, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // The dry run checks and previews, and writes nothing.
+    let (code, out, err) = run(&["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("for 300 case(s) are valid; nothing was changed (dry run)"),
+        "{out}"
+    );
+    assert!(!setup.dir.path().join("driftwatch.db").exists());
+    let expected = preview(&out);
+    let total = expected.get("total").copied().expect("a total line");
+    assert!(total[0] > 0, "going live sends something: {out}");
+    assert!(total[2] > 0, "and records what fell before go-live: {out}");
+
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("event(s) stored, 0 already stored, 300 case(s) planned"),
+        "{out}"
+    );
+
+    // The daemon starts at go-live and sends exactly what the dry run said, once each.
+    let daemon = Daemon::start(&setup, GO_LIVE);
+    daemon.clock(GO_LIVE).await;
+    let sent = daemon.outbox("sent").await;
+    let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &sent {
+        *by_rule
+            .entry(n["rule"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    for (rule, counts) in &expected {
+        if rule != "total" {
+            assert_eq!(by_rule.get(rule).copied().unwrap_or(0), counts[0], "{rule}");
+        }
+    }
+    assert_eq!(sent.len(), total[0]);
+    assert_eq!(mailbox.mail().len(), total[0]);
+    assert_eq!(daemon.outbox("before_go_live").await.len(), total[2]);
+    // Overdue obligations show as overdue, and each gets one step at most: the one that
+    // applies now, marked late.
+    let overdue = daemon
+        .get("/v1/obligations?state=overdue&limit=10000")
+        .await;
+    assert!(overdue["count"].as_u64().unwrap_or(0) > 0);
+    let mut steps: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for n in &sent {
+        let note = &n["notification"];
+        if let Some(o) = note["obligation"].as_str() {
+            steps
+                .entry(format!("{}/{o}", n["case"]))
+                .or_default()
+                .insert(note["step"].as_str().unwrap_or("").to_string());
+        }
+    }
+    assert!(
+        steps.values().all(|s| s.len() == 1),
+        "one step per obligation"
+    );
+
+    // The same file again: nothing stored, nothing sent.
+    let (code, out, _) = run(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains(" 0 event(s) stored"), "{out}");
+    daemon.clock(GO_LIVE).await;
+    assert_eq!(mailbox.mail().len(), total[0]);
+    assert_eq!(daemon.outbox("sent").await.len(), total[0]);
+}
+
+#[test]
+fn a_bad_row_is_reported_by_line_and_column_and_nothing_is_imported() {
+    let setup = Setup::new();
+    let config = setup.write();
+    let mut text = snapshot(40);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // Line 6: a date that is not a date; line 9: an email that is not one; line 12: a legal
+    // status the mapping does not know.
+    lines[5] = lines[5].replacen(",IRO 4,iro4@council.example,", ",IRO 4,iro4 at council,", 1);
+    let cells: Vec<&str> = lines[8].split(',').collect();
+    let mut cells: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+    cells[1] = "31/02/2020".into();
+    lines[8] = cells.join(",");
+    let cells: Vec<&str> = lines[11].split(',').collect();
+    let mut cells: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+    cells[2] = "Special guardianship".into();
+    lines[11] = cells.join(",");
+    text = lines.join("\n");
+    let csv = setup.dir.path().join("bad.csv");
+    std::fs::write(&csv, &text).unwrap();
+    let (code, _, err) = driftwatch(
+        &config,
+        &[
+            "import",
+            "--snapshot",
+            csv.to_str().unwrap(),
+            "--mapping",
+            repo()
+                .join("config/snapshot-mapping.yaml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert_eq!(code, 1);
+    let file = csv.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{file}:6:6: column `IRO email`: is not an email address"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:9:2: column `Looked after since`: is not a date"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:12:3: column `Legal status`: is not a legal basis"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("3 problem(s) in the snapshot; nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Special guardianship") && !err.contains("iro4 at council"),
+        "no values echoed"
+    );
+    assert!(!setup.dir.path().join("driftwatch.db").exists());
+}
