@@ -88,6 +88,18 @@ enum Command {
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Show what the daemon would send when it starts after downtime, counted by rule: what
+    /// still applies goes, stale earlier steps are recorded as superseded.
+    Catchup {
+        /// Only show; the daemon does the catching up when it starts.
+        #[arg(long, required = true)]
+        dry_run: bool,
+        /// The moment the daemon would start (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// API tokens: make a new one, or hash one for the config.
     Token {
         #[command(subcommand)]
@@ -226,6 +238,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             import(config, &file, options)
         }
+        Command::Catchup {
+            dry_run: _,
+            now,
+            database_url,
+        } => catchup(config, parse_now(now.as_deref())?, database_url),
         Command::Token { .. } => Ok(ExitCode::SUCCESS),
         Command::Check => check(&config, Utc::now()),
         Command::Plan {
@@ -461,7 +478,12 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         }
         let input: Vec<_> = by_case
             .into_iter()
-            .map(|(case, events)| (case, events, Some(options.now)))
+            .map(|(case, events)| service::CaseHistory {
+                case,
+                events,
+                go_live: Some(options.now),
+                settled: Default::default(),
+            })
             .collect();
         let preview =
             service::go_live_preview(&Planner::from_config(&config), &input, options.now, stale);
@@ -507,6 +529,37 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
             cases.len()
         );
         service.store().close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> Result<ExitCode> {
+    let url = database_url
+        .as_deref()
+        .map(from_command_line)
+        .unwrap_or_else(|| config.database_url.clone());
+    let stale = service::stale_after(&config);
+    runtime()?.block_on(async {
+        let store = Store::open(&url).await?;
+        let mut input = Vec::new();
+        for case in store.cases_waiting_since(now - stale).await? {
+            input.push(service::CaseHistory {
+                events: store.case_events(&case).await?,
+                go_live: store.first_received(&case).await?,
+                settled: store.settled_keys(&case).await?,
+                case,
+            });
+        }
+        say!(
+            "Catching up at {}: {} case(s) have notifications waiting more than {} hour(s).",
+            localtime::display(now),
+            input.len(),
+            config.delivery.stale_after_hours
+        );
+        let preview = service::go_live_preview(&Planner::from_config(&config), &input, now, stale);
+        emit(&service::go_live_table(&preview));
+        store.close().await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

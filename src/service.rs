@@ -428,8 +428,17 @@ pub struct GoLiveCounts {
     pub superseded: usize,
 }
 
-/// A case's reference, all its events, and when driftwatch first heard of it.
-pub type CaseHistory = (String, Vec<Event>, Option<DateTime<Utc>>);
+/// A case as the preview needs it.
+#[derive(Debug, Clone, Default)]
+pub struct CaseHistory {
+    pub case: String,
+    /// All its events.
+    pub events: Vec<Event>,
+    /// When driftwatch first heard of it (none for a case new to driftwatch).
+    pub go_live: Option<DateTime<Utc>>,
+    /// Outbox keys already sent, being sent or dead: not counted again.
+    pub settled: HashSet<String>,
+}
 
 /// What importing `cases` (each with all its events and its go-live) at `now` would send and
 /// record, counted by rule, for an IRO manager to check before going live. Pure.
@@ -442,18 +451,22 @@ pub fn go_live_preview(
     let today = crate::localtime::date_of(now);
     let horizon = crate::localtime::end_of(planner.calendar.add(today, 1));
     let mut by_rule: std::collections::BTreeMap<String, GoLiveCounts> = Default::default();
-    for (case, events, go_live) in cases {
-        let plan = planner.plan_case(case, events, now);
+    for history in cases {
+        let plan = planner.plan_case(&history.case, &history.events, now);
         let write = case_write(
             &plan,
-            events,
+            &history.events,
             &[],
             CatchUp {
-                go_live: *go_live,
+                go_live: history.go_live,
                 stale_after,
             },
         );
-        for row in &write.outbox {
+        for row in write
+            .outbox
+            .iter()
+            .filter(|r| !history.settled.contains(&r.key))
+        {
             let counts = by_rule.entry(row.rule.clone()).or_default();
             match row.state {
                 PlannedState::Pending if row.send_at <= now => counts.send_now += 1,

@@ -332,3 +332,25 @@ fn token_new_prints_a_token_and_the_hash_the_config_keeps() {
         "{err}"
     );
 }
+
+#[test]
+fn the_readme_go_live_dry_run_of_the_example_caseload() {
+    let (code, out, err) = driftwatch(&[
+        "import",
+        "--snapshot",
+        root().join("examples/caseload.csv").to_str().unwrap(),
+        "--dry-run",
+        "--now",
+        "2027-02-01T08:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    // Every line of the table is in the README, as printed.
+    for line in out.lines().skip(1) {
+        assert!(
+            readme.contains(&format!("   # {line}")),
+            "README lacks: {line}"
+        );
+    }
+    assert!(out.contains("46 event(s) for 5 case(s) are valid; nothing was changed (dry run)"));
+}

@@ -762,7 +762,27 @@ async fn after_seven_working_days_down_each_obligation_gets_one_message_at_most(
     assert!(daemon.terminate().success());
 
     // ...then down from Wednesday 20 January 16:00 until Friday 29 January 12:00: seven
-    // working days.
+    // working days. Before starting it again, an IRO manager asks what it will send.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(setup.write())
+        .args(["catchup", "--dry-run", "--now", "2027-01-29T12:00:00Z"])
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .output()
+        .expect("catchup --dry-run");
+    let preview = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{preview}");
+    let send_now: std::collections::BTreeMap<String, usize> = preview
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("RULE"))
+        .skip(1)
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            Some((cells.first()?.to_string(), cells.get(1)?.parse().ok()?))
+        })
+        .collect();
+    assert!(send_now.get("total").is_some_and(|n| *n > 0), "{preview}");
+
     let daemon = Daemon::start(&setup, "2027-01-29T12:00:00Z");
     daemon.clock("2027-01-29T12:00:00Z").await;
     let mail = mailbox.mail();
@@ -797,6 +817,23 @@ async fn after_seven_working_days_down_each_obligation_gets_one_message_at_most(
         !steps.is_empty(),
         "the step that applies now went for some obligation"
     );
+    // It sent what the dry run said it would.
+    let mut by_rule = std::collections::BTreeMap::<String, usize>::new();
+    for m in &after {
+        *by_rule
+            .entry(row_of(m)["rule"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    for (rule, n) in &send_now {
+        if rule != "total" {
+            assert_eq!(
+                by_rule.get(rule).copied().unwrap_or(0),
+                *n,
+                "{rule}: {preview}"
+            );
+        }
+    }
+    assert_eq!(after.len(), send_now["total"], "{preview}");
     for (obligation, s) in &steps {
         assert_eq!(s.len(), 1, "{obligation} got more than one step: {s:?}");
     }

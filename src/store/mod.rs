@@ -133,6 +133,33 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// When driftwatch first received an event of the case: its go-live.
+    pub async fn first_received(&self, case: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let first: Option<i64> =
+            sqlx::query("SELECT MIN(received_at) AS t FROM events WHERE case_ref = $1")
+                .bind(case)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("t")?;
+        Ok(first.map(time))
+    }
+
+    /// The case's outbox keys already sent, being sent or dead.
+    pub async fn settled_keys(
+        &self,
+        case: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key FROM outbox WHERE case_ref = $1 AND state IN ('sent', 'sending', 'dead')",
+        )
+        .bind(case)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("key")?))
+            .collect::<Result<_, StoreError>>()
+    }
+
     /// Whether any event of the case is stored.
     pub async fn has_case(&self, case: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE case_ref = $1")
