@@ -135,13 +135,7 @@ impl Store {
 
     /// When driftwatch first received an event of the case: its go-live.
     pub async fn first_received(&self, case: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let first: Option<i64> =
-            sqlx::query("SELECT MIN(received_at) AS t FROM events WHERE case_ref = $1")
-                .bind(case)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("t")?;
-        Ok(first.map(time))
+        first_received(&self.pool, case).await
     }
 
     /// The case's outbox keys already sent, being sent or dead.
@@ -155,9 +149,7 @@ impl Store {
         .bind(case)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("key")?))
-            .collect::<Result<_, StoreError>>()
+        strings(&rows, "key")
     }
 
     /// Whether any event of the case is stored.
@@ -180,11 +172,7 @@ impl Store {
 
     /// Every event of a case, oldest first.
     pub async fn case_events(&self, case: &str) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM events WHERE case_ref = $1 ORDER BY at, id")
-            .bind(case)
-            .fetch_all(&self.pool)
-            .await?;
-        events_of(rows)
+        case_events(&self.pool, case).await
     }
 
     /// Every case reference, in order, from `after` on, at most `limit`: for re-planning all.
@@ -196,9 +184,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("case_ref")?))
-            .collect::<Result<_, StoreError>>()
+        strings(&rows, "case_ref")
     }
 
     /// Cases with a notification waiting since before `before`: after downtime, these are
@@ -214,9 +200,7 @@ impl Store {
         .bind(ms(before))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("case_ref")?))
-            .collect::<Result<_, StoreError>>()
+        strings(&rows, "case_ref")
     }
 
     /// Cases whose plan changes by `now` (a derived or future-dated event falls due).
@@ -232,9 +216,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("case_ref")?))
-            .collect::<Result<_, StoreError>>()
+        strings(&rows, "case_ref")
     }
 
     /// The earliest moment something needs doing: a notification to (re)try, a lease to expire,
@@ -519,10 +501,39 @@ fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
     }
 }
 
-fn events_of(rows: Vec<AnyRow>) -> Result<Vec<Event>, StoreError> {
+/// One text column of every row.
+fn strings<C: FromIterator<String>>(rows: &[AnyRow], column: &str) -> Result<C, StoreError> {
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>(column)?))
+        .collect()
+}
+
+/// Every event of a case, oldest first, in a transaction or not.
+async fn case_events<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    case: &str,
+) -> Result<Vec<Event>, StoreError> {
+    let rows = sqlx::query("SELECT body FROM events WHERE case_ref = $1 ORDER BY at, id")
+        .bind(case)
+        .fetch_all(e)
+        .await?;
     rows.iter()
         .map(|r| json("event", &r.try_get::<String, _>("body")?))
         .collect()
+}
+
+/// When driftwatch first received an event of the case, in a transaction or not.
+async fn first_received<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    case: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let first: Option<i64> =
+        sqlx::query("SELECT MIN(received_at) AS t FROM events WHERE case_ref = $1")
+            .bind(case)
+            .fetch_one(e)
+            .await?
+            .try_get("t")?;
+    Ok(first.map(time))
 }
 
 /// One transaction: events appended and the plans they change written together, or nothing.
@@ -580,11 +591,7 @@ impl Tx {
     }
 
     pub async fn case_events(&mut self, case: &str) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM events WHERE case_ref = $1 ORDER BY at, id")
-            .bind(case)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        events_of(rows)
+        case_events(&mut *self.tx, case).await
     }
 
     /// When driftwatch first received an event of the case: its go-live.
@@ -592,13 +599,7 @@ impl Tx {
         &mut self,
         case: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let first: Option<i64> =
-            sqlx::query("SELECT MIN(received_at) AS t FROM events WHERE case_ref = $1")
-                .bind(case)
-                .fetch_one(&mut *self.tx)
-                .await?
-                .try_get("t")?;
-        Ok(first.map(time))
+        first_received(&mut *self.tx, case).await
     }
 
     /// The case's outbox keys that are still waiting to go.
@@ -607,9 +608,7 @@ impl Tx {
             .bind(case)
             .fetch_all(&mut *self.tx)
             .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("key")?))
-            .collect::<Result<_, StoreError>>()
+        strings(&rows, "key")
     }
 
     /// Writes a case's new plan: its obligations and their people replaced, outbox rows added or
