@@ -225,6 +225,51 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     daemon.clock(GO_LIVE).await;
     assert_eq!(mailbox.mail().len(), total[0]);
     assert_eq!(daemon.outbox("sent").await.len(), total[0]);
+
+    // Next week's report: one child has a new IRO. Only that is added, dated at the import, and
+    // the new IRO is the one told from then on.
+    let text = std::fs::read_to_string(&csv).expect("snapshot");
+    let changed: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("G-0000,") {
+                l.replace(
+                    "IRO 0,iro0@council.example",
+                    "IRO New,iro.new@council.example",
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&csv, changed.join("\n")).expect("next week's snapshot");
+    let next_week = [
+        "import",
+        "--snapshot",
+        csv.to_str().unwrap_or_default(),
+        "--mapping",
+        mapping.to_str().unwrap_or_default(),
+        "--now",
+        "2027-02-08T08:00:00Z",
+    ];
+    let (code, out, err) = driftwatch(&config, &next_week);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": 1 event(s) stored,"), "{out}");
+    daemon.clock("2027-02-08T08:00:00Z").await;
+    let plan = daemon.get("/v1/cases/G-0000/plan").await;
+    let to_iro: Vec<&str> = plan["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            n["role"] == "iro" && n["send_at"].as_str().unwrap_or("") > "2027-02-08T08:00:00Z"
+        })
+        .filter_map(|n| n["email"].as_str())
+        .collect();
+    assert!(
+        !to_iro.is_empty() && to_iro.iter().all(|e| *e == "iro.new@council.example"),
+        "{to_iro:?}"
+    );
 }
 
 #[test]
