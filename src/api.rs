@@ -11,6 +11,7 @@ use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::localtime;
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
+use crate::telemetry;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -39,6 +40,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/notifications/{key}/retry", post(retry_notification))
         .route("/v1/admin/reload", post(admin_reload))
         .route("/v1/admin/clock", post(admin_clock))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -177,12 +179,13 @@ async fn post_events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-ndjson"));
     let values = if ndjson {
-        parse_json_lines(&body)?
+        parse_json_lines(&body).inspect_err(|_| telemetry::events_rejected("bad_json"))?
     } else {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Array(items)) => items,
             Ok(one) => vec![one],
             Err(e) => {
+                telemetry::events_rejected("bad_json");
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("the body is not JSON: {e}"),
@@ -196,12 +199,16 @@ async fn post_events(
             "no events in the body",
         ));
     }
-    let events = s.service.check(&values)?;
-    let accepted = s
-        .service
-        .ingest(&events)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let events = s.service.check(&values).inspect_err(|_| {
+        telemetry::events_rejected("invalid");
+    })?;
+    let accepted = s.service.ingest(&events).await.map_err(|e| {
+        telemetry::events_rejected("unavailable");
+        ApiError::unavailable(e)
+    })?;
+    for a in &accepted {
+        telemetry::event_accepted(a.status == "stored");
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted}))).into_response())
 }
 
@@ -426,4 +433,37 @@ async fn admin_clock(
         .await
         .is_ok();
     Ok(Json(json!({"now": request.now, "caught_up": settled})).into_response())
+}
+
+/// `GET /metrics`: Prometheus text. Obligations and the outbox are counted from the store at
+/// each scrape; every rule appears, at zero when it has nothing open.
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let config = s.service.config();
+    authorize(&headers, &config, Scope::Read)?;
+    let Some(handle) = telemetry::handle() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not being recorded",
+        ));
+    };
+    let store = s.service.store();
+    let counted = store
+        .obligation_counts(s.service.now())
+        .await
+        .map_err(ApiError::unavailable)?;
+    let mut obligations: Vec<(String, &'static str, i64)> = config
+        .rules
+        .rules
+        .iter()
+        .flat_map(|r| [(r.id.clone(), "open", 0), (r.id.clone(), "overdue", 0)])
+        .filter(|(rule, state, _)| !counted.iter().any(|(r, st, _)| r == rule && st == state))
+        .collect();
+    obligations.extend(counted);
+    let outbox = store.outbox_counts().await.map_err(ApiError::unavailable)?;
+    telemetry::store_figures(&obligations, &outbox);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
 }

@@ -88,6 +88,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         .database_url
         .clone()
         .unwrap_or_else(|| config.database_url.clone());
+    if crate::telemetry::handle().is_none() {
+        tracing::warn!("metrics are not recorded: another recorder was installed first");
+    }
     let store = Store::open(&url).await?;
     let now = options.clock.now();
     if store.backend() == Backend::Sqlite {

@@ -27,3 +27,4 @@ pub mod scheduler;
 pub mod service;
 pub mod snapshot;
 pub mod store;
+pub mod telemetry;

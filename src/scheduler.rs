@@ -12,6 +12,7 @@ use crate::notify::retry::RetryPolicy;
 use crate::notify::{Courier, Outcome};
 use crate::service::Service;
 use crate::store::{Claimed, StoreError};
+use crate::telemetry;
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -147,8 +148,15 @@ impl Scheduler {
             );
             tasks.spawn(async move {
                 let _permit = permit;
-                let outcome = courier.deliver(&config, &c, service.now()).await;
-                record(&service, &policy, &c, outcome).await
+                let now = service.now();
+                if c.attempts == 1 {
+                    let lag = (now - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
+                    telemetry::scheduler_lag(lag);
+                }
+                let started = std::time::Instant::now();
+                let outcome = courier.deliver(&config, &c, now).await;
+                let took = started.elapsed().as_secs_f64();
+                record(&service, &policy, &c, outcome, took).await
             });
         }
         while let Some(done) = tasks.join_next().await {
@@ -180,11 +188,27 @@ async fn record(
     policy: &RetryPolicy,
     c: &Claimed,
     outcome: Outcome,
+    took: f64,
 ) -> Result<(), StoreError> {
     let store = service.store();
     let now = service.now();
     let n = &c.notification;
     let channel = n.recipient.label();
+    let kind = match n.recipient {
+        crate::planner::Target::Email { .. } => "email",
+        crate::planner::Target::Webhook { .. } => "webhook",
+    };
+    let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
+    let result = match &outcome {
+        Outcome::Delivered => "sent",
+        Outcome::Retry { after, .. }
+            if policy.next_attempt(&c.key, attempts, now, *after).is_some() =>
+        {
+            "retry"
+        }
+        _ => "dead",
+    };
+    telemetry::delivery(kind, result, took);
     match outcome {
         Outcome::Delivered => {
             store.mark_sent(&c.key, now).await?;
@@ -199,7 +223,6 @@ async fn record(
             );
         }
         Outcome::Retry { reason, after } => {
-            let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
             match policy.next_attempt(&c.key, attempts, now, after) {
                 Some(at) => {
                     store.mark_retry(&c.key, at, &reason, now).await?;

@@ -286,6 +286,51 @@ async fn webhooks_are_signed_retried_after_a_500_and_dead_after_a_404() {
     assert_eq!(hooks.len(), 4);
     assert_eq!(hooks[3].id, key);
     assert!(daemon.outbox("dead").await.is_empty());
+
+    // The same story in the metrics.
+    let m = daemon.metrics().await;
+    let webhook = |outcome| {
+        sample(
+            &m,
+            "driftwatch_notifications_total",
+            &[("channel", "webhook"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(webhook("retry"), Some(1.0));
+    assert_eq!(webhook("dead"), Some(1.0));
+    assert_eq!(webhook("sent"), Some(2.0));
+    assert_eq!(
+        sample(&m, "driftwatch_outbox", &[("state", "sent")]),
+        Some(daemon.outbox("sent").await.len() as f64)
+    );
+    assert!(
+        sample(
+            &m,
+            "driftwatch_obligations",
+            &[("rule", "early_review_considered"), ("state", "open")]
+        )
+        .is_some_and(|n| n >= 2.0),
+        "both children wait for an early-review decision"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "driftwatch_obligations",
+            &[("rule", "early_review_considered"), ("state", "overdue")]
+        ),
+        Some(0.0),
+        "every rule is listed, at zero when nothing is overdue"
+    );
+    assert!(
+        m.samples
+            .iter()
+            .any(|s| s.metric.starts_with("driftwatch_scheduler_lag_seconds"))
+    );
+    assert!(
+        m.samples
+            .iter()
+            .any(|s| s.metric.starts_with("driftwatch_delivery_seconds"))
+    );
 }
 
 #[tokio::test]
@@ -531,6 +576,37 @@ async fn the_api_rejects_bad_input_clearly_and_stores_nothing_of_a_rejected_batc
     assert_eq!(status, 200);
     let ready = daemon.get("/readyz").await;
     assert_eq!(ready["database"], "ok");
+
+    let m = daemon.metrics().await;
+    let rejected = |reason| {
+        sample(
+            &m,
+            "driftwatch_events_rejected_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(rejected("bad_json"), Some(1.0));
+    assert_eq!(rejected("invalid"), Some(2.0));
+    assert_eq!(
+        sample(
+            &m,
+            "driftwatch_events_accepted_total",
+            &[("status", "stored")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "driftwatch_events_accepted_total",
+            &[("status", "duplicate")]
+        ),
+        Some(2.0)
+    );
+    let (status, _) = daemon
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    assert_eq!(status, 401, "metrics need the read scope");
 }
 
 #[tokio::test]

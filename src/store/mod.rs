@@ -152,6 +152,40 @@ impl Store {
         strings(&rows, "key")
     }
 
+    /// Open obligations by rule, split into `open` and `overdue` at `now`.
+    pub async fn obligation_counts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, &'static str, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule, CASE WHEN deadline <= $1 THEN 1 ELSE 0 END AS overdue, COUNT(*) AS n \
+             FROM obligations WHERE state = 'open' GROUP BY rule, overdue",
+        )
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let overdue: i64 = r.try_get("overdue")?;
+                Ok((
+                    r.try_get("rule")?,
+                    if overdue == 1 { "overdue" } else { "open" },
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Outbox rows by state.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+
     /// Whether any event of the case is stored.
     pub async fn has_case(&self, case: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE case_ref = $1")

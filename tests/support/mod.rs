@@ -600,3 +600,37 @@ pub async fn fresh_postgres() -> String {
 }
 
 static DATABASES: AtomicU32 = AtomicU32::new(0);
+
+impl Daemon {
+    /// `GET /metrics`, parsed as Prometheus text.
+    pub async fn metrics(&self) -> prometheus_parse::Scrape {
+        let (status, body) = self
+            .request(reqwest::Method::GET, "/metrics", Some(READ_TOKEN), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let text = body.as_str().expect("metrics are text").to_string();
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .expect("valid Prometheus text")
+    }
+}
+
+/// The value of a counter or gauge with these labels, if present.
+pub fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    scrape.samples.iter().find_map(|s| {
+        let matches = s.metric == name
+            && labels
+                .iter()
+                .all(|(k, v)| s.labels.get(k).is_some_and(|x| x == *v));
+        match (&s.value, matches) {
+            (prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v), true) => {
+                Some(*v)
+            }
+            (prometheus_parse::Value::Untyped(v), true) => Some(*v),
+            _ => None,
+        }
+    })
+}
