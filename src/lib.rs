@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod diagnostic;
 pub mod event;
+pub mod explain;
 pub mod expr;
 pub mod localtime;
 pub mod message;

@@ -88,6 +88,14 @@ enum Command {
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// A rule in plain English, with an example timeline on the working-day calendar.
+    Explain {
+        /// The rule's id.
+        rule: String,
+        /// When the rule's anchor falls in the example (local YYYY-MM-DD or YYYY-MM-DDTHH:MM).
+        #[arg(long, default_value = "2027-01-04T10:00")]
+        from: String,
+    },
     /// Show what the daemon would send when it starts after downtime, counted by rule: what
     /// still applies goes, stale earlier steps are recorded as superseded.
     Catchup {
@@ -243,6 +251,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             now,
             database_url,
         } => catchup(config, parse_now(now.as_deref())?, database_url),
+        Command::Explain { rule, from } => {
+            let example = chrono::NaiveDateTime::parse_from_str(&from, "%Y-%m-%dT%H:%M")
+                .or_else(|_| {
+                    NaiveDate::parse_from_str(&from, "%Y-%m-%d")
+                        .map(|d| d.and_time(chrono::NaiveTime::MIN))
+                })
+                .map_err(|_| {
+                    anyhow::anyhow!("--from: `{from}` is not YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+                })?;
+            match driftwatch::explain::explain(
+                &config.rules,
+                &config.calendar,
+                config.working_hours,
+                &rule,
+                example,
+            ) {
+                Ok(text) => {
+                    emit(&text);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("driftwatch: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Token { .. } => Ok(ExitCode::SUCCESS),
         Command::Check => check(&config, Utc::now()),
         Command::Plan {

@@ -354,3 +354,45 @@ fn the_readme_go_live_dry_run_of_the_example_caseload() {
     }
     assert!(out.contains("46 event(s) for 5 case(s) are valid; nothing was changed (dry run)"));
 }
+
+#[test]
+fn explain_puts_a_rule_in_words_with_dates_from_the_calendar() {
+    let (code, out, err) = driftwatch(&["explain", "first_review", "--from", "2027-01-04T10:00"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("It is due 20 working days after the time of the event."),
+        "{out}"
+    );
+    assert!(out.contains("It is met by `review_held`."), "{out}");
+    // The dates are the calendar's: 20 working days after Monday 4 January 2027 is 1 February;
+    // the escalation one working day later; the first reminder 15 working days before the due date.
+    let cal = &common::config().calendar;
+    let start = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).unwrap();
+    let due = cal.add(start, 20);
+    for (date, what) in [
+        (due, "due (by the end of the day)"),
+        (
+            cal.add(due, 1),
+            "escalation: First review overdue, to the iro, the iro_manager",
+        ),
+        (cal.add(due, -15), "reminder: Book the first review"),
+    ] {
+        let line = format!("    {}  {what}", date.format("%a %d %b %Y"));
+        assert!(out.contains(&line), "missing `{line}` in\n{out}");
+    }
+
+    let (code, out, _) = driftwatch(&["explain", "significant_event_notice"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("It tells the iro at once, day or night (urgent)"),
+        "{out}"
+    );
+
+    let (code, _, err) = driftwatch(&["explain", "first_reveiw"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no rule `first_reveiw`; the rules are: "),
+        "{err}"
+    );
+    assert!(err.contains("first_review"), "{err}");
+}
