@@ -11,7 +11,7 @@ use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::localtime;
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
-use crate::telemetry;
+use crate::{feed, telemetry};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -41,6 +41,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/admin/reload", post(admin_reload))
         .route("/v1/admin/clock", post(admin_clock))
         .route("/metrics", get(metrics))
+        .route("/v1/feeds", get(feed_url))
+        .route("/feeds/{file}", get(calendar_feed))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -464,6 +466,119 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Respon
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct FeedQuery {
+    email: String,
+}
+
+/// `GET /v1/feeds?email=...` (admin): the secret URL of a person's calendar feed.
+async fn feed_url(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<FeedQuery>,
+) -> Result<Response, ApiError> {
+    let config = s.service.config();
+    authorize(&headers, &config, Scope::Admin)?;
+    let (Some(secret), Some(feeds)) = (&s.feed_secret, &config.feeds) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "calendar feeds are off: configure feeds.secret_env or feeds.secret_file",
+        ));
+    };
+    let token = feed::token(secret, &q.email);
+    let url = format!(
+        "{}/feeds/{token}.ics",
+        feeds.public_url.trim_end_matches('/')
+    );
+    Ok(Json(json!({"url": url})).into_response())
+}
+
+/// `GET /feeds/{token}.ics`: a person's outstanding deadlines, and the meetings those
+/// obligations are about, as iCalendar. The token is the credential; a wrong one gets `404`.
+async fn calendar_feed(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such feed");
+    let secret = s.feed_secret.as_ref().ok_or_else(not_found)?;
+    let token = file.strip_suffix(".ics").unwrap_or(&file);
+    let email = feed::email_of(secret, token).ok_or_else(not_found)?;
+    let now = s.service.now();
+    let store = s.service.store();
+    let filter = ObligationFilter {
+        email: Some(email),
+        limit: 10_000,
+        ..ObligationFilter::default()
+    };
+    let found = store
+        .obligations(&filter, now)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let mut items = Vec::new();
+    let mut meetings = std::collections::BTreeSet::new();
+    for o in &found {
+        let body = &o.body;
+        let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+        let replanned = body["replanned"].as_array().map_or(0, Vec::len);
+        let Ok(due) = text("due").parse::<chrono::NaiveDate>() else {
+            continue;
+        };
+        let overdue = o.deadline <= now;
+        items.push(feed::FeedItem {
+            uid: format!("{}/{}@driftwatch", o.case, text("id")),
+            when: feed::When::Day(due),
+            summary: format!(
+                "{}{}: {}",
+                if overdue { "OVERDUE " } else { "" },
+                o.case,
+                text("title")
+            ),
+            description: format!(
+                "Case reference {}. Rule {}: {}.",
+                o.case,
+                text("rule"),
+                text("source")
+            ),
+            sequence: u32::try_from(replanned).unwrap_or(0),
+        });
+        // The meeting the obligation is about: `meeting_at` of the event that last set it.
+        let last = body["replanned"]
+            .as_array()
+            .and_then(|r| r.last())
+            .and_then(|r| r["by"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| text("opened_by"));
+        let meeting = store
+            .event_data(&last)
+            .await
+            .map_err(ApiError::unavailable)?
+            .and_then(|d| {
+                d.get("meeting_at")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let key = body["key"].as_str().unwrap_or("-");
+        if let Some(at) = meeting.filter(|t| *t >= now)
+            && meetings.insert((o.case.clone(), key.to_string()))
+        {
+            items.push(feed::FeedItem {
+                uid: format!("{}/meeting/{key}@driftwatch", o.case),
+                when: feed::When::At(at),
+                summary: format!("{}: review meeting", o.case),
+                description: format!("Case reference {}. Review {key}.", o.case),
+                sequence: u32::try_from(replanned).unwrap_or(0),
+            });
+        }
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+        feed::render("driftwatch", &items, now),
     )
         .into_response())
 }

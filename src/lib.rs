@@ -7,8 +7,14 @@
 //! - [`rules`]: the YAML rules language, checked on load;
 //! - [`planner`]: obligations, deadlines, reminders and escalations for a case.
 //!
-//! The shell reads files and talks to people: [`config`] loads what the core needs and the
-//! binary's commands print the results.
+//! Also pure: [`service::case_write`] (what the store keeps of a plan, and how catching up
+//! informs instead of flooding), [`snapshot`] (a caseload CSV into events), [`explain`],
+//! [`feed`] and [`notify::retry`].
+//!
+//! The shell reads files and talks to people: [`config`] loads what the core needs; [`store`]
+//! keeps events, obligations and the outbox; [`service`] stores events and re-plans their cases;
+//! [`scheduler`] sends what is due through [`notify`]; [`api`] is the HTTP interface; [`daemon`]
+//! wires them together with the injectable [`clock`]; [`telemetry`] exports metrics.
 
 pub mod api;
 pub mod calendar;
@@ -19,6 +25,7 @@ pub mod diagnostic;
 pub mod event;
 pub mod explain;
 pub mod expr;
+pub mod feed;
 pub mod localtime;
 pub mod message;
 pub mod notify;

@@ -935,3 +935,99 @@ async fn after_seven_working_days_down_each_obligation_gets_one_message_at_most(
     assert_eq!(ids.len(), mail.len());
     assert!(daemon.logs().contains("catching up after downtime"));
 }
+
+#[tokio::test]
+async fn an_iros_calendar_feed_shows_deadlines_and_meetings_and_follows_a_reschedule() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    assert_eq!(daemon.post_events(&example_events()).await.0, 202);
+    daemon.clock("2026-12-20T12:00:00Z").await;
+
+    // The admin hands the IRO a secret URL; nobody else can ask for it.
+    let (status, _) = daemon
+        .request(
+            reqwest::Method::GET,
+            "/v1/feeds?email=ira.reviewer@council.example",
+            Some(READ_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let url = daemon
+        .get("/v1/feeds?email=ira.reviewer@council.example")
+        .await["url"]
+        .as_str()
+        .expect("a feed URL")
+        .replace("http://feeds.test", &daemon.base);
+    let fetch = |url: String| async move {
+        let res = reqwest::get(&url).await.expect("feed");
+        let status = res.status().as_u16();
+        (status, res.text().await.unwrap_or_default())
+    };
+    let events = |text: &str| {
+        let mut parser = ical::IcalParser::new(std::io::BufReader::new(text.as_bytes()));
+        let calendar = parser
+            .next()
+            .expect("one calendar")
+            .expect("valid iCalendar");
+        assert!(parser.next().is_none());
+        calendar
+            .events
+            .into_iter()
+            .map(|e| {
+                e.properties
+                    .into_iter()
+                    .map(|p| (p.name, p.value.unwrap_or_default()))
+                    .collect::<std::collections::BTreeMap<String, String>>()
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let (status, text) = fetch(url.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let before = events(&text);
+    assert!(!before.is_empty());
+    for e in &before {
+        assert!(e["UID"].starts_with("C-1001/") && e["UID"].ends_with("@driftwatch"));
+        assert!(e["SUMMARY"].starts_with("C-1001") || e["SUMMARY"].starts_with("OVERDUE C-1001"));
+        assert!(!e["SUMMARY"].contains("Parent One") && !e["DESCRIPTION"].contains("Sam"));
+    }
+    let meeting = before
+        .iter()
+        .find(|e| e["SUMMARY"] == "C-1001: review meeting")
+        .expect("the booked review meeting is in the feed");
+    assert_eq!(meeting["DTSTART"], "20270106T140000Z");
+    assert!(
+        before
+            .iter()
+            .any(|e| e.get("DTSTART").is_some_and(|d| d == "20270107")),
+        "the first review's deadline, as an all-day entry: {before:?}"
+    );
+
+    // The meeting moves: the same entry (same UID) moves with it, its sequence raised.
+    let moved = serde_json::json!({"id": "ev-move", "case": "C-1001", "type": "review_rescheduled",
+        "at": "2026-12-20T12:00:00Z", "data": {"review_id": "R1", "meeting_at": "2027-01-08T10:00:00Z"}});
+    assert_eq!(daemon.post_events(&moved).await.0, 202);
+    let (_, text) = fetch(url.clone()).await;
+    let after = events(&text);
+    let moved_meeting = after
+        .iter()
+        .find(|e| e["UID"] == meeting["UID"])
+        .expect("the same entry");
+    assert_eq!(moved_meeting["DTSTART"], "20270108T100000Z");
+    assert!(
+        moved_meeting["SEQUENCE"].parse::<u32>().unwrap_or(0)
+            > meeting["SEQUENCE"].parse::<u32>().unwrap_or(0)
+    );
+
+    // Another person's address under this signature, or a mangled token: no feed.
+    let (status, _) = fetch(url.replace("/feeds/a", "/feeds/b")).await;
+    assert_eq!(status, 404);
+    let sam = daemon
+        .get("/v1/feeds?email=sam.social@council.example")
+        .await["url"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("http://feeds.test", &daemon.base);
+    assert_ne!(sam, url);
+}

@@ -16,8 +16,8 @@ use crate::rules::{self, RuleSet};
 use chrono::{Days, NaiveDate, NaiveTime};
 use serde::{Deserialize, Deserializer};
 pub use service::{
-    ApiConfig, DeliveryConfig, EmailConfig, LogConfig, LogFormat, Scope, SmtpConfig, SmtpTls,
-    TokenConfig,
+    ApiConfig, DeliveryConfig, EmailConfig, FeedsConfig, LogConfig, LogFormat, Scope, SmtpConfig,
+    SmtpTls, TokenConfig,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,8 @@ struct ConfigFile {
     delivery: DeliveryConfig,
     #[serde(default)]
     log: LogConfig,
+    #[serde(default)]
+    feeds: Option<FeedsConfig>,
 }
 
 fn default_rules_dir() -> PathBuf {
@@ -164,6 +166,8 @@ pub struct Config {
     pub email: EmailConfig,
     pub delivery: DeliveryConfig,
     pub log: LogConfig,
+    /// With `secret_file` resolved against the config folder.
+    pub feeds: Option<FeedsConfig>,
 }
 
 impl Config {
@@ -271,6 +275,10 @@ impl Config {
                 },
                 delivery: file.delivery,
                 log: file.log,
+                feeds: file.feeds.map(|f| FeedsConfig {
+                    secret_file: f.secret_file.map(|p| normalize(&base.join(p))),
+                    ..f
+                }),
             }),
             _ => Err(Diagnostics(problems)),
         }

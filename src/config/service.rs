@@ -156,6 +156,20 @@ pub enum SmtpTls {
     None,
 }
 
+/// Calendar feeds: off unless a secret is configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Environment variable holding the secret that signs feed URLs.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding it.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// How people reach driftwatch, for the URLs handed out (`https://driftwatch.council.example`).
+    pub public_url: String,
+}
+
 /// How failed deliveries are retried.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]

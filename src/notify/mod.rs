@@ -125,7 +125,7 @@ impl Courier {
 
 /// A secret named by environment variable or file, trimmed of the file's final newline.
 /// `None` when neither is configured.
-fn read_secret(
+pub(crate) fn read_secret(
     what: &str,
     env: Option<&str>,
     file: Option<&std::path::Path>,

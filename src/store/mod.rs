@@ -186,6 +186,23 @@ impl Store {
             .collect()
     }
 
+    /// The data of a stored event.
+    pub async fn event_data(
+        &self,
+        id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        let row = sqlx::query("SELECT body FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(
+                json::<Event>("event", &r.try_get::<String, _>("body")?)?.data,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// Whether any event of the case is stored.
     pub async fn has_case(&self, case: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE case_ref = $1")

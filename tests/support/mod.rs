@@ -127,6 +127,7 @@ email:
   from: "driftwatch <driftwatch@council.example>"
   spool: {spool}
 {smtp}delivery: {delivery}
+feeds: {{secret_env: DRIFTWATCH_TEST_FEED_SECRET, public_url: "http://feeds.test/"}}
 log: {{format: json, level: "{level}"}}
 "#,
             bank = repo.join("config/bank-holidays.json").display(),
@@ -163,6 +164,10 @@ impl Daemon {
             .arg(&config)
             .args(["run", "--manual-clock", clock])
             .env("DRIFTWATCH_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env(
+                "DRIFTWATCH_TEST_FEED_SECRET",
+                "a long random feed secret for tests",
+            )
             .env_remove("DRIFTWATCH_DATABASE_URL")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
