@@ -28,6 +28,9 @@ use subtle::ConstantTimeEq;
 
 type AppState = Arc<Shared>;
 
+/// The most rows one listing returns.
+const MAX_LIMIT: i64 = 10_000;
+
 pub fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.service.config().api.max_body_bytes;
     Router::new()
@@ -40,6 +43,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/notifications/{key}/retry", post(retry_notification))
         .route("/v1/admin/reload", post(admin_reload))
         .route("/v1/admin/clock", post(admin_clock))
+        .route("/v1/admin/digest", post(admin_digest))
         .route("/metrics", get(metrics))
         .route("/v1/feeds", get(feed_url))
         .route("/feeds/{file}", get(calendar_feed))
@@ -286,7 +290,7 @@ async fn obligations(
         email: q.email,
         rule: q.rule,
         case: q.case,
-        limit: q.limit.unwrap_or(1000),
+        limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
     };
     let now = s.service.now();
     let today = localtime::date_of(now);
@@ -331,7 +335,7 @@ async fn notifications(
     Query(q): Query<NotificationQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Read)?;
-    const STATES: [&str; 7] = [
+    const STATES: [&str; 8] = [
         "pending",
         "sending",
         "sent",
@@ -339,6 +343,7 @@ async fn notifications(
         "cancelled",
         "superseded",
         "before_go_live",
+        "in_digest",
     ];
     if let Some(state) = &q.state
         && !STATES.contains(&state.as_str())
@@ -351,7 +356,7 @@ async fn notifications(
     let filter = NotificationFilter {
         state: q.state,
         case: q.case,
-        limit: q.limit.unwrap_or(1000),
+        limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
     };
     let found = s
         .service
@@ -395,6 +400,14 @@ async fn admin_reload(State(s): State<AppState>, headers: HeaderMap) -> Result<R
             body: json!({"error": "reload refused; the previous rules keep running", "problems": e.problems}),
         }),
     }
+}
+
+/// `POST /v1/admin/digest`: sends today's digests now (they also go by themselves at
+/// `digest.at` on working days); each person's goes once a day however often this is called.
+async fn admin_digest(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Admin)?;
+    let sent = crate::daemon::send_digests(&s).await;
+    Ok(Json(json!({"sent": sent})).into_response())
 }
 
 #[derive(Debug, Deserialize)]

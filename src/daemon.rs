@@ -14,6 +14,7 @@ use crate::notify::Courier;
 use crate::scheduler::{CourierSlot, Progress, Scheduler};
 use crate::service::Service;
 use crate::store::{Backend, Store};
+use chrono::Timelike;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{Mutex, watch};
@@ -297,6 +298,7 @@ pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
 
 /// The jobs that run by the calendar rather than by the outbox, in Europe/London time:
 /// - 06:00 daily: warn when the bank-holiday data runs out within a year;
+/// - `digest.at` (08:30) daily: the digests, on working days;
 /// - 02:30 daily: re-plan every case (a safety net: obligation states and anything a missed
 ///   wake-up left behind), and report dead notifications.
 ///
@@ -323,9 +325,37 @@ async fn periodic_jobs(shared: &Arc<Shared>) -> Result<JobScheduler, DaemonError
         },
     )?)
     .await?;
+    let s = Arc::clone(shared);
+    let at = shared.service.config().digest.at;
+    cron.add(Job::new_async_tz(
+        format!("0 {} {} * * *", at.minute(), at.hour()).as_str(),
+        chrono_tz::Europe::London,
+        move |_, _| {
+            let s = Arc::clone(&s);
+            Box::pin(async move {
+                send_digests(&s).await;
+            })
+        },
+    )?)
+    .await?;
     cron.start().await?;
     check_bank_holidays(shared);
     Ok(cron)
+}
+
+/// Sends today's digests (nothing on a day that is not a working day). Returns how many went.
+pub async fn send_digests(shared: &Shared) -> usize {
+    let courier = crate::scheduler::courier_of(&shared.courier);
+    match crate::digest::send(&shared.service, &courier).await {
+        Ok(sent) => {
+            tracing::info!(sent, "daily digests done");
+            sent
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "daily digests failed");
+            0
+        }
+    }
 }
 
 fn check_bank_holidays(shared: &Shared) {

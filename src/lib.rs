@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod diagnostic;
+pub mod digest;
 pub mod event;
 pub mod explain;
 pub mod expr;

@@ -519,8 +519,13 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
                 settled: Default::default(),
             })
             .collect();
-        let preview =
-            service::go_live_preview(&Planner::from_config(&config), &input, options.now, stale);
+        let preview = service::go_live_preview(
+            &Planner::from_config(&config),
+            service::Routing::from_config(&config),
+            &input,
+            options.now,
+            stale,
+        );
         say!(
             "{}: {} event(s) for {} case(s) are valid; nothing was changed (dry run).",
             file.display(),
@@ -591,7 +596,13 @@ fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> 
             input.len(),
             config.delivery.stale_after_hours
         );
-        let preview = service::go_live_preview(&Planner::from_config(&config), &input, now, stale);
+        let preview = service::go_live_preview(
+            &Planner::from_config(&config),
+            service::Routing::from_config(&config),
+            &input,
+            now,
+            stale,
+        );
         emit(&service::go_live_table(&preview));
         store.close().await;
         Ok::<_, anyhow::Error>(())

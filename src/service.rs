@@ -12,6 +12,7 @@ use crate::event::{Event, EventError};
 use crate::planner::{
     CasePlan, Notification, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
 };
+use crate::rules::Delivery;
 use crate::store::{
     CaseWrite, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
 };
@@ -221,8 +222,58 @@ async fn replan(
         go_live: tx.first_received(case).await?,
         stale_after: stale_after(config),
     };
-    tx.write_plan(&case_write(&plan, &events, &pending, catch_up))
-        .await
+    tx.write_plan(&case_write(
+        &plan,
+        &events,
+        &pending,
+        catch_up,
+        Routing::from_config(config),
+    ))
+    .await
+}
+
+/// Who gets what one by one and what only in the daily digest, for [`case_write`] and the
+/// digest.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    pub rules: &'a crate::rules::RuleSet,
+    /// People's own choices, by email address or role.
+    pub recipients: &'a std::collections::BTreeMap<String, Delivery>,
+}
+
+impl<'a> Routing<'a> {
+    pub fn from_config(config: &'a Config) -> Routing<'a> {
+        Routing {
+            rules: &config.rules,
+            recipients: &config.digest.recipients,
+        }
+    }
+
+    /// How `rule`'s reminders and escalations reach this person: their own choice (by
+    /// address, then role), else the rule's.
+    pub fn for_person(&self, rule: &str, role: &str, email: &str) -> Delivery {
+        self.recipients
+            .get(&email.to_lowercase())
+            .or_else(|| self.recipients.get(role))
+            .copied()
+            .unwrap_or_else(|| {
+                self.rules
+                    .rule(rule)
+                    .map(|r| r.delivery)
+                    .unwrap_or_default()
+            })
+    }
+
+    /// How a notification goes. Urgent messages, invitations and notices always go at once;
+    /// only reminders and escalations to people can wait for a digest.
+    pub fn delivery(&self, n: &Notification) -> Delivery {
+        match &n.recipient {
+            Target::Email { role, email, .. } if is_ladder(n) && !n.urgent => {
+                self.for_person(&n.rule, role, email)
+            }
+            _ => Delivery::Immediate,
+        }
+    }
 }
 
 /// What counts as catching up, for [`case_write`].
@@ -250,11 +301,13 @@ pub struct CatchUp {
 /// - the rest are recorded, not sent.
 ///
 /// Reminders and escalations of obligations already met or cancelled are never sent late.
+/// Those a recipient takes only in the daily digest are recorded as `in_digest`.
 pub fn case_write(
     plan: &CasePlan,
     events: &[Event],
     pending: &[String],
     catch_up: CatchUp,
+    routing: Routing,
 ) -> CaseWrite {
     let data_of: HashMap<&str, &Map<String, Value>> = events
         .iter()
@@ -311,7 +364,10 @@ pub fn case_write(
                 }
             },
         };
-        let state = if send {
+        let digest_only = routing.delivery(n) == Delivery::Digest;
+        let state = if send && digest_only {
+            PlannedState::InDigest
+        } else if send {
             wanted.insert(n.idempotency_key.as_str());
             PlannedState::Pending
         } else if before_go_live(n) {
@@ -444,6 +500,7 @@ pub struct CaseHistory {
 /// record, counted by rule, for an IRO manager to check before going live. Pure.
 pub fn go_live_preview(
     planner: &Planner,
+    routing: Routing,
     cases: &[CaseHistory],
     now: DateTime<Utc>,
     stale_after: chrono::Duration,
@@ -461,6 +518,7 @@ pub fn go_live_preview(
                 go_live: history.go_live,
                 stale_after,
             },
+            routing,
         );
         for row in write
             .outbox
@@ -474,7 +532,7 @@ pub fn go_live_preview(
                 PlannedState::Pending => {}
                 PlannedState::BeforeGoLive => counts.before_go_live += 1,
                 PlannedState::Superseded if row.send_at <= now => counts.superseded += 1,
-                PlannedState::Superseded => {}
+                PlannedState::Superseded | PlannedState::InDigest => {}
             }
         }
     }

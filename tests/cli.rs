@@ -396,3 +396,48 @@ fn explain_puts_a_rule_in_words_with_dates_from_the_calendar() {
     );
     assert!(err.contains("first_review"), "{err}");
 }
+
+#[test]
+fn check_renders_the_digest_template_and_places_a_mistake_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    for entry in std::fs::read_dir(root().join("templates")).unwrap() {
+        let from = entry.unwrap().path();
+        let to = templates.join(from.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for file in std::fs::read_dir(&from).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let body = templates.join("digest/body.txt");
+    let text = std::fs::read_to_string(&body).unwrap();
+    std::fs::write(&body, text.replace("{{ line.title }}", "{{ line.titel }}")).unwrap();
+    let config = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "calendar: {{bank_holidays: {}}}\nrules: {}\ntemplates: templates\n\
+             roles: {{iro_manager: {{email: m@council.example}}, review_administrator: {{email: r@council.example}}, \
+             placements_team: {{email: p@council.example}}, service_manager: {{email: s@council.example}}, \
+             head_of_service: {{email: h@council.example}}, director: {{email: d@council.example}}}}\n\
+             digest: {{recipients: {{iro: digest}}}}\n",
+            root().join("config/bank-holidays.json").display(),
+            root().join("rules").display(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["--config", config.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:7:1: the digest does not render",
+            body.display()
+        )),
+        "{err}"
+    );
+}

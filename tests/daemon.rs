@@ -1031,3 +1031,92 @@ async fn an_iros_calendar_feed_shows_deadlines_and_meetings_and_follows_a_resche
         .replace("http://feeds.test", &daemon.base);
     assert_ne!(sam, url);
 }
+
+#[tokio::test]
+async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_stream() {
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    setup.extra = "digest: {at: \"08:30\", recipients: {iro: digest}}\n".into();
+    let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    let cases = ["C-8001", "C-8002", "C-8003"];
+    for case in cases {
+        assert_eq!(daemon.post_events(&example_events_for(case)).await.0, 202);
+    }
+    let mut day = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+    while day <= chrono::NaiveDate::from_ymd_opt(2027, 2, 15).unwrap() {
+        daemon.clock(&format!("{day}T08:00:00Z")).await;
+        day += chrono::Duration::days(1);
+    }
+    let to_iro = |mail: &[Mail]| -> Vec<Mail> {
+        mail.iter()
+            .filter(|m| m.to == vec!["ira.reviewer@council.example".to_string()])
+            .cloned()
+            .collect()
+    };
+    // Ten weeks of reminders and escalations for three children, and the IRO got only the
+    // urgent significant-event notices; the rest waited for the digest.
+    let before = to_iro(&mailbox.mail());
+    assert_eq!(
+        before.len(),
+        3,
+        "{:?}",
+        before
+            .iter()
+            .map(|m| m.header("Subject"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        before
+            .iter()
+            .all(|m| m.raw.contains("significant_event_notice"))
+    );
+    assert!(!daemon.outbox("in_digest").await.is_empty());
+
+    // Monday 15 February 2027: the digest.
+    let (status, body) = daemon
+        .request(reqwest::Method::POST, "/v1/admin/digest", Some(TOKEN), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sent"], 1, "one digest: only the IRO takes them");
+    let after = to_iro(&mailbox.mail());
+    assert_eq!(after.len(), 4);
+    let digest = &after[3];
+    let subject = digest.header("Subject").unwrap_or_default();
+    assert!(
+        subject.starts_with("driftwatch digest for Monday 15 February 2027:"),
+        "{subject}"
+    );
+    let text = digest.raw.replace("=\n", "");
+    for case in cases {
+        assert!(text.contains(&format!("Case {case}")), "{text}");
+    }
+    // The drifting decision of each child, overdue by 11 working days.
+    assert_eq!(
+        text.matches("OVERDUE by 11 working day(s): Review decision carried out (due 2027-01-29)")
+            .count(),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("Rule \"decision_carried_out\""));
+    for private in [
+        "Parent One",
+        "Foster Carer",
+        "Sam Social",
+        "sibling contact",
+    ] {
+        assert!(!text.contains(private), "the digest names `{private}`");
+    }
+
+    // Once a day, however often asked; nothing on a Saturday.
+    let (_, body) = daemon
+        .request(reqwest::Method::POST, "/v1/admin/digest", Some(TOKEN), None)
+        .await;
+    assert_eq!(body["sent"], 0);
+    daemon.clock("2027-02-20T08:30:00Z").await;
+    let (_, body) = daemon
+        .request(reqwest::Method::POST, "/v1/admin/digest", Some(TOKEN), None)
+        .await;
+    assert_eq!(body["sent"], 0);
+    assert_eq!(to_iro(&mailbox.mail()).len(), 4);
+}

@@ -8,7 +8,7 @@ use common::*;
 use driftwatch::config::Config;
 use driftwatch::event::Event;
 use driftwatch::planner::{CasePlan, NotificationKind, NotificationStatus, Planner, Target};
-use driftwatch::service::{CatchUp, case_write};
+use driftwatch::service::{CatchUp, Routing, case_write};
 use driftwatch::store::PlannedState;
 
 /// Running live: nothing is late enough to count as catching up.
@@ -29,7 +29,7 @@ fn every_notification_still_to_go_waits_in_the_outbox_under_its_key() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2026-12-10T16:00:00Z");
-    let write = case_write(&plan, &events, &[], live());
+    let write = case_write(&plan, &events, &[], live(), Routing::from_config(&c));
     let pending: Vec<&str> = write
         .outbox
         .iter()
@@ -61,7 +61,7 @@ fn reminders_for_obligations_already_met_are_recorded_not_sent() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2026-12-18T12:00:00Z");
-    let write = case_write(&plan, &events, &[], live());
+    let write = case_write(&plan, &events, &[], live(), Routing::from_config(&c));
     let care_plan_reminders: Vec<_> = plan
         .notifications
         .iter()
@@ -87,7 +87,7 @@ fn pending_rows_the_plan_no_longer_wants_are_retired() {
     let c = config();
     let events = example_events();
     let early = example_plan(&c, &events[..5], "2026-12-10T16:00:00Z");
-    let early_write = case_write(&early, &events[..5], &[], live());
+    let early_write = case_write(&early, &events[..5], &[], live(), Routing::from_config(&c));
     let pending: Vec<String> = early_write
         .outbox
         .iter()
@@ -97,7 +97,7 @@ fn pending_rows_the_plan_no_longer_wants_are_retired() {
     // The review is held on 6 January: the first review's later reminders and escalations are
     // no longer wanted.
     let later = example_plan(&c, &events, "2027-01-07T12:00:00Z");
-    let write = case_write(&later, &events, &pending, live());
+    let write = case_write(&later, &events, &pending, live(), Routing::from_config(&c));
     assert!(!write.retire.is_empty());
     for key in &write.retire {
         assert!(pending.contains(key));
@@ -116,7 +116,7 @@ fn people_and_the_next_replan_come_from_the_plan() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2027-01-08T13:00:00Z");
-    let write = case_write(&plan, &events, &[], live());
+    let write = case_write(&plan, &events, &[], live(), Routing::from_config(&c));
     // Every email recipient of an obligation's notifications is among its people, lower-cased.
     for n in &plan.notifications {
         if let (Some(o), Target::Email { role, email, .. }) = (&n.obligation, &n.recipient) {
@@ -205,7 +205,7 @@ fn go_live_sends_only_what_applies_now_and_records_the_rest() {
         go_live: Some(t("2027-02-15T12:00:00Z")),
         stale_after: chrono::Duration::hours(24),
     };
-    let write = case_write(&plan, &events, &[], go_live);
+    let write = case_write(&plan, &events, &[], go_live, Routing::from_config(&c));
     let rows = outbox_rows(&plan, &write);
     assert_one_step_per_obligation(&plan, &write);
 
@@ -270,7 +270,7 @@ fn after_downtime_only_the_latest_due_step_of_each_ladder_goes() {
         go_live: Some(t("2026-12-01T10:00:00Z")),
         stale_after: chrono::Duration::hours(24),
     };
-    let write = case_write(&plan, &events, &[], downtime);
+    let write = case_write(&plan, &events, &[], downtime, Routing::from_config(&c));
     assert_one_step_per_obligation(&plan, &write);
     let rows = outbox_rows(&plan, &write);
     // Nothing is recorded as before go-live after it; stale steps are superseded instead.
@@ -284,7 +284,7 @@ fn after_downtime_only_the_latest_due_step_of_each_ladder_goes() {
         && *s == PlannedState::Superseded));
     // A step within the stale limit is not catching up: it goes as planned.
     let fresh = example_plan(&c, &events, "2027-02-08T12:00:00Z");
-    let write = case_write(&fresh, &events, &[], downtime);
+    let write = case_write(&fresh, &events, &[], downtime, Routing::from_config(&c));
     assert!(outbox_rows(&fresh, &write).iter().any(|(n, s, late)| n.rule
         == "decision_carried_out"
         && n.send_at == t("2027-02-08T09:00:00Z")

@@ -16,8 +16,8 @@ use crate::rules::{self, RuleSet};
 use chrono::{Days, NaiveDate, NaiveTime};
 use serde::{Deserialize, Deserializer};
 pub use service::{
-    ApiConfig, DeliveryConfig, EmailConfig, FeedsConfig, LogConfig, LogFormat, Scope, SmtpConfig,
-    SmtpTls, TokenConfig,
+    ApiConfig, DeliveryConfig, DigestConfig, EmailConfig, FeedsConfig, LogConfig, LogFormat, Scope,
+    SmtpConfig, SmtpTls, TokenConfig,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,8 @@ struct ConfigFile {
     log: LogConfig,
     #[serde(default)]
     feeds: Option<FeedsConfig>,
+    #[serde(default)]
+    digest: DigestConfig,
 }
 
 fn default_rules_dir() -> PathBuf {
@@ -120,7 +122,7 @@ impl Default for WorkingHours {
     }
 }
 
-fn clock_time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+pub(crate) fn clock_time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
     let text = String::deserialize(d)?;
     NaiveTime::parse_from_str(&text, "%H:%M").map_err(|_| {
         serde::de::Error::custom(format!("`{text}` is not a clock time like \"09:00\""))
@@ -168,6 +170,7 @@ pub struct Config {
     pub log: LogConfig,
     /// With `secret_file` resolved against the config folder.
     pub feeds: Option<FeedsConfig>,
+    pub digest: DigestConfig,
 }
 
 impl Config {
@@ -228,6 +231,11 @@ impl Config {
         let rules = match RuleSet::load(&rules_dir, &templates_dir, &services) {
             Ok(r) => {
                 problems.extend(crate::message::check_templates(&r, &templates_dir));
+                let takers = !file.digest.recipients.is_empty()
+                    || r.rules
+                        .iter()
+                        .any(|rule| rule.delivery != rules::Delivery::Immediate);
+                problems.extend(crate::digest::check_template(&r, &templates_dir, takers));
                 Some(r)
             }
 
@@ -275,6 +283,7 @@ impl Config {
                 },
                 delivery: file.delivery,
                 log: file.log,
+                digest: file.digest,
                 feeds: file.feeds.map(|f| FeedsConfig {
                     secret_file: f.secret_file.map(|p| normalize(&base.join(p))),
                     ..f

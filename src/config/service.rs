@@ -156,6 +156,39 @@ pub enum SmtpTls {
     None,
 }
 
+/// The daily digest: who prefers it, and when it goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// Local time on working days (Europe/London).
+    #[serde(default = "default_digest_at", deserialize_with = "super::clock_time")]
+    pub at: chrono::NaiveTime,
+    /// A person's choice, by email address or by role (`iro: digest`); the address wins.
+    #[serde(default)]
+    pub recipients: std::collections::BTreeMap<String, crate::rules::Delivery>,
+    /// What counts as "this week": obligations due within this many working days.
+    #[serde(default = "default_digest_horizon")]
+    pub horizon_working_days: i32,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            at: default_digest_at(),
+            recipients: Default::default(),
+            horizon_working_days: default_digest_horizon(),
+        }
+    }
+}
+
+fn default_digest_at() -> chrono::NaiveTime {
+    chrono::NaiveTime::from_hms_opt(8, 30, 0).unwrap_or(chrono::NaiveTime::MIN)
+}
+
+fn default_digest_horizon() -> i32 {
+    5
+}
+
 /// Calendar feeds: off unless a secret is configured.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

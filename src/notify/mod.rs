@@ -86,6 +86,18 @@ impl Courier {
         self.mailer.describe()
     }
 
+    /// Sends an already rendered email (a digest) once, under `key` as its Message-ID.
+    pub async fn send_email(
+        &self,
+        key: &str,
+        name: Option<&str>,
+        address: &str,
+        message: &message::Message,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        self.mailer.send(key, name, address, message, now).await
+    }
+
     /// Renders the notification with the rules in force and sends it once.
     pub async fn deliver(&self, config: &Config, c: &Claimed, now: DateTime<Utc>) -> Outcome {
         let n = &c.notification;

@@ -509,6 +509,7 @@ impl<'a> Checker<'a> {
             for_each,
             key,
             body,
+            delivery: raw.delivery,
             origin: Origin {
                 file: src.path.clone(),
                 position: src.locator.at(yaml),

@@ -83,7 +83,23 @@ pub struct Rule {
     /// What tells this rule's obligations apart within a case (a review id, a recommendation id).
     pub key: Option<FieldPath>,
     pub body: RuleBody,
+    /// How its reminders and escalations reach people: one by one, in the daily digest, or both.
+    /// A recipient's own choice in the config wins; urgent messages always go at once.
+    pub delivery: Delivery,
     pub origin: Origin,
+}
+
+/// How a notification reaches its recipient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// A message of its own, at its moment.
+    #[default]
+    Immediate,
+    /// Only a line in the recipient's daily digest.
+    Digest,
+    /// Both.
+    Both,
 }
 
 #[derive(Debug, Clone)]

@@ -99,6 +99,8 @@ pub struct RawRule {
     pub at_deadline: Vec<RawAction>,
     #[serde(default)]
     pub notice: Option<RawSend>,
+    #[serde(default)]
+    pub delivery: super::Delivery,
 }
 
 #[derive(Debug, Deserialize)]

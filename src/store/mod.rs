@@ -203,6 +203,33 @@ impl Store {
         }
     }
 
+    /// Takes the digest `key` for this daemon; `false` if it was taken (sent) already.
+    pub async fn claim_digest(
+        &self,
+        key: &str,
+        day: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO digests (key, day, claimed_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(day)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives back a digest that could not be sent, so the next run tries again.
+    pub async fn release_digest(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM digests WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Whether any event of the case is stored.
     pub async fn has_case(&self, case: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE case_ref = $1")
@@ -422,7 +449,7 @@ impl Store {
         }
         sql.push_str(&format!(
             " ORDER BY send_at, key LIMIT {}",
-            filter.limit.clamp(1, 10_000)
+            filter.limit.max(1)
         ));
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for b in &binds {
@@ -481,7 +508,7 @@ impl Store {
         }
         sql.push_str(&format!(
             " ORDER BY o.deadline, o.case_ref, o.id LIMIT {}",
-            filter.limit.clamp(1, 10_000)
+            filter.limit.max(1)
         ));
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for b in &binds {
@@ -710,7 +737,7 @@ impl Tx {
                  data = excluded.data, updated_at = excluded.updated_at, \
                  attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
                  THEN outbox.attempt_at ELSE excluded.attempt_at END \
-                 WHERE outbox.state IN ('pending', 'cancelled', 'superseded', 'before_go_live')",
+                 WHERE outbox.state IN ('pending', 'cancelled', 'superseded', 'before_go_live', 'in_digest')",
             )
             .bind(&n.key)
             .bind(case)

@@ -67,6 +67,8 @@ pub enum PlannedState {
     Superseded,
     /// Its time passed before driftwatch knew the case (a go-live import); recorded, never sent.
     BeforeGoLive,
+    /// Its recipient takes it in the daily digest only; recorded, not sent by itself.
+    InDigest,
 }
 
 impl PlannedState {
@@ -75,6 +77,7 @@ impl PlannedState {
             PlannedState::Pending => "pending",
             PlannedState::Superseded => "superseded",
             PlannedState::BeforeGoLive => "before_go_live",
+            PlannedState::InDigest => "in_digest",
         }
     }
 }

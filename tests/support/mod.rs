@@ -46,6 +46,8 @@ pub struct Setup {
     /// An extra rules file added to a copy of the shipped rules.
     pub extra_rules: Option<String>,
     pub delivery: String,
+    /// More config, appended as written.
+    pub extra: String,
 }
 
 impl Setup {
@@ -60,6 +62,7 @@ impl Setup {
             webhook_url: None,
             extra_rules: None,
             delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
+            extra: String::new(),
         }
     }
 
@@ -141,7 +144,7 @@ log: {{format: json, level: "{level}"}}
             level = std::env::var("DRIFTWATCH_TEST_LOG").unwrap_or_else(|_| "info".into()),
         );
         let path = self.dir.path().join("driftwatch.yaml");
-        std::fs::write(&path, config).expect("write config");
+        std::fs::write(&path, config + &self.extra).expect("write config");
         path
     }
 }

@@ -1,0 +1,247 @@
+//! The daily digest: one email per person on working days, instead of a stream of single
+//! reminders, listing what is overdue and what falls due soon, grouped by case, each line with
+//! its rule, due date and source.
+//!
+//! [`compose`] is pure: the outstanding obligations and who is told of them in, one digest per
+//! person who takes digests (by their own choice or the rule's) out; nobody with nothing to
+//! report gets one. [`send`] is the shell: it reads the store, renders the `digest` template and
+//! sends each digest once per person and day, even with two daemons or a restart.
+
+use crate::calendar::Calendar;
+use crate::diagnostic::Diagnostic;
+use crate::localtime;
+use crate::message::Message;
+use crate::notify::{Courier, Outcome};
+use crate::rules::{Delivery, RuleSet};
+use crate::service::{Routing, Service};
+use crate::store::{ObligationFilter, StoreError, StoredObligation};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+
+/// The template every digest is written with.
+pub const TEMPLATE: &str = "digest";
+
+/// One person's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Digest {
+    pub email: String,
+    /// By case reference.
+    pub cases: BTreeMap<String, Vec<Line>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Line {
+    pub rule: String,
+    pub title: String,
+    pub source: String,
+    pub due: NaiveDate,
+    pub overdue: bool,
+    pub working_days_late: i32,
+}
+
+/// Who gets which lines on `today`: every outstanding obligation overdue or due within
+/// `horizon` working days, for each person told of it who takes digests. Pure.
+pub fn compose(
+    routing: Routing,
+    calendar: &Calendar,
+    obligations: &[StoredObligation],
+    now: DateTime<Utc>,
+    horizon: i32,
+) -> Vec<Digest> {
+    let today = localtime::date_of(now);
+    let until = calendar.add(today, horizon.max(0));
+    let mut by_person: BTreeMap<String, BTreeMap<String, Vec<Line>>> = BTreeMap::new();
+    for o in obligations.iter().filter(|o| o.open) {
+        let text = |k: &str| o.body[k].as_str().unwrap_or_default().to_string();
+        let Ok(due) = text("due").parse::<NaiveDate>() else {
+            continue;
+        };
+        let overdue = o.deadline <= now;
+        if !overdue && due > until {
+            continue;
+        }
+        let rule = text("rule");
+        for person in &o.people {
+            if routing.for_person(&rule, &person.role, &person.email) == Delivery::Immediate {
+                continue;
+            }
+            let lines = by_person
+                .entry(person.email.clone())
+                .or_default()
+                .entry(o.case.clone())
+                .or_default();
+            let line = Line {
+                rule: rule.clone(),
+                title: text("title"),
+                source: text("source"),
+                due,
+                overdue,
+                working_days_late: if overdue {
+                    calendar.between(due, today)
+                } else {
+                    0
+                },
+            };
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+    }
+    by_person
+        .into_iter()
+        .map(|(email, mut cases)| {
+            for lines in cases.values_mut() {
+                lines.sort_by(|a, b| {
+                    (!a.overdue, a.due, &a.rule).cmp(&(!b.overdue, b.due, &b.rule))
+                });
+            }
+            Digest { email, cases }
+        })
+        .collect()
+}
+
+/// The digest's idempotency key for a person and day: its Message-ID, never their address.
+pub fn key(email: &str, day: NaiveDate) -> String {
+    let digest = Sha256::digest(email.to_lowercase().as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("dwd-{day}-{hex}")
+}
+
+/// Renders a digest with the `digest` template.
+pub fn render(
+    rules: &RuleSet,
+    horizon: i32,
+    d: &Digest,
+    day: NaiveDate,
+) -> Result<Message, String> {
+    let ctx = context(horizon, d, day);
+    let engine = &rules.engine;
+    Ok(Message {
+        subject: engine
+            .render(TEMPLATE, "subject.txt", &ctx)?
+            .trim()
+            .to_string(),
+        text: engine.render(TEMPLATE, "body.txt", &ctx)?,
+        html: None,
+    })
+}
+
+/// The values the digest template sees (documented in docs/rules.md).
+fn context(horizon: i32, d: &Digest, day: NaiveDate) -> serde_json::Value {
+    let lines = || d.cases.values().flatten();
+    json!({
+        "day": day.format("%A %-d %B %Y").to_string(),
+        "recipient": {"email": d.email},
+        "overdue": lines().filter(|l| l.overdue).count(),
+        "due": lines().filter(|l| !l.overdue).count(),
+        "horizon": horizon,
+        "cases": d.cases.iter().map(|(reference, lines)| json!({"reference": reference, "lines": lines})).collect::<Vec<_>>(),
+    })
+}
+
+/// For `check`: the digest template exists when anyone takes digests, and renders an example
+/// digest; each problem is placed at its line in the template file.
+pub fn check_template(
+    rules: &RuleSet,
+    templates_dir: &std::path::Path,
+    takers: bool,
+) -> Vec<Diagnostic> {
+    if !rules.engine.has_part(TEMPLATE, "subject.txt") {
+        return if takers {
+            vec![Diagnostic::whole_file(
+                &templates_dir.join(TEMPLATE),
+                "digests are configured but there is no `digest` template (subject.txt and body.txt)",
+            )]
+        } else {
+            Vec::new()
+        };
+    }
+    let day = NaiveDate::from_ymd_opt(2027, 1, 21).unwrap_or_default();
+    let line = |overdue: bool| Line {
+        rule: "example_rule".into(),
+        title: "Example obligation".into(),
+        source: "Example source".into(),
+        due: day,
+        overdue,
+        working_days_late: i32::from(overdue),
+    };
+    let example = Digest {
+        email: "example@council.example".into(),
+        cases: BTreeMap::from([("EXAMPLE-1".to_string(), vec![line(true), line(false)])]),
+    };
+    let ctx = context(5, &example, day);
+    ["subject.txt", "body.txt"]
+        .into_iter()
+        .filter_map(|part| {
+            let (line, message) = rules.engine.render_with_line(TEMPLATE, part, &ctx).err()?;
+            Some(Diagnostic::new(
+                &templates_dir.join(TEMPLATE).join(part),
+                line.map(|l| (l, 1)),
+                format!("the digest does not render: {message}"),
+            ))
+        })
+        .collect()
+}
+
+/// Sends today's digests, if today is a working day; returns how many went. Each person's
+/// digest is claimed in the store first, so it goes once per day however many daemons run;
+/// one that fails is given back for the next run.
+pub async fn send(service: &Service, courier: &Courier) -> Result<usize, StoreError> {
+    let config = service.config();
+    let now = service.now();
+    let today = localtime::date_of(now);
+    if !config.calendar.is_working_day(today) {
+        return Ok(0);
+    }
+    let filter = ObligationFilter {
+        limit: i64::MAX,
+        ..ObligationFilter::default()
+    };
+    let obligations = service.store().obligations(&filter, now).await?;
+    let digests = compose(
+        Routing::from_config(&config),
+        &config.calendar,
+        &obligations,
+        now,
+        config.digest.horizon_working_days,
+    );
+    let mut sent = 0;
+    for d in &digests {
+        let key = key(&d.email, today);
+        if !service
+            .store()
+            .claim_digest(&key, &today.to_string(), now)
+            .await?
+        {
+            continue;
+        }
+        let outcome = match render(&config.rules, config.digest.horizon_working_days, d, today) {
+            Ok(message) => {
+                courier
+                    .send_email(&key, None, &d.email, &message, now)
+                    .await
+            }
+            Err(e) => Outcome::Failed {
+                reason: format!("template `{TEMPLATE}`: {e}"),
+            },
+        };
+        match outcome {
+            Outcome::Delivered => {
+                sent += 1;
+                tracing::info!(key = key.as_str(), cases = d.cases.len(), "digest sent");
+            }
+            Outcome::Retry { reason, .. } | Outcome::Failed { reason } => {
+                service.store().release_digest(&key).await?;
+                tracing::warn!(
+                    key = key.as_str(),
+                    reason = reason.as_str(),
+                    "digest not sent; the next run tries again"
+                );
+            }
+        }
+    }
+    Ok(sent)
+}
