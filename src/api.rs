@@ -46,6 +46,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/admin/digest", post(admin_digest))
         .route("/metrics", get(metrics))
         .route("/v1/feeds", get(feed_url))
+        .route("/v1/report", get(report))
         .route("/feeds/{file}", get(calendar_feed))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
@@ -594,4 +595,21 @@ async fn calendar_feed(
         feed::render("driftwatch", &items, now),
     )
         .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+}
+
+/// `GET /v1/report?from=2026-04-01&to=2027-03-31`: the timeliness figures as JSON.
+async fn report(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &s.service.config(), Scope::Read)?;
+    let (plans, events) = s.service.all_plans().await.map_err(ApiError::unavailable)?;
+    Ok(Json(crate::report::compute(&plans, &events, q.from, q.to)).into_response())
 }

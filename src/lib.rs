@@ -31,6 +31,7 @@ pub mod localtime;
 pub mod message;
 pub mod notify;
 pub mod planner;
+pub mod report;
 pub mod rules;
 pub mod scheduler;
 pub mod service;

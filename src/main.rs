@@ -88,6 +88,21 @@ enum Command {
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Timeliness figures for a period (the IRO annual report): by rule, due, on time, late,
+    /// overdue; IRO caseloads; events by type.
+    Report {
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Plan as at this moment (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// A rule in plain English, with an example timeline on the working-day calendar.
     Explain {
         /// The rule's id.
@@ -142,6 +157,13 @@ enum CalendarCommand {
     Between { a: NaiveDate, b: NaiveDate },
     /// Bank holidays and closure days of a year.
     Holidays { year: i32 },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -251,6 +273,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             now,
             database_url,
         } => catchup(config, parse_now(now.as_deref())?, database_url),
+        Command::Report {
+            from,
+            to,
+            format,
+            now,
+            database_url,
+        } => {
+            let now = parse_now(now.as_deref())?;
+            let url = database_url
+                .as_deref()
+                .map(from_command_line)
+                .unwrap_or_else(|| config.database_url.clone());
+            let r = runtime()?.block_on(async {
+                let store = Store::open(&url).await?;
+                let service = Service::new(store, config, Clock::manual(now));
+                let (plans, events) = service.all_plans().await?;
+                service.store().close().await;
+                Ok::<_, anyhow::Error>(driftwatch::report::compute(&plans, &events, from, to))
+            })?;
+            match format {
+                ReportFormat::Table => emit(&driftwatch::report::table(&r)),
+                ReportFormat::Csv => emit(&driftwatch::report::csv(&r)),
+                ReportFormat::Json => say!("{}", serde_json::to_string_pretty(&r)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Explain { rule, from } => {
             let example = chrono::NaiveDateTime::parse_from_str(&from, "%Y-%m-%dT%H:%M")
                 .or_else(|_| {

@@ -189,6 +189,27 @@ impl Service {
         Ok(cases.len())
     }
 
+    /// Every case planned at now, with all the events: for reports.
+    pub async fn all_plans(&self) -> Result<(Vec<CasePlan>, Vec<Event>), StoreError> {
+        let config = self.config();
+        let planner = Planner::from_config(&config);
+        let now = self.now();
+        let (mut plans, mut all) = (Vec::new(), Vec::new());
+        let mut after = String::new();
+        loop {
+            let cases = self.store.cases_after(&after, REPLAN_BATCH).await?;
+            let Some(last) = cases.last() else {
+                return Ok((plans, all));
+            };
+            after = last.clone();
+            for case in &cases {
+                let events = self.store.case_events(case).await?;
+                plans.push(planner.plan_case(case, &events, now));
+                all.extend(events);
+            }
+        }
+    }
+
     /// The planner's view of a case from its stored events, or `None` for an unknown case.
     pub async fn case_plan(&self, case: &str) -> Result<Option<CasePlan>, StoreError> {
         let events = self.store.case_events(case).await?;

@@ -441,3 +441,45 @@ fn check_renders_the_digest_template_and_places_a_mistake_at_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn the_readme_report_of_the_example_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("dw.db").display());
+    let example = root().join("examples/events.jsonl");
+    let now = "2027-02-15T12:00:00Z";
+    let (code, _, err) = driftwatch(&[
+        "import",
+        example.to_str().unwrap(),
+        "--database-url",
+        &url,
+        "--now",
+        now,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let args = [
+        "report",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2027-02-15",
+        "--now",
+        now,
+    ];
+    let (code, out, err) = driftwatch(&[&args[..], &["--database-url", &url]].concat());
+    assert_eq!(code, 0, "{err}");
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for line in out.lines().take(17) {
+        assert!(readme.contains(line), "README lacks: {line}");
+    }
+    let (_, csv, _) =
+        driftwatch(&[&args[..], &["--database-url", &url, "--format", "csv"]].concat());
+    assert!(
+        csv.contains("\nfirst_review,\"First review held\",1,1,0,0,0,100\n"),
+        "{csv}"
+    );
+    let (_, json, _) =
+        driftwatch(&[&args[..], &["--database-url", &url, "--format", "json"]].concat());
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["caseloads"][0]["guidance"], "under");
+}
