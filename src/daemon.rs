@@ -50,6 +50,8 @@ pub enum DaemonError {
     Serve(std::io::Error),
     #[error("periodic jobs: {0}")]
     Cron(#[from] tokio_cron_scheduler::JobSchedulerError),
+    #[error("the scheduler stopped unexpectedly; see the log")]
+    SchedulerFailed,
 }
 
 /// A reload that was refused, with every problem found.
@@ -180,15 +182,19 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     tracing::info!(address = %bound, "API listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let scheduler = tokio::spawn(
-        Scheduler {
-            service: Arc::clone(&shared.service),
-            courier: Arc::clone(&shared.courier),
-            owner: format!("{}:{}:{}", hostname(), std::process::id(), bound.port()),
-            progress: Arc::clone(&shared.progress),
-        }
-        .run(stop_rx),
-    );
+    let scheduler = Scheduler {
+        service: Arc::clone(&shared.service),
+        courier: Arc::clone(&shared.courier),
+        owner: format!("{}:{}:{}", hostname(), std::process::id(), bound.port()),
+        progress: Arc::clone(&shared.progress),
+    };
+    // If the scheduler ever ends (a panic included), the whole daemon stops, so a supervisor
+    // restarts it rather than an API accepting events nobody will act on.
+    let stop_all = StopOnDrop(stop_tx.clone());
+    let scheduler = tokio::spawn(async move {
+        let _stop_all = stop_all;
+        scheduler.run(stop_rx).await;
+    });
     let mut cron = periodic_jobs(&shared).await?;
     let signals = tokio::spawn(handle_signals(Arc::clone(&shared), stop_tx.clone()));
 
@@ -203,16 +209,32 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
 
     tracing::info!("stopping: finishing deliveries in flight");
     let _ = stop_tx.send(true);
-    if let Err(e) = scheduler.await {
-        tracing::error!(error = %e, "the scheduler ended abnormally");
-    }
+    let scheduler_failed = match scheduler.await {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "the scheduler ended abnormally; stopping");
+            true
+        }
+    };
     signals.abort();
     if let Err(e) = cron.shutdown().await {
         tracing::warn!(error = %e, "periodic jobs did not stop cleanly");
     }
     shared.service.store().close().await;
+    if scheduler_failed {
+        return Err(DaemonError::SchedulerFailed);
+    }
     tracing::info!("driftwatch stopped");
     Ok(())
+}
+
+/// Asks everything to stop when dropped.
+struct StopOnDrop(watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
 }
 
 fn hostname() -> String {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// Notifications claimed per round.
+/// The most notifications claimed in one round.
 const BATCH: i64 = 64;
 
 /// The courier in force; a reload swaps it.
@@ -126,10 +126,15 @@ impl Scheduler {
         let config = self.service.config();
         let lease =
             chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
+        // As many as go at once: every claimed notification starts sending straight away, so
+        // its lease covers its own send, not a wait behind others.
+        let batch = i64::try_from(config.delivery.concurrency)
+            .unwrap_or(BATCH)
+            .clamp(1, BATCH);
         let claimed = self
             .service
             .store()
-            .claim(&self.owner, now, now + lease, BATCH)
+            .claim(&self.owner, now, now + lease, batch)
             .await?;
         if claimed.is_empty() {
             return Ok(replanned > 0);
@@ -211,7 +216,7 @@ async fn record(
     telemetry::delivery(kind, result, took);
     match outcome {
         Outcome::Delivered => {
-            store.mark_sent(&c.key, now).await?;
+            store.mark_sent(c, now).await?;
             tracing::info!(
                 key = c.key.as_str(),
                 case = c.case.as_str(),
@@ -225,7 +230,7 @@ async fn record(
         Outcome::Retry { reason, after } => {
             match policy.next_attempt(&c.key, attempts, now, after) {
                 Some(at) => {
-                    store.mark_retry(&c.key, at, &reason, now).await?;
+                    store.mark_retry(c, at, &reason, now).await?;
                     tracing::warn!(
                         key = c.key.as_str(),
                         case = c.case.as_str(),
@@ -261,7 +266,7 @@ async fn dead(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    service.store().mark_dead(&c.key, reason, now).await?;
+    service.store().mark_dead(c, reason, now).await?;
     tracing::error!(
         key = c.key.as_str(),
         case = c.case.as_str(),

@@ -343,10 +343,33 @@ pub(super) fn check(
             "email.smtp: give password_env or password_file, not both".into(),
         ));
     }
-    if delivery.max_attempts == 0 || delivery.concurrency == 0 || delivery.lease_seconds == 0 {
+    if delivery.max_attempts == 0 || delivery.concurrency == 0 || delivery.first_retry_seconds == 0
+    {
         problems.push(at(
             "delivery",
-            "delivery: max_attempts, concurrency and lease_seconds must be at least 1".into(),
+            "delivery: max_attempts, concurrency and first_retry_seconds must be at least 1".into(),
+        ));
+    }
+    // A claim must outlast the longest send, or a second daemon sends it too.
+    let longest_send = email
+        .smtp
+        .as_ref()
+        .map_or(30, |s| s.timeout_seconds.saturating_mul(3))
+        .max(30);
+    if delivery.lease_seconds <= longest_send || delivery.lease_seconds > 86_400 {
+        problems.push(at(
+            "delivery.lease_seconds",
+            format!(
+                "delivery.lease_seconds: must be more than the longest send ({longest_send} s: \
+                 three times email.smtp.timeout_seconds) and at most a day (86400)"
+            ),
+        ));
+    }
+    if delivery.max_retry_seconds > 30 * 86_400 || delivery.stale_after_hours > 24 * 366 {
+        problems.push(at(
+            "delivery",
+            "delivery: max_retry_seconds is at most 30 days and stale_after_hours at most a year"
+                .into(),
         ));
     }
     problems

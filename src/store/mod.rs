@@ -230,6 +230,14 @@ impl Store {
         Ok(())
     }
 
+    /// Everyone told about an obligation (their addresses, lower-cased).
+    pub async fn people(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT email FROM obligation_people ORDER BY email")
+            .fetch_all(&self.pool)
+            .await?;
+        strings(&rows, "email")
+    }
+
     /// Whether any event of the case is stored.
     pub async fn has_case(&self, case: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE case_ref = $1")
@@ -336,18 +344,35 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| {
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let key: String = r.try_get("key")?;
+            let decoded = (|| -> Result<Claimed, StoreError> {
                 Ok(Claimed {
-                    key: r.try_get("key")?,
+                    key: key.clone(),
+                    owner: owner.to_string(),
                     case: r.try_get("case_ref")?,
                     attempts: r.try_get("attempts")?,
                     notification: json("notification", &r.try_get::<String, _>("notification")?)?,
                     data: json("notification data", &r.try_get::<String, _>("data")?)?,
                 })
-            })
-            .collect::<Result<Vec<Claimed>, StoreError>>()?;
+            })();
+            match decoded {
+                Ok(c) => claimed.push(c),
+                // One unreadable row must not hold up the rest, nor come back for ever.
+                Err(e) => {
+                    tracing::error!(key = key.as_str(), error = %e, "a stored notification cannot be read; kept as dead");
+                    sqlx::query(
+                        "UPDATE outbox SET state = 'dead', last_error = $2, claimed_by = NULL \
+                         WHERE key = $1",
+                    )
+                    .bind(&key)
+                    .bind("the stored notification cannot be read")
+                    .execute(&self.pool)
+                    .await?;
+                }
+            }
+        }
         claimed.sort_by(|a, b| {
             (a.notification.send_at, &a.key).cmp(&(b.notification.send_at, &b.key))
         });
@@ -367,52 +392,71 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    pub async fn mark_sent(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Recorded only by the daemon still holding the claim: one whose lease ran out and was
+    /// claimed again by another must not overwrite what the other records.
+    pub async fn mark_sent(&self, c: &Claimed, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, last_error = NULL, \
-             updated_at = $2 WHERE key = $1 AND state = 'sending'",
+             updated_at = $2 WHERE key = $1 AND state = 'sending' AND claimed_by = $3",
         )
-        .bind(key)
+        .bind(&c.key)
         .bind(ms(now))
+        .bind(&c.owner)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Back to pending until `retry_at`; `error` says why (no personal data).
+    /// Back to pending until `retry_at`; `error` says why (no personal data). The case is
+    /// re-planned first, so a retry the plan no longer wants (its obligation met meanwhile) is
+    /// cancelled rather than sent.
     pub async fn mark_retry(
         &self,
-        key: &str,
+        c: &Claimed,
         retry_at: DateTime<Utc>,
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, last_error = $3, \
-             claimed_by = NULL, updated_at = $4 WHERE key = $1 AND state = 'sending'",
+             claimed_by = NULL, updated_at = $4 WHERE key = $1 AND state = 'sending' AND claimed_by = $5",
         )
-        .bind(key)
+        .bind(&c.key)
         .bind(ms(retry_at))
         .bind(error)
         .bind(ms(now))
-        .execute(&self.pool)
+        .bind(&c.owner)
+        .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE cases SET replan_at = $2 WHERE case_ref = $1 \
+                 AND (replan_at IS NULL OR replan_at > $2)",
+            )
+            .bind(&c.case)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn mark_dead(
         &self,
-        key: &str,
+        c: &Claimed,
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET state = 'dead', last_error = $2, claimed_by = NULL, updated_at = $3 \
-             WHERE key = $1 AND state = 'sending'",
+             WHERE key = $1 AND state = 'sending' AND claimed_by = $4",
         )
-        .bind(key)
+        .bind(&c.key)
         .bind(error)
         .bind(ms(now))
+        .bind(&c.owner)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -737,7 +781,9 @@ impl Tx {
                  data = excluded.data, updated_at = excluded.updated_at, \
                  attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
                  THEN outbox.attempt_at ELSE excluded.attempt_at END \
-                 WHERE outbox.state IN ('pending', 'cancelled', 'superseded', 'before_go_live', 'in_digest')",
+                 WHERE outbox.state IN ('pending', 'cancelled') \
+                 OR (outbox.state IN ('superseded', 'before_go_live', 'in_digest') \
+                     AND excluded.state <> 'pending')",
             )
             .bind(&n.key)
             .bind(case)

@@ -12,6 +12,8 @@ use sqlx::any::AnyRow;
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub key: String,
+    /// The daemon holding the claim.
+    pub owner: String,
     pub case: String,
     /// Attempts so far, this one included.
     pub attempts: i64,
