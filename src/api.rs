@@ -520,9 +520,11 @@ async fn calendar_feed(
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such feed");
     let secret = s.feed_secret.as_ref().ok_or_else(not_found)?;
     let token = file.strip_suffix(".ics").unwrap_or(&file);
-    let email = feed::email_of(secret, token).ok_or_else(not_found)?;
-    let now = s.service.now();
     let store = s.service.store();
+    let people = store.people().await.map_err(ApiError::unavailable)?;
+    let email =
+        feed::email_of(secret, token, people.iter().map(String::as_str)).ok_or_else(not_found)?;
+    let now = s.service.now();
     let filter = ObligationFilter {
         email: Some(email),
         limit: 10_000,

@@ -93,6 +93,13 @@ impl Event {
         if id.len() > MAX_NAME_LEN {
             return Err(err("id", "is longer than 200 characters"));
         }
+        if id.chars().any(char::is_control) {
+            return Err(EventError::new(
+                fallback,
+                "id",
+                "must not contain control characters",
+            ));
+        }
         if let Some(extra) = obj.keys().find(|k| !ENVELOPE_FIELDS.contains(&k.as_str())) {
             return Err(EventError::new(
                 &name,
@@ -144,6 +151,9 @@ fn required_name(obj: &Map<String, Value>, field: &str) -> Result<String, &'stat
     match obj.get(field) {
         Some(Value::String(s)) if s.trim().is_empty() => Err("must not be empty"),
         Some(Value::String(s)) if s.len() > MAX_NAME_LEN => Err("is longer than 200 characters"),
+        Some(Value::String(s)) if s.chars().any(char::is_control) => {
+            Err("must not contain control characters")
+        }
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err("must be a string"),
         None => Err("is missing"),

@@ -521,6 +521,19 @@ async fn the_api_rejects_bad_input_clearly_and_stores_nothing_of_a_rejected_batc
     .await;
     assert_eq!(status, 422);
     assert_eq!(body["field"], "type");
+    let (status, body) = post(
+        Some(TOKEN),
+        "application/json",
+        json!({"id": "y", "case": "C\u{0}1", "type": "review_held", "at": "2027-01-04T08:00:00Z"})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        status, 422,
+        "a NUL in a case reference is the sender's mistake"
+    );
+    assert_eq!(body["field"], "case");
 
     // Stored once; posted again it is accepted and changes nothing.
     let (status, body) = post(
@@ -586,7 +599,7 @@ async fn the_api_rejects_bad_input_clearly_and_stores_nothing_of_a_rejected_batc
         )
     };
     assert_eq!(rejected("bad_json"), Some(1.0));
-    assert_eq!(rejected("invalid"), Some(2.0));
+    assert_eq!(rejected("invalid"), Some(3.0));
     assert_eq!(
         sample(
             &m,
@@ -1021,8 +1034,16 @@ async fn an_iros_calendar_feed_shows_deadlines_and_meetings_and_follows_a_resche
     );
 
     // Another person's address under this signature, or a mangled token: no feed.
-    let (status, _) = fetch(url.replace("/feeds/a", "/feeds/b")).await;
+    let token_at = url.find("/feeds/").expect("a feed path") + "/feeds/".len();
+    let mut altered = url.clone().into_bytes();
+    altered[token_at] = if altered[token_at] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    let (status, _) = fetch(String::from_utf8(altered).expect("text")).await;
     assert_eq!(status, 404);
+    assert!(!url.contains("ira"), "the URL does not carry the address");
     let sam = daemon
         .get("/v1/feeds?email=sam.social@council.example")
         .await["url"]
