@@ -123,6 +123,12 @@ enum Command {
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Print the JSON Schema of rules files or of the config (editors use it to complete and
+    /// check them; the shipped files name it in their first line).
+    Schema {
+        #[arg(value_enum)]
+        of: SchemaOf,
+    },
     /// API tokens: make a new one, or hash one for the config.
     Token {
         #[command(subcommand)]
@@ -157,6 +163,12 @@ enum CalendarCommand {
     Between { a: NaiveDate, b: NaiveDate },
     /// Bank holidays and closure days of a year.
     Holidays { year: i32 },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaOf {
+    Rules,
+    Config,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,6 +229,14 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Token { command } = &cli.command {
         return token(command);
+    }
+    if let Command::Schema { of } = cli.command {
+        let schema = match of {
+            SchemaOf::Rules => driftwatch::rules::RuleSet::schema(),
+            SchemaOf::Config => Config::schema(),
+        };
+        say!("{}", serde_json::to_string_pretty(&schema)?);
+        return Ok(ExitCode::SUCCESS);
     }
     let config = match load(&cli.config) {
         Ok(c) => c,
@@ -325,7 +345,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Token { .. } => Ok(ExitCode::SUCCESS),
+        Command::Token { .. } | Command::Schema { .. } => Ok(ExitCode::SUCCESS),
         Command::Check => check(&config, Utc::now()),
         Command::Plan {
             events,

@@ -232,7 +232,7 @@ fn config_mistakes_point_into_the_config() {
     let got = errors(dir.path());
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(
-        got[0].starts_with(&format!("{}:10:33: closure", config.display())),
+        got[0].starts_with(&format!("{}:11:33: closure", config.display())),
         "{got:?}"
     );
 }

@@ -33,7 +33,19 @@ use std::str::FromStr;
 /// The divisions have different bank holidays (Scotland has 2 January and St Andrew's Day but no
 /// Easter Monday; Northern Ireland adds St Patrick's Day and the Boyne), so a council's deadlines
 /// depend on which one it is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Division {
     /// `england-and-wales`: English councils, the usual case.

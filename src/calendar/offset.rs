@@ -168,6 +168,20 @@ impl Serialize for Offset {
     }
 }
 
+impl schemars::JsonSchema for Offset {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Offset".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A signed distance: `10 working days`, `-2 working days`, `28 days`, `1 week`, `6 months`, `24 hours`.",
+            "pattern": "^\\s*[+-]?\\s*\\d+\\s*(working\\s+days?|days?|weeks?|months?|hours?)\\s*$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

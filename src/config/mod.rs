@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 /// Where `driftwatch` looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "config/driftwatch.yaml";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
@@ -64,7 +64,7 @@ fn default_templates_dir() -> PathBuf {
     PathBuf::from("../templates")
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CalendarSection {
     #[serde(default = "default_division")]
@@ -94,7 +94,7 @@ fn default_bank_holidays() -> PathBuf {
 }
 
 /// A council closure: one day, or a run of days through `until` (inclusive).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ClosureEntry {
     date: NaiveDate,
@@ -104,12 +104,16 @@ struct ClosureEntry {
 }
 
 /// When non-urgent notifications may go out: from `start` to `end` on working days, Europe/London.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct WorkingHours {
     #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
+    #[schemars(with = "String")]
     pub start: NaiveTime,
     #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
+    #[schemars(with = "String")]
     pub end: NaiveTime,
 }
 
@@ -134,7 +138,7 @@ fn clock_time_out<S: serde::Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S:
 }
 
 /// A named webhook a rule can send to as `webhook:NAME`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
@@ -174,6 +178,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// The JSON Schema of the config file, for editors and `driftwatch schema config`.
+    pub fn schema() -> schemars::Schema {
+        let mut schema = schemars::schema_for!(ConfigFile);
+        schema.insert("title".into(), "driftwatch configuration".into());
+        schema
+    }
+
     /// Reads the config and everything it names, reporting every problem found.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         let text = std::fs::read_to_string(path).map_err(|e| {

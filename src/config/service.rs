@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Where the store lives. SQLite paths are taken from the config file's folder.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     #[serde(default = "default_database_url")]
@@ -28,7 +28,7 @@ fn default_database_url() -> String {
     "sqlite:../var/driftwatch.db".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     #[serde(default = "default_listen")]
@@ -59,7 +59,7 @@ fn default_max_body_bytes() -> usize {
 }
 
 /// A bearer token: its name (for logs), the hex SHA-256 of the token, and what it may do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub name: String,
@@ -67,7 +67,9 @@ pub struct TokenConfig {
     pub scopes: Vec<Scope>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Post events.
@@ -88,7 +90,7 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// The sender of every message.
@@ -119,7 +121,7 @@ fn default_spool() -> PathBuf {
     PathBuf::from("../var/outbox")
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
@@ -144,7 +146,7 @@ fn default_smtp_timeout() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SmtpTls {
     /// Plain connection upgraded with STARTTLS (port 587); required, never skipped.
@@ -157,11 +159,12 @@ pub enum SmtpTls {
 }
 
 /// The daily digest: who prefers it, and when it goes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DigestConfig {
     /// Local time on working days (Europe/London).
     #[serde(default = "default_digest_at", deserialize_with = "super::clock_time")]
+    #[schemars(with = "String")]
     pub at: chrono::NaiveTime,
     /// A person's choice, by email address or by role (`iro: digest`); the address wins.
     #[serde(default)]
@@ -190,7 +193,7 @@ fn default_digest_horizon() -> i32 {
 }
 
 /// Calendar feeds: off unless a secret is configured.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedsConfig {
     /// Environment variable holding the secret that signs feed URLs.
@@ -204,7 +207,7 @@ pub struct FeedsConfig {
 }
 
 /// How failed deliveries are retried.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Attempts before a notification is kept as dead.
@@ -260,7 +263,7 @@ fn default_stale_after() -> u64 {
     24
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     #[serde(default)]
@@ -283,7 +286,7 @@ fn default_level() -> String {
     "info".into()
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     #[default]

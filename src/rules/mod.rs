@@ -90,7 +90,17 @@ pub struct Rule {
 }
 
 /// How a notification reaches its recipient.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// A message of its own, at its moment.
@@ -220,6 +230,13 @@ impl RuleSet {
         services: &Services,
     ) -> Result<RuleSet, crate::diagnostic::Diagnostics> {
         load::load(rules_dir, templates_dir, services)
+    }
+
+    /// The JSON Schema of a rules file, for editors and `driftwatch schema rules`.
+    pub fn schema() -> schemars::Schema {
+        let mut schema = schemars::schema_for!(raw::RawFile);
+        schema.insert("title".into(), "driftwatch rules file".into());
+        schema
     }
 
     pub fn rule(&self, id: &str) -> Option<&Rule> {

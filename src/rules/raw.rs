@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
     #[serde(default)]
@@ -22,7 +22,7 @@ pub struct RawFile {
     pub rules: Vec<RawRule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEventSpec {
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct RawEventSpec {
 }
 
 /// A field written out in full; the short form is just the type name (`meeting_at: datetime`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawField {
     #[serde(rename = "type")]
@@ -47,7 +47,7 @@ pub struct RawField {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCase {
     #[serde(default)]
@@ -56,7 +56,7 @@ pub struct RawCase {
     pub updates: Vec<RawCaseUpdate>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCaseUpdate {
     pub on: String,
@@ -68,7 +68,7 @@ pub struct RawCaseUpdate {
     pub clear: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub id: String,
@@ -103,7 +103,7 @@ pub struct RawRule {
     pub delivery: super::Delivery,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDue {
     pub from: String,
@@ -111,7 +111,7 @@ pub struct RawDue {
 }
 
 /// `met_by: [invitations_sent]` or `met_by: [{event: decision_completed, key: data.recommendation_id}]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatcher {
     pub event: String,
@@ -123,7 +123,7 @@ pub struct RawMatcher {
     pub when: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawReplan {
     pub event: String,
@@ -134,7 +134,7 @@ pub struct RawReplan {
     pub when: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     #[serde(default)]
@@ -148,7 +148,7 @@ pub struct RawStep {
     pub urgent: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAction {
     #[serde(default)]
@@ -157,7 +157,7 @@ pub struct RawAction {
     pub emit: Option<RawEmit>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSend {
     pub to: Vec<String>,
@@ -166,7 +166,7 @@ pub struct RawSend {
     pub urgent: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmit {
     pub event: String,
@@ -197,5 +197,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Short<T> {
             }
         }
         deserializer.deserialize_any(ShortVisitor(PhantomData))
+    }
+}
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Short<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("ShortOr{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let full = generator.subschema_for::<T>();
+        schemars::json_schema!({"anyOf": [{"type": "string"}, full]})
     }
 }
