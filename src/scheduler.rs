@@ -199,10 +199,7 @@ async fn record(
     let now = service.now();
     let n = &c.notification;
     let channel = n.recipient.label();
-    let kind = match n.recipient {
-        crate::planner::Target::Email { .. } => "email",
-        crate::planner::Target::Webhook { .. } => "webhook",
-    };
+    let kind = n.recipient.channel();
     let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
     let result = match &outcome {
         Outcome::Delivered => "sent",

@@ -142,9 +142,7 @@ impl Service {
                 return Ok(done.len());
             }
             for case in fresh {
-                let mut tx = self.store.begin().await?;
-                replan(&mut tx, &config, &case, now).await?;
-                tx.commit().await?;
+                self.replan_one(&config, &case, now).await?;
                 done.insert(case);
             }
         }
@@ -164,9 +162,7 @@ impl Service {
             };
             after = last.clone();
             for case in &cases {
-                let mut tx = self.store.begin().await?;
-                replan(&mut tx, &config, case, now).await?;
-                tx.commit().await?;
+                self.replan_one(&config, case, now).await?;
                 count += 1;
             }
         }
@@ -182,9 +178,7 @@ impl Service {
             .cases_waiting_since(now - stale_after(&config))
             .await?;
         for case in &cases {
-            let mut tx = self.store.begin().await?;
-            replan(&mut tx, &config, case, now).await?;
-            tx.commit().await?;
+            self.replan_one(&config, case, now).await?;
         }
         Ok(cases.len())
     }
@@ -208,6 +202,18 @@ impl Service {
                 all.extend(events);
             }
         }
+    }
+
+    /// Re-plans one case in a transaction of its own.
+    async fn replan_one(
+        &self,
+        config: &Config,
+        case: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.store.begin().await?;
+        replan(&mut tx, config, case, now).await?;
+        tx.commit().await
     }
 
     /// The planner's view of a case from its stored events, or `None` for an unknown case.
@@ -402,10 +408,7 @@ pub fn case_write(
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
-            channel: match n.recipient {
-                Target::Email { .. } => "email",
-                Target::Webhook { .. } => "webhook",
-            },
+            channel: n.recipient.channel(),
             send_at: n.send_at,
             state,
             notification: to_json(&n),

@@ -125,6 +125,14 @@ impl Target {
         }
     }
 
+    /// `email` or `webhook`: the channel, as the outbox and the metrics name it.
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Target::Email { .. } => "email",
+            Target::Webhook { .. } => "webhook",
+        }
+    }
+
     /// The role or webhook, for tables and logs (never the address).
     pub fn label(&self) -> String {
         match self {
