@@ -10,6 +10,7 @@ use crate::config::{Config, Scope};
 use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::localtime;
+use crate::scheduler::courier_of;
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
@@ -48,6 +49,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/feeds", get(feed_url))
         .route("/v1/report", get(report))
         .route("/feeds/{file}", get(calendar_feed))
+        .merge(crate::web::router())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -55,7 +57,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// An error answer: a status and a JSON body `{"error": ...}` with optional details.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     body: Value,
 }
 
@@ -103,22 +105,38 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Checks the bearer token and its scope. Every configured hash is compared, in constant time,
-/// so the answer's timing does not tell which tokens exist.
-fn authorize(headers: &HeaderMap, config: &Config, scope: Scope) -> Result<(), ApiError> {
+/// The token a request presents: `Authorization: Bearer TOKEN`, or, for the dashboard in a
+/// browser, HTTP Basic with the token as the password (the user name is not used).
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = if let Some(bearer) = value.strip_prefix("Bearer ") {
+        bearer.trim().to_string()
+    } else {
+        let basic = value.strip_prefix("Basic ")?.trim();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        text.split_once(':')?.1.to_string()
+    };
+    (!token.is_empty()).then_some(token)
+}
+
+/// Checks the token and its scope. Every configured hash is compared, in constant time, so the
+/// answer's timing does not tell which tokens exist.
+pub(crate) fn authorize(
+    headers: &HeaderMap,
+    config: &Config,
+    scope: Scope,
+) -> Result<(), ApiError> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required (Authorization: Bearer TOKEN)",
         )
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(unauthorized)?;
+    let token = presented_token(headers).ok_or_else(unauthorized)?;
     let digest = hex(&Sha256::digest(token.as_bytes()));
     let mut found = None;
     for t in &config.api.tokens {
@@ -336,7 +354,7 @@ async fn notifications(
     Query(q): Query<NotificationQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Read)?;
-    const STATES: [&str; 8] = [
+    const STATES: [&str; 9] = [
         "pending",
         "sending",
         "sent",
@@ -345,6 +363,7 @@ async fn notifications(
         "superseded",
         "before_go_live",
         "in_digest",
+        "acknowledged",
     ];
     if let Some(state) = &q.state
         && !STATES.contains(&state.as_str())
@@ -357,6 +376,7 @@ async fn notifications(
     let filter = NotificationFilter {
         state: q.state,
         case: q.case,
+        key: None,
         limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
     };
     let found = s
@@ -497,18 +517,14 @@ async fn feed_url(
 ) -> Result<Response, ApiError> {
     let config = s.service.config();
     authorize(&headers, &config, Scope::Admin)?;
-    let (Some(secret), Some(feeds)) = (&s.feed_secret, &config.feeds) else {
+    let courier = courier_of(&s.courier);
+    let Some(links) = courier.links() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "calendar feeds are off: configure feeds.secret_env or feeds.secret_file",
+            "calendar feeds are off: configure links.secret_env or links.secret_file",
         ));
     };
-    let token = feed::token(secret, &q.email);
-    let url = format!(
-        "{}/feeds/{token}.ics",
-        feeds.public_url.trim_end_matches('/')
-    );
-    Ok(Json(json!({"url": url})).into_response())
+    Ok(Json(json!({"url": links.feed_url(&q.email)})).into_response())
 }
 
 /// `GET /feeds/{token}.ics`: a person's outstanding deadlines, and the meetings those
@@ -518,12 +534,14 @@ async fn calendar_feed(
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such feed");
-    let secret = s.feed_secret.as_ref().ok_or_else(not_found)?;
+    let courier = courier_of(&s.courier);
+    let links = courier.links().ok_or_else(not_found)?;
     let token = file.strip_suffix(".ics").unwrap_or(&file);
     let store = s.service.store();
     let people = store.people().await.map_err(ApiError::unavailable)?;
-    let email =
-        feed::email_of(secret, token, people.iter().map(String::as_str)).ok_or_else(not_found)?;
+    let email = links
+        .feed_owner(token, people.iter().map(String::as_str))
+        .ok_or_else(not_found)?;
     let now = s.service.now();
     let filter = ObligationFilter {
         email: Some(email),

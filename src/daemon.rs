@@ -29,8 +29,6 @@ pub struct Shared {
     pub service: Arc<Service>,
     pub courier: Arc<CourierSlot>,
     pub progress: Arc<Progress>,
-    /// Signs calendar-feed URLs; feeds are off without it. Read at start.
-    pub feed_secret: Option<Vec<u8>>,
     /// One reload at a time.
     reloading: Mutex<()>,
 }
@@ -108,23 +106,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         }
     }
     let courier = Courier::from_config(&config)?;
-    let feed_secret = match &config.feeds {
-        None => None,
-        Some(f) => Some(
-            crate::notify::read_secret(
-                "feeds secret",
-                f.secret_env.as_deref(),
-                f.secret_file.as_deref(),
-            )?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                crate::notify::CourierError::Secret(
-                    "feeds: give secret_env or secret_file (a long random string)".into(),
-                )
-            })?
-            .into_bytes(),
-        ),
-    };
     let listen = options.listen.unwrap_or(config.api.listen);
     tracing::info!(
         events = store.count_events().await?,
@@ -157,7 +138,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         service: Arc::new(Service::new(store, config, options.clock.clone())),
         courier: Arc::new(RwLock::new(Arc::new(courier))),
         progress: Arc::new(Progress::default()),
-        feed_secret,
         reloading: Mutex::new(()),
     });
     // Before anything is sent: what waited through downtime is re-planned, so only what still
@@ -406,6 +386,7 @@ async fn housekeeping(shared: &Shared) {
     let filter = crate::store::NotificationFilter {
         state: Some("dead".into()),
         case: None,
+        key: None,
         limit: 10_000,
     };
     match shared.service.store().notifications(&filter).await {

@@ -14,7 +14,7 @@ use crate::message::Message;
 use crate::notify::{Courier, Outcome};
 use crate::rules::{Delivery, RuleSet};
 use crate::service::{Routing, Service};
-use crate::store::{ObligationFilter, StoreError, StoredObligation};
+use crate::store::{InView, ObligationFilter, StoreError, StoredObligation};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -54,16 +54,11 @@ pub fn compose(
     let today = localtime::date_of(now);
     let until = calendar.add(today, horizon.max(0));
     let mut by_person: BTreeMap<String, BTreeMap<String, Vec<Line>>> = BTreeMap::new();
-    for o in obligations.iter().filter(|o| o.open) {
-        let text = |k: &str| o.body[k].as_str().unwrap_or_default().to_string();
-        let Ok(due) = text("due").parse::<NaiveDate>() else {
+    for o in obligations {
+        let Some(InView { due, overdue }) = o.in_view(now, until) else {
             continue;
         };
-        let overdue = o.deadline <= now;
-        if !overdue && due > until {
-            continue;
-        }
-        let rule = text("rule");
+        let rule = o.text("rule");
         for person in &o.people {
             if routing.for_person(&rule, &person.role, &person.email) == Delivery::Immediate {
                 continue;
@@ -75,8 +70,8 @@ pub fn compose(
                 .or_default();
             let line = Line {
                 rule: rule.clone(),
-                title: text("title"),
-                source: text("source"),
+                title: o.text("title"),
+                source: o.text("source"),
                 due,
                 overdue,
                 working_days_late: if overdue {

@@ -9,7 +9,7 @@
 //!
 //! Also pure: [`service::case_write`] (what the store keeps of a plan, and how catching up
 //! informs instead of flooding), [`snapshot`] (a caseload CSV into events), [`explain`],
-//! [`feed`] and [`notify::retry`].
+//! [`feed`], [`links`] and [`notify::retry`].
 //!
 //! The shell reads files and talks to people: [`config`] loads what the core needs; [`store`]
 //! keeps events, obligations and the outbox; [`service`] stores events and re-plans their cases;
@@ -21,12 +21,14 @@ pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod diagnostic;
 pub mod digest;
 pub mod event;
 pub mod explain;
 pub mod expr;
 pub mod feed;
+pub mod links;
 pub mod localtime;
 pub mod message;
 pub mod notify;
@@ -38,3 +40,4 @@ pub mod service;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -33,12 +33,26 @@ pub struct RenderError {
     pub message: String,
 }
 
+/// The links a message carries, when the config has a link secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageLinks {
+    /// Acknowledge (or snooze) this reminder or escalation: emails only.
+    pub acknowledge: Option<String>,
+}
+
 /// The values every template sees:
 /// `case.reference`; `rule.id`, `rule.title`, `rule.source`; `notification.kind`, `.step`,
 /// `.title` (none for unnamed steps), `.due` (YYYY-MM-DD or none), `.late`, `.urgent`,
 /// `.send_at` (local `YYYY-MM-DD HH:MM`); `recipient.role`, `recipient.name`; `data`: the data of
-/// the event that opened the obligation or caused the notice.
-pub fn context(rules: &RuleSet, case: &str, n: &Notification, data: &Map<String, Value>) -> Value {
+/// the event that opened the obligation or caused the notice; `links.acknowledge`: the link to
+/// acknowledge or snooze a reminder or escalation sent by email (none otherwise).
+pub fn context(
+    rules: &RuleSet,
+    case: &str,
+    n: &Notification,
+    data: &Map<String, Value>,
+    links: &MessageLinks,
+) -> Value {
     let rule = rules.rule(&n.rule);
     let (role, name) = match &n.recipient {
         Target::Email { role, name, .. } => (role.clone(), name.clone()),
@@ -62,6 +76,7 @@ pub fn context(rules: &RuleSet, case: &str, n: &Notification, data: &Map<String,
         },
         "recipient": {"role": role, "name": name},
         "data": data,
+        "links": {"acknowledge": links.acknowledge},
     })
 }
 
@@ -158,7 +173,10 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
                 urgent: send.urgent,
                 event: "example".into(),
             };
-            let ctx = context(rules, "EXAMPLE-1", &example, &data);
+            let links = MessageLinks {
+                acknowledge: Some("https://driftwatch.council.example/ack/example".into()),
+            };
+            let ctx = context(rules, "EXAMPLE-1", &example, &data, &links);
             for part in TEMPLATE_PARTS {
                 if !rules.engine.has_part(&send.template, part) {
                     continue;
@@ -189,8 +207,9 @@ pub fn render(
     case: &str,
     n: &Notification,
     data: &Map<String, Value>,
+    links: &MessageLinks,
 ) -> Result<Message, RenderError> {
-    let ctx = context(rules, case, n, data);
+    let ctx = context(rules, case, n, data, links);
     let part = |part: &'static str| {
         rules
             .engine
@@ -230,7 +249,7 @@ pub fn render_webhook(
         message,
     };
     if rules.engine.has_part(&n.template, "webhook.json") {
-        let ctx = context(rules, case, n, data);
+        let ctx = context(rules, case, n, data, &MessageLinks::default());
         let body = rules
             .engine
             .render(&n.template, "webhook.json", &ctx)
@@ -239,8 +258,9 @@ pub fn render_webhook(
             .map_err(|e| error(format!("does not render to JSON: {e}")))?;
         return Ok(body);
     }
-    let m = render(rules, case, n, data)?;
-    let ctx = context(rules, case, n, data);
+    let links = MessageLinks::default();
+    let m = render(rules, case, n, data, &links)?;
+    let ctx = context(rules, case, n, data, &links);
     let body = json!({
         "type": "driftwatch.notification",
         "idempotency_key": n.idempotency_key,

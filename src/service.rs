@@ -88,7 +88,7 @@ impl Service {
     }
 
     /// Checks a batch of posted events, envelope and vocabulary; the first bad one is reported
-    /// with its index when it has no id.
+    /// with its index when it has no id. Acknowledgements come only through their links.
     pub fn check(&self, values: &[Value]) -> Result<Vec<Event>, EventError> {
         let config = self.config();
         values
@@ -96,6 +96,14 @@ impl Service {
             .enumerate()
             .map(|(i, v)| {
                 let event = Event::from_value(v, &format!("#{i}"))?;
+                if event.kind == crate::rules::vocabulary::ACKNOWLEDGED {
+                    return Err(EventError::new(
+                        &event.id,
+                        "type",
+                        "is recorded by driftwatch when someone follows an acknowledgement link; \
+                         it cannot be posted",
+                    ));
+                }
                 config.rules.vocabulary.validate(&event)?;
                 Ok(event)
             })
@@ -372,7 +380,7 @@ pub fn case_write(
         let closed = obligation.is_some_and(|(_, open)| !open);
         let catching_up = overdue_send(n);
         let send = match n.status {
-            NotificationStatus::Superseded => false,
+            NotificationStatus::Superseded | NotificationStatus::Acknowledged => false,
             // Nobody needs a reminder for what is done.
             _ if is_ladder(n) && closed => false,
             NotificationStatus::Scheduled => true,
@@ -397,6 +405,8 @@ pub fn case_write(
         } else if send {
             wanted.insert(n.idempotency_key.as_str());
             PlannedState::Pending
+        } else if n.status == NotificationStatus::Acknowledged {
+            PlannedState::Acknowledged
         } else if before_go_live(n) {
             PlannedState::BeforeGoLive
         } else {
@@ -556,7 +566,7 @@ pub fn go_live_preview(
                 PlannedState::Pending => {}
                 PlannedState::BeforeGoLive => counts.before_go_live += 1,
                 PlannedState::Superseded if row.send_at <= now => counts.superseded += 1,
-                PlannedState::Superseded | PlannedState::InDigest => {}
+                PlannedState::Superseded | PlannedState::InDigest | PlannedState::Acknowledged => {}
             }
         }
     }

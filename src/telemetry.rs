@@ -58,3 +58,9 @@ pub fn store_figures(obligations: &[(String, &'static str, i64)], outbox: &[(Str
         metrics::gauge!("driftwatch_outbox", "state" => state.clone()).set(*n as f64);
     }
 }
+
+/// A reminder or escalation acknowledged (or snoozed) through its link.
+pub fn acknowledged(snoozed: bool) {
+    let action = if snoozed { "snooze" } else { "acknowledge" };
+    metrics::counter!("driftwatch_acknowledgements_total", "action" => action).increment(1);
+}

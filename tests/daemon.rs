@@ -189,16 +189,6 @@ async fn email_goes_through_a_real_smtp_server_and_a_refusal_is_retried() {
     assert_eq!(daemon.outbox("sent").await.len(), mail.len());
 }
 
-/// Rules that send significant-event notices to the `teams` webhook too.
-const WEBHOOK_RULE: &str = r#"
-rules:
-  - id: significant_event_webhook
-    title: Significant event posted to the IRO team's channel
-    source: "Test: a council's Teams channel"
-    on: significant_event
-    notice: {to: ["webhook:teams"], template: significant_event, urgent: true}
-"#;
-
 fn significant_event(case: &str, id: &str, at: &str) -> Value {
     json!([
         {"id": format!("{id}-start"), "case": case, "type": "child_looked_after", "at": "2027-01-04T10:00:00Z",

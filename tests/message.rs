@@ -22,7 +22,8 @@ fn every_notification_of_the_example_case_renders() {
                 .find(|e| e.id == n.event)
                 .map(|e| e.data.clone())
                 .unwrap_or_default();
-            let m = render(&c.rules, &plan.case, n, &data).unwrap_or_else(|e| panic!("{e}"));
+            let m = render(&c.rules, &plan.case, n, &data, &Default::default())
+                .unwrap_or_else(|e| panic!("{e}"));
             assert!(m.subject.contains(&plan.case), "{}", m.subject);
             assert!(m.text.contains(&plan.case));
             assert!(
@@ -72,7 +73,7 @@ fn an_invitation_says_when_the_meeting_is() {
         .find(|n| n.template == "invitation")
         .unwrap();
     let data = &events.iter().find(|e| e.id == n.event).unwrap().data;
-    let m = render(&c.rules, "C-1001", n, data).unwrap();
+    let m = render(&c.rules, "C-1001", n, data, &Default::default()).unwrap();
     assert_eq!(m.subject, "Invitation: looked-after review, case C-1001");
     assert!(m.text.contains("2027-01-06T14:00:00Z"), "{}", m.text);
     assert!(m.html.is_none());
@@ -101,7 +102,8 @@ fn every_shipped_template_renders() {
     for name in names {
         let mut n = plan.notifications[0].clone();
         n.template = name.clone();
-        let m = render(&c.rules, "C-1001", &n, data).unwrap_or_else(|e| panic!("{e}"));
+        let m = render(&c.rules, "C-1001", &n, data, &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(m.subject.contains("C-1001"), "{name}: {}", m.subject);
     }
 }

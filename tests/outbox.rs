@@ -40,7 +40,7 @@ fn every_notification_still_to_go_waits_in_the_outbox_under_its_key() {
         let waits = pending.contains(&n.idempotency_key.as_str());
         match n.status {
             NotificationStatus::Scheduled => assert!(waits, "{} {}", n.rule, n.step),
-            NotificationStatus::Superseded => assert!(!waits),
+            NotificationStatus::Superseded | NotificationStatus::Acknowledged => assert!(!waits),
             NotificationStatus::Due => {}
         }
     }

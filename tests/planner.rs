@@ -761,3 +761,156 @@ fn non_urgent_messages_wait_for_working_hours_across_the_clock_change() {
         t("2026-12-25T03:00:00Z")
     );
 }
+
+/// The example case's plan with an acknowledgement (or snooze) of the first reminder that the
+/// owner of decision R1-1 gets, five working days before it is due on Friday 29 January 2027.
+fn acknowledged(
+    action: serde_json::Value,
+    extra: Vec<driftwatch::event::Event>,
+    now: &str,
+) -> (String, driftwatch::planner::CasePlan) {
+    let c = config();
+    let planner = driftwatch::planner::Planner::from_config(&c);
+    let events = example_events();
+    let before = planner.plan_case("C-1001", &events, t("2027-01-22T10:00:00Z"));
+    let first = notes(&before, "decision_carried_out", K::Reminder)
+        .into_iter()
+        .find(|n| n.send_at == t("2027-01-22T09:00:00Z"))
+        .expect("the reminder five working days ahead")
+        .idempotency_key
+        .clone();
+    let mut data = action;
+    data["notification"] = json!(first);
+    let ack = driftwatch::event::Event::from_value(
+        &json!({"id": "ack-1", "case": "C-1001", "type": "notification_acknowledged",
+                "at": "2027-01-22T11:00:00Z", "data": data, "source": "driftwatch"}),
+        "ack-1",
+    )
+    .unwrap();
+    c.rules.vocabulary.validate(&ack).unwrap();
+    let mut all = events;
+    all.push(ack);
+    all.extend(extra);
+    (first, planner.plan_case("C-1001", &all, t(now)))
+}
+
+#[test]
+fn an_acknowledged_reminder_silences_its_repeats_but_not_the_escalations() {
+    let (first, p) = acknowledged(
+        json!({"action": "acknowledge"}),
+        vec![],
+        "2027-02-02T12:00:00Z",
+    );
+    let reminders = notes(&p, "decision_carried_out", K::Reminder);
+    let status = |key: &str| {
+        reminders
+            .iter()
+            .find(|n| n.idempotency_key == key)
+            .unwrap()
+            .status
+    };
+    assert_eq!(
+        status(&first),
+        NotificationStatus::Due,
+        "the acknowledged one was sent"
+    );
+    let second = reminders
+        .iter()
+        .find(|n| n.send_at == t("2027-01-28T09:00:00Z"))
+        .unwrap();
+    assert_eq!(second.status, NotificationStatus::Acknowledged);
+    // Every escalation stage still comes while the decision is not carried out.
+    let escalations = notes(&p, "decision_carried_out", K::Escalation);
+    assert!(!escalations.is_empty());
+    assert!(
+        escalations
+            .iter()
+            .all(|n| n.status != NotificationStatus::Acknowledged)
+    );
+    // Other rules' reminders are untouched.
+    assert_eq!(
+        p.notifications
+            .iter()
+            .filter(|n| n.status == NotificationStatus::Acknowledged)
+            .count(),
+        1
+    );
+    // An acknowledgement of a key the plan does not have changes nothing.
+    let c = config();
+    let mut events = example_events();
+    events.push(
+        driftwatch::event::Event::from_value(
+            &json!({"id": "ack-x", "case": "C-1001", "type": "notification_acknowledged",
+                    "at": "2027-01-22T11:00:00Z",
+                    "data": {"notification": "dw1-nothing", "action": "acknowledge"}}),
+            "ack-x",
+        )
+        .unwrap(),
+    );
+    let plain = driftwatch::planner::Planner::from_config(&c).plan_case(
+        "C-1001",
+        &events,
+        t("2027-02-02T12:00:00Z"),
+    );
+    assert!(
+        plain
+            .notifications
+            .iter()
+            .all(|n| n.status != NotificationStatus::Acknowledged)
+    );
+}
+
+#[test]
+fn a_snoozed_reminder_comes_back_once_on_its_day_while_the_obligation_is_open() {
+    let snooze = json!({"action": "snooze", "until": "2027-01-26"});
+    let (first, p) = acknowledged(snooze.clone(), vec![], "2027-01-26T12:00:00Z");
+    let reminders = notes(&p, "decision_carried_out", K::Reminder);
+    let snoozed: Vec<_> = reminders
+        .iter()
+        .filter(|n| n.step.ends_with("(snoozed)"))
+        .collect();
+    assert_eq!(snoozed.len(), 1);
+    assert_eq!(snoozed[0].send_at, t("2027-01-26T09:00:00Z"));
+    assert_eq!(snoozed[0].status, NotificationStatus::Due);
+    assert_ne!(snoozed[0].idempotency_key, first);
+    assert_eq!(
+        snoozed[0].recipient.identity(),
+        "sam.social@council.example"
+    );
+    // The day-before reminder falls after the snooze, so it stays.
+    let last = reminders
+        .iter()
+        .find(|n| n.send_at == t("2027-01-28T09:00:00Z"))
+        .unwrap();
+    assert_eq!(last.status, NotificationStatus::Scheduled);
+
+    // Snoozed past the day-before reminder: that one is silenced instead.
+    let (_, p) = acknowledged(
+        json!({"action": "snooze", "until": "2027-01-29"}),
+        vec![],
+        "2027-01-26T12:00:00Z",
+    );
+    let reminders = notes(&p, "decision_carried_out", K::Reminder);
+    let last = reminders
+        .iter()
+        .find(|n| n.send_at == t("2027-01-28T09:00:00Z"))
+        .unwrap();
+    assert_eq!(last.status, NotificationStatus::Acknowledged);
+
+    // Carried out before the chosen day: nothing comes back.
+    let c = config();
+    let done = driftwatch::event::Event::from_value(
+        &json!({"id": "done", "case": "C-1001", "type": "decision_completed",
+                "at": "2027-01-25T10:00:00Z", "data": {"recommendation_id": "R1-1"}}),
+        "done",
+    )
+    .unwrap();
+    c.rules.vocabulary.validate(&done).unwrap();
+    let (_, p) = acknowledged(snooze, vec![done], "2027-01-26T12:00:00Z");
+    assert!(
+        p.notifications
+            .iter()
+            .all(|n| !n.step.ends_with("(snoozed)")),
+        "no snoozed reminder for a met obligation"
+    );
+}

@@ -16,7 +16,7 @@ use crate::rules::{self, RuleSet};
 use chrono::{Days, NaiveDate, NaiveTime};
 use serde::{Deserialize, Deserializer};
 pub use service::{
-    ApiConfig, DeliveryConfig, DigestConfig, EmailConfig, FeedsConfig, LogConfig, LogFormat, Scope,
+    ApiConfig, DeliveryConfig, DigestConfig, EmailConfig, LinksConfig, LogConfig, LogFormat, Scope,
     SmtpConfig, SmtpTls, TokenConfig,
 };
 use std::collections::BTreeMap;
@@ -50,8 +50,9 @@ struct ConfigFile {
     delivery: DeliveryConfig,
     #[serde(default)]
     log: LogConfig,
-    #[serde(default)]
-    feeds: Option<FeedsConfig>,
+    /// `feeds:` is its earlier name.
+    #[serde(default, alias = "feeds")]
+    links: Option<LinksConfig>,
     #[serde(default)]
     digest: DigestConfig,
 }
@@ -173,7 +174,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub log: LogConfig,
     /// With `secret_file` resolved against the config folder.
-    pub feeds: Option<FeedsConfig>,
+    pub links: Option<LinksConfig>,
     pub digest: DigestConfig,
 }
 
@@ -295,7 +296,7 @@ impl Config {
                 delivery: file.delivery,
                 log: file.log,
                 digest: file.digest,
-                feeds: file.feeds.map(|f| FeedsConfig {
+                links: file.links.map(|f| LinksConfig {
                     secret_file: f.secret_file.map(|p| normalize(&base.join(p))),
                     ..f
                 }),

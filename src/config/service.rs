@@ -192,11 +192,12 @@ fn default_digest_horizon() -> i32 {
     5
 }
 
-/// Calendar feeds: off unless a secret is configured.
+/// Secret links: calendar feeds and the acknowledge/snooze links in reminders and escalations.
+/// Off unless a secret is configured.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FeedsConfig {
-    /// Environment variable holding the secret that signs feed URLs.
+pub struct LinksConfig {
+    /// Environment variable holding the secret that signs the links (a long random string).
     #[serde(default)]
     pub secret_env: Option<String>,
     /// File holding it.
@@ -204,6 +205,13 @@ pub struct FeedsConfig {
     pub secret_file: Option<PathBuf>,
     /// How people reach driftwatch, for the URLs handed out (`https://driftwatch.council.example`).
     pub public_url: String,
+    /// Days an acknowledgement link works after its message is sent.
+    #[serde(default = "default_ack_valid_days")]
+    pub ack_valid_days: u32,
+}
+
+fn default_ack_valid_days() -> u32 {
+    30
 }
 
 /// How failed deliveries are retried.

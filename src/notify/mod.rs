@@ -14,8 +14,9 @@ pub use email::Mailer;
 pub use webhook::{Webhook, sign};
 
 use crate::config::Config;
+use crate::links::Links;
 use crate::message;
-use crate::planner::Target;
+use crate::planner::{NotificationKind, Target};
 use crate::store::Claimed;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -53,6 +54,8 @@ pub struct Courier {
     mailer: Mailer,
     webhooks: BTreeMap<String, Webhook>,
     http: reqwest::Client,
+    /// Signs feed URLs and acknowledgement links; off without a configured secret.
+    links: Option<Links>,
 }
 
 impl Courier {
@@ -74,11 +77,35 @@ impl Courier {
                 name: "*".into(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
+        let links = match &config.links {
+            None => None,
+            Some(l) => {
+                let secret = read_secret(
+                    "links secret",
+                    l.secret_env.as_deref(),
+                    l.secret_file.as_deref(),
+                )?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    CourierError::Secret(
+                        "links: give secret_env or secret_file (a long random string)".into(),
+                    )
+                })?;
+                let valid = chrono::Duration::days(i64::from(l.ack_valid_days));
+                Some(Links::new(secret, &l.public_url, valid))
+            }
+        };
         Ok(Courier {
             mailer,
             webhooks,
             http,
+            links,
         })
+    }
+
+    /// The link signer, when a link secret is configured.
+    pub fn links(&self) -> Option<&Links> {
+        self.links.as_ref()
     }
 
     /// Where email goes, for the start-up log.
@@ -103,7 +130,19 @@ impl Courier {
         let n = &c.notification;
         match &n.recipient {
             Target::Email { name, email, .. } => {
-                let message = match message::render(&config.rules, &c.case, n, &c.data) {
+                // Only the recipient of a reminder or escalation gets its acknowledgement link.
+                let ladder = matches!(
+                    n.kind,
+                    NotificationKind::Reminder | NotificationKind::Escalation
+                );
+                let links = message::MessageLinks {
+                    acknowledge: self
+                        .links
+                        .as_ref()
+                        .filter(|_| ladder)
+                        .map(|l| l.ack_url(&c.key, now)),
+                };
+                let message = match message::render(&config.rules, &c.case, n, &c.data, &links) {
                     Ok(m) => m,
                     Err(e) => {
                         return Outcome::Failed {

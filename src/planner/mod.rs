@@ -7,6 +7,7 @@
 //! the network; the daemon and the commands pass everything in. Events may arrive twice or out of
 //! order: only the set of events counts, ordered by their `at` time (then id).
 
+mod ack;
 mod model;
 mod state;
 pub mod table;
@@ -18,6 +19,7 @@ use crate::calendar::{Calendar, OffsetUnit};
 use crate::config::{Config, WorkingHours};
 use crate::event::{Contact, Event};
 use crate::localtime;
+use crate::rules::vocabulary::ACKNOWLEDGED;
 use crate::rules::{
     Action, KeyMatch, Matcher, ObligationRule, Recipient, Rule, RuleBody, RuleSet, Send, Step,
 };
@@ -138,6 +140,8 @@ struct Run<'p, 'a> {
     known_derived: std::collections::HashSet<String>,
     /// Derived events dated before events this pass had already applied.
     back_dated: Vec<Event>,
+    /// Acknowledgements and snoozes, in the order they were made.
+    acks: Vec<ack::Ack>,
     problems: Vec<String>,
 }
 
@@ -278,6 +282,7 @@ impl<'p, 'a> Run<'p, 'a> {
             derived: Vec::new(),
             known_derived: known.iter().map(|e| e.id.clone()).collect(),
             back_dated: Vec::new(),
+            acks: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -459,6 +464,11 @@ impl<'p, 'a> Run<'p, 'a> {
 
     fn apply(&mut self, event: &Event) {
         let rules = self.planner.rules;
+        if event.kind == ACKNOWLEDGED
+            && let Some(a) = ack::Ack::of(event)
+        {
+            self.acks.push(a);
+        }
         self.state.apply(&rules.case, event);
         self.history.record(event.at, &self.state);
 
@@ -1060,6 +1070,15 @@ impl<'p, 'a> Run<'p, 'a> {
             );
         }
 
+        let planner = self.planner;
+        ack::apply(
+            &self.case,
+            self.now,
+            &self.acks,
+            &obligations,
+            &mut notifications,
+            |day| planner.place(localtime::start_of(day), false),
+        );
         obligations.sort_by(|a, b| (a.due, &a.rule, &a.id).cmp(&(b.due, &b.rule, &b.id)));
         notifications.sort_by(|a, b| {
             (a.send_at, &a.rule, &a.step, &a.idempotency_key).cmp(&(

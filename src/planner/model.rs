@@ -99,6 +99,8 @@ pub enum NotificationStatus {
     Due,
     /// Passed over: a later step of the same ladder went instead, or its deadline had passed.
     Superseded,
+    /// Not sent: its recipient acknowledged (or snoozed) an earlier message of the same step.
+    Acknowledged,
 }
 
 /// Who a notification goes to.

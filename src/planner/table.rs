@@ -79,6 +79,7 @@ pub fn render(plans: &[CasePlan]) -> String {
                 NotificationStatus::Scheduled => "scheduled",
                 NotificationStatus::Due => "due",
                 NotificationStatus::Superseded => "superseded",
+                NotificationStatus::Acknowledged => "acknowledged",
             }
             .to_string();
             if n.late {

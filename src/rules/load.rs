@@ -3,7 +3,9 @@
 
 use super::locate::Locator;
 use super::raw::{RawAction, RawField, RawFile, RawMatcher, RawRule, RawSend, RawStep, Short};
-use super::vocabulary::{EventSpec, FieldPath, FieldSpec, FieldType, Fields, Vocabulary};
+use super::vocabulary::{
+    ACKNOWLEDGED, EventSpec, FieldPath, FieldSpec, FieldType, Fields, Vocabulary, acknowledged_spec,
+};
 use super::{
     Action, CaseModel, CaseUpdate, Due, KeyMatch, Matcher, ObligationRule, Origin, Recipient,
     Replan, Rule, RuleBody, RuleSet, Send, Services, Step,
@@ -139,9 +141,22 @@ struct Scope<'s> {
 impl<'a> Checker<'a> {
     fn vocabulary(&mut self, sources: &[Source]) {
         let mut declared_in: BTreeMap<String, PathBuf> = BTreeMap::new();
+        self.vocabulary
+            .events
+            .insert(ACKNOWLEDGED.to_string(), acknowledged_spec());
         for src in sources {
             for (name, spec) in &src.raw.events {
                 let yaml = format!("events.{name}");
+                if name == ACKNOWLEDGED {
+                    self.problems.push(src.key_at(
+                        &yaml,
+                        format!(
+                            "event type `{name}` is driftwatch's own (acknowledgement links); \
+                             choose another name"
+                        ),
+                    ));
+                    continue;
+                }
                 if !is_name(name) {
                     self.problems.push(
                         src.key_at(&yaml, format!("event type `{name}`: use lower_snake_case")),

@@ -87,6 +87,58 @@ pub struct EventSpec {
     pub fields: Fields,
 }
 
+/// The event driftwatch records when a recipient acknowledges or snoozes a reminder or
+/// escalation through its link. It is always part of the vocabulary and cannot be posted.
+pub const ACKNOWLEDGED: &str = "notification_acknowledged";
+
+/// The fields of [`ACKNOWLEDGED`]: the notification's idempotency key, `acknowledge` or
+/// `snooze`, and for a snooze the working day to be reminded again.
+pub fn acknowledged_spec() -> EventSpec {
+    let field =
+        |ty: FieldType, optional: bool, one_of: Option<Vec<String>>, text: &str| FieldSpec {
+            ty,
+            optional,
+            one_of,
+            description: Some(text.to_string()),
+        };
+    EventSpec {
+        description: Some(
+            "Recorded by driftwatch when a recipient acknowledges or snoozes a reminder or \
+             escalation through the link in it"
+                .into(),
+        ),
+        fields: Fields::from([
+            (
+                "notification".to_string(),
+                field(
+                    FieldType::String,
+                    false,
+                    None,
+                    "the notification's idempotency key",
+                ),
+            ),
+            (
+                "action".to_string(),
+                field(
+                    FieldType::String,
+                    false,
+                    Some(vec!["acknowledge".into(), "snooze".into()]),
+                    "acknowledge, or snooze until a later working day",
+                ),
+            ),
+            (
+                "until".to_string(),
+                field(
+                    FieldType::Date,
+                    true,
+                    None,
+                    "for a snooze: the day to be reminded again",
+                ),
+            ),
+        ]),
+    }
+}
+
 /// Every event type the rules know.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Vocabulary {

@@ -485,7 +485,11 @@ impl Store {
              notification FROM outbox WHERE 1 = 1",
         );
         let mut binds: Vec<String> = Vec::new();
-        for (column, value) in [("state", &filter.state), ("case_ref", &filter.case)] {
+        for (column, value) in [
+            ("state", &filter.state),
+            ("case_ref", &filter.case),
+            ("key", &filter.key),
+        ] {
             if let Some(value) = value {
                 let p = param(&mut binds, value);
                 sql.push_str(&format!(" AND {column} = {p}"));
@@ -781,7 +785,7 @@ impl Tx {
                  data = excluded.data, updated_at = excluded.updated_at, \
                  attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
                  THEN outbox.attempt_at ELSE excluded.attempt_at END \
-                 WHERE outbox.state IN ('pending', 'cancelled') \
+                 WHERE outbox.state IN ('pending', 'cancelled', 'acknowledged') \
                  OR (outbox.state IN ('superseded', 'before_go_live', 'in_digest') \
                      AND excluded.state <> 'pending')",
             )

@@ -2,7 +2,7 @@
 
 use super::{StoreError, json, time};
 use crate::planner::Notification;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::Row;
@@ -71,6 +71,9 @@ pub enum PlannedState {
     BeforeGoLive,
     /// Its recipient takes it in the daily digest only; recorded, not sent by itself.
     InDigest,
+    /// Its recipient acknowledged or snoozed an earlier message of the same step; recorded,
+    /// not sent.
+    Acknowledged,
 }
 
 impl PlannedState {
@@ -80,6 +83,7 @@ impl PlannedState {
             PlannedState::Superseded => "superseded",
             PlannedState::BeforeGoLive => "before_go_live",
             PlannedState::InDigest => "in_digest",
+            PlannedState::Acknowledged => "acknowledged",
         }
     }
 }
@@ -94,6 +98,7 @@ pub struct Person {
 pub struct NotificationFilter {
     pub state: Option<String>,
     pub case: Option<String>,
+    pub key: Option<String>,
     pub limit: i64,
 }
 
@@ -121,6 +126,13 @@ pub struct ObligationFilter {
     pub limit: i64,
 }
 
+/// An outstanding obligation as the digest and the dashboard show it: overdue, or due by a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InView {
+    pub due: NaiveDate,
+    pub overdue: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredObligation {
     pub case: String,
@@ -130,6 +142,20 @@ pub struct StoredObligation {
     /// The planner's obligation as JSON.
     pub body: Value,
     pub people: Vec<Person>,
+}
+
+impl StoredObligation {
+    /// A text field of the planner's obligation (`rule`, `title`, `source`), or empty.
+    pub fn text(&self, key: &str) -> String {
+        self.body[key].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Whether it is open and overdue at `now` or due by `until`, and its due date. Pure.
+    pub fn in_view(&self, now: DateTime<Utc>, until: NaiveDate) -> Option<InView> {
+        let due = self.text("due").parse::<NaiveDate>().ok()?;
+        let overdue = self.deadline <= now;
+        (self.open && (overdue || due <= until)).then_some(InView { due, overdue })
+    }
 }
 
 /// One row of the outbox, for the API: what went, what is waiting, what died and why.

@@ -130,7 +130,7 @@ email:
   from: "driftwatch <driftwatch@council.example>"
   spool: {spool}
 {smtp}delivery: {delivery}
-feeds: {{secret_env: DRIFTWATCH_TEST_FEED_SECRET, public_url: "http://feeds.test/"}}
+links: {{secret_env: DRIFTWATCH_TEST_FEED_SECRET, public_url: "http://feeds.test/"}}
 log: {{format: json, level: "{level}"}}
 "#,
             bank = repo.join("config/bank-holidays.json").display(),
@@ -547,6 +547,16 @@ pub fn spooled(folder: &Path) -> Vec<(String, String)> {
     files.sort();
     files
 }
+
+/// A rule that posts significant-event notices to the `teams` webhook.
+pub const WEBHOOK_RULE: &str = r#"
+rules:
+  - id: significant_event_webhook
+    title: Significant event posted to the IRO team's channel
+    source: "Test: a council's Teams channel"
+    on: significant_event
+    notice: {to: ["webhook:teams"], template: significant_event, urgent: true}
+"#;
 
 /// The example case's events as a JSON array.
 pub fn example_events() -> Value {
