@@ -105,20 +105,27 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The token a request presents: `Authorization: Bearer TOKEN`, or, for the dashboard in a
-/// browser, HTTP Basic with the token as the password (the user name is not used).
-fn presented_token(headers: &HeaderMap) -> Option<String> {
+/// The token a request presents: `Authorization: Bearer TOKEN`, or, for reading (the dashboard
+/// in a browser), HTTP Basic with the token as the password (the user name is not used).
+///
+/// Basic is refused for anything but reading: a browser that signed in to the dashboard sends
+/// Basic credentials with every request to the site, including form posts made by other sites,
+/// which must not be able to post events or use admin calls in its name. A Bearer token is never
+/// sent by a browser on its own.
+fn presented_token(headers: &HeaderMap, scope: Scope) -> Option<String> {
     use base64::Engine;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = if let Some(bearer) = value.strip_prefix("Bearer ") {
         bearer.trim().to_string()
-    } else {
+    } else if scope == Scope::Read {
         let basic = value.strip_prefix("Basic ")?.trim();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         text.split_once(':')?.1.to_string()
+    } else {
+        return None;
     };
     (!token.is_empty()).then_some(token)
 }
@@ -136,7 +143,7 @@ pub(crate) fn authorize(
             "a valid bearer token is required (Authorization: Bearer TOKEN)",
         )
     };
-    let token = presented_token(headers).ok_or_else(unauthorized)?;
+    let token = presented_token(headers, scope).ok_or_else(unauthorized)?;
     let digest = hex(&Sha256::digest(token.as_bytes()));
     let mut found = None;
     for t in &config.api.tokens {

@@ -87,11 +87,10 @@ impl Links {
 
     /// The acknowledgement link for a notification sent at `sent`.
     pub fn ack_url(&self, key: &str, sent: DateTime<Utc>) -> String {
-        format!(
-            "{}/ack/{}",
-            self.public_url,
-            self.ack_token(key, sent + self.ack_valid)
-        )
+        let expires = sent
+            .checked_add_signed(self.ack_valid)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        format!("{}/ack/{}", self.public_url, self.ack_token(key, expires))
     }
 
     /// `KEY.EXPIRES.SIGNATURE`, EXPIRES in seconds since 1970.

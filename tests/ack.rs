@@ -194,6 +194,38 @@ async fn a_snoozed_reminder_comes_back_on_the_chosen_working_day() {
 }
 
 #[tokio::test]
+async fn basic_credentials_read_but_never_write() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    let client = reqwest::Client::new();
+    // The admin token as a browser would send it after signing in to the dashboard.
+    let res = client
+        .post(format!("{}/v1/events", daemon.base))
+        .basic_auth("manager", Some(TOKEN))
+        .header("content-type", "text/plain")
+        .body(example_events().to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), 401);
+    let res = client
+        .post(format!("{}/v1/admin/reload", daemon.base))
+        .basic_auth("manager", Some(TOKEN))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), 401);
+    assert_eq!(daemon.get("/v1/notifications").await["count"], 0);
+    let res = client
+        .get(format!("{}/v1/notifications", daemon.base))
+        .basic_auth("manager", Some(READ_TOKEN))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
 async fn acknowledgements_cannot_be_posted_as_events() {
     let setup = Setup::new();
     let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");

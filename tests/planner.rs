@@ -897,6 +897,38 @@ fn a_snoozed_reminder_comes_back_once_on_its_day_while_the_obligation_is_open() 
         .unwrap();
     assert_eq!(last.status, NotificationStatus::Acknowledged);
 
+    // Snoozed to the day of the day-before reminder: one message that morning, not two.
+    let (_, p) = acknowledged(
+        json!({"action": "snooze", "until": "2027-01-28"}),
+        vec![],
+        "2027-01-28T12:00:00Z",
+    );
+    let that_morning: Vec<_> = notes(&p, "decision_carried_out", K::Reminder)
+        .into_iter()
+        .filter(|n| n.send_at == t("2027-01-28T09:00:00Z"))
+        .collect();
+    assert_eq!(that_morning.len(), 2);
+    assert_eq!(
+        that_morning
+            .iter()
+            .filter(|n| n.status != NotificationStatus::Acknowledged)
+            .count(),
+        1,
+        "{that_morning:#?}"
+    );
+
+    // Snoozed past the deadline: the escalation takes over, no reminder comes back.
+    let (_, p) = acknowledged(
+        json!({"action": "snooze", "until": "2027-02-01"}),
+        vec![],
+        "2027-02-02T12:00:00Z",
+    );
+    assert!(
+        p.notifications
+            .iter()
+            .all(|n| !n.step.ends_with("(snoozed)"))
+    );
+
     // Carried out before the chosen day: nothing comes back.
     let c = config();
     let done = driftwatch::event::Event::from_value(

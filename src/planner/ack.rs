@@ -87,7 +87,8 @@ pub(super) fn apply(
         };
         let snooze_at = ack.until.map(&place);
         for n in notifications.iter_mut() {
-            let silenced = n.send_at > ack.at && snooze_at.is_none_or(|s| n.send_at < s);
+            // A repeat on the snooze day itself gives way to the snoozed copy.
+            let silenced = n.send_at > ack.at && snooze_at.is_none_or(|s| n.send_at <= s);
             if n.idempotency_key != acked.idempotency_key
                 && same_step(n, &acked)
                 && silenced
@@ -99,15 +100,21 @@ pub(super) fn apply(
         let Some(at) = snooze_at else {
             continue;
         };
-        // The step comes back on the chosen day while its obligation is still open then.
-        let open_then = obligations
+        // The step comes back on the chosen day while its obligation is still open then, with
+        // the same deadline (a moved deadline has started its own reminders), and a reminder
+        // only before the deadline passes (the escalations take over then).
+        let comes_back = obligations
             .iter()
             .find(|o| Some(&o.id) == acked.obligation.as_ref())
-            .is_some_and(|o| match o.state {
-                ObligationState::Open | ObligationState::Overdue => true,
-                _ => o.closed_at.is_some_and(|c| c > at),
+            .is_some_and(|o| {
+                let open = match o.state {
+                    ObligationState::Open | ObligationState::Overdue => true,
+                    _ => o.closed_at.is_some_and(|c| c > at),
+                };
+                let in_time = acked.kind != NotificationKind::Reminder || at < o.deadline;
+                open && in_time && acked.due == Some(o.due)
             });
-        if !open_then {
+        if !comes_back {
             continue;
         }
         let day = at.format("%Y-%m-%d").to_string();

@@ -162,6 +162,15 @@ pub async fn show(State(s): State<AppState>, Path(token): Path<String>) -> Respo
         NotificationKind::Escalation => "escalation",
         _ => "reminder",
     };
+    let effect = match n.kind {
+        NotificationKind::Escalation => {
+            "It is recorded on the case; if the obligation stays unmet, the next stage still comes."
+        }
+        _ => {
+            "The later reminders for this deadline stop coming to you; if it is still not met \
+             when it falls due, the escalation still comes."
+        }
+    };
     let days: Vec<Day> = snooze_days(&s)
         .into_iter()
         .map(|d| Day {
@@ -177,6 +186,7 @@ pub async fn show(State(s): State<AppState>, Path(token): Path<String>) -> Respo
             "case": found.case,
             "what": what,
             "kind": kind,
+            "effect": effect,
             "due": n.due.map(|d| d.format("%A %-d %B %Y").to_string()).unwrap_or_default(),
             "snooze_days": days,
             "expires": localtime::display(found.expires),
@@ -263,8 +273,8 @@ pub async fn act(
                 None => message(
                     StatusCode::OK,
                     "Acknowledged",
-                    "Thank you. The repeats of this message stop; if the obligation is still \
-                     not met, the next step will still come.",
+                    "Thank you, it is recorded. Repeats of this message stop coming to you; if \
+                     the obligation is still not met, the next step will still come.",
                 ),
                 Some(day) => message(
                     StatusCode::OK,

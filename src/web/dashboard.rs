@@ -15,6 +15,8 @@ use serde_json::json;
 
 /// The most outstanding obligations one page reads.
 const MAX_ROWS: i64 = 10_000;
+/// The most dead deliveries one page lists.
+const DEAD_LIMIT: i64 = 1000;
 
 /// The token check: the refusal as a page, if any (a 401 makes the browser ask for the token).
 fn refusal(s: &AppState, headers: &HeaderMap) -> Option<Response> {
@@ -83,7 +85,7 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
     };
     let dead = NotificationFilter {
         state: Some("dead".into()),
-        limit: 1000,
+        limit: DEAD_LIMIT,
         ..NotificationFilter::default()
     };
     let dead: Vec<Dead> = match store.notifications(&dead).await {
@@ -111,7 +113,14 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
     page(
         StatusCode::OK,
         "dashboard.html",
-        json!({"o": o, "dead": dead, "truncated": truncated, "now": localtime::display(now)}),
+        json!({
+            "o": o,
+            "dead": dead,
+            "dead_limit": DEAD_LIMIT,
+            "truncated": truncated,
+            "read": MAX_ROWS,
+            "now": localtime::display(now),
+        }),
     )
 }
 
