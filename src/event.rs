@@ -69,6 +69,17 @@ impl EventError {
 
 const ENVELOPE_FIELDS: [&str; 6] = ["id", "case", "type", "at", "data", "source"];
 
+/// The years an event's time and its dates may fall in. Anything outside is a typing or
+/// conversion mistake (a year 0001 from an empty date, 20277 for 2027), and is refused rather
+/// than planned centuries away.
+pub const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2199;
+
+/// Whether a date falls in [`PLAUSIBLE_YEARS`].
+pub fn plausible(date: chrono::NaiveDate) -> bool {
+    use chrono::Datelike;
+    PLAUSIBLE_YEARS.contains(&date.year())
+}
+
 impl Event {
     /// Checks the envelope of one JSON value and builds the event. `fallback` names the event in
     /// errors when it has no usable id (for example `line 4`).
@@ -121,6 +132,9 @@ impl Event {
             Some(_) => return Err(err("at", "must be an RFC 3339 timestamp string")),
             None => return Err(err("at", "is missing")),
         };
+        if !plausible(at.date_naive()) {
+            return Err(err("at", "must fall in the years 1900 to 2199"));
+        }
         let data = match obj.get("data") {
             Some(Value::Object(m)) => m.clone(),
             None | Some(Value::Null) => Map::new(),

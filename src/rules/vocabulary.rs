@@ -181,6 +181,10 @@ fn check_fields(
 
 fn check_value(spec: &FieldSpec, value: &Value, path: &str) -> Result<(), (String, String)> {
     let fail = |msg: &str| Err((path.to_string(), msg.to_string()));
+    let in_years = |d: Option<NaiveDate>| match d {
+        Some(d) if crate::event::plausible(d) => Ok(()),
+        _ => fail("must fall in the years 1900 to 2199"),
+    };
     match (&spec.ty, value) {
         (FieldType::String, Value::String(s)) => {
             if let Some(allowed) = &spec.one_of
@@ -192,11 +196,11 @@ fn check_value(spec: &FieldSpec, value: &Value, path: &str) -> Result<(), (Strin
         }
         (FieldType::String, _) => fail("must be a string"),
         (FieldType::Date, Value::String(s)) if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() => {
-            Ok(())
+            in_years(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         }
         (FieldType::Date, _) => fail("must be a date such as 2027-01-21"),
         (FieldType::Datetime, Value::String(s)) if DateTime::parse_from_rfc3339(s).is_ok() => {
-            Ok(())
+            in_years(DateTime::parse_from_rfc3339(s).ok().map(|t| t.date_naive()))
         }
         (FieldType::Datetime, _) => {
             fail("must be an RFC 3339 timestamp such as 2027-01-21T14:00:00Z")
