@@ -104,6 +104,15 @@ impl Links {
     /// not expired at `now`. The signature is checked first, in constant time, so an altered
     /// expiry reads as invalid rather than expired.
     pub fn ack_key(&self, token: &str, now: DateTime<Utc>) -> Result<String, LinkError> {
+        self.ack(token, now).map(|(key, _)| key)
+    }
+
+    /// [`Links::ack_key`], with when the link expires.
+    pub fn ack(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), LinkError> {
         let (payload, signature) = token.rsplit_once('.').ok_or(LinkError::Invalid)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
@@ -112,11 +121,15 @@ impl Links {
             .verify_slice(&signature)
             .map_err(|_| LinkError::Invalid)?;
         let (key, expires) = payload.rsplit_once('.').ok_or(LinkError::Invalid)?;
-        let expires: i64 = expires.parse().map_err(|_| LinkError::Invalid)?;
-        if now.timestamp() >= expires {
+        let expires = expires
+            .parse::<i64>()
+            .ok()
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .ok_or(LinkError::Invalid)?;
+        if now >= expires {
             return Err(LinkError::Expired);
         }
-        Ok(key.to_string())
+        Ok((key.to_string(), expires))
     }
 
     /// An HMAC under the secret, separated by purpose so a token for one can never pass as the

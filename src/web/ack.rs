@@ -46,7 +46,7 @@ async fn find(s: &AppState, token: &str) -> Result<Found, Response> {
         ));
     };
     let now = s.service.now();
-    let key = links.ack_key(token, now).map_err(|e| match e {
+    let (key, expires) = links.ack(token, now).map_err(|e| match e {
         LinkError::Invalid => message(
             StatusCode::FORBIDDEN,
             "This link is not valid",
@@ -104,12 +104,6 @@ async fn find(s: &AppState, token: &str) -> Result<Found, Response> {
     if acknowledged {
         return Err(already());
     }
-    let expires = token
-        .split('.')
-        .nth(1)
-        .and_then(|t| t.parse::<i64>().ok())
-        .and_then(|t| DateTime::from_timestamp(t, 0))
-        .unwrap_or(now);
     Ok(Found {
         key,
         case: entry.case,
