@@ -9,7 +9,7 @@
 use crate::calendar::Calendar;
 use crate::event::Event;
 use crate::localtime;
-use crate::planner::{CasePlan, NotificationStatus};
+use crate::planner::CasePlan;
 use crate::store::{InView, OutboxEntry, StoredObligation};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -200,12 +200,9 @@ pub fn timeline(plan: &CasePlan, events: &[Event], outbox: &[OutboxEntry]) -> Ve
         .collect();
     for n in &plan.notifications {
         let row = stored.get(n.idempotency_key.as_str());
-        let state = match (row, n.status) {
-            (Some(r), _) => r.state.replace('_', " "),
-            (None, NotificationStatus::Scheduled) => "scheduled".into(),
-            (None, NotificationStatus::Due) => "due".into(),
-            (None, NotificationStatus::Superseded) => "superseded".into(),
-            (None, NotificationStatus::Acknowledged) => "acknowledged".into(),
+        let state = match row {
+            Some(r) => r.state.replace('_', " "),
+            None => n.status.as_str().to_string(),
         };
         let step = n.title.as_deref().unwrap_or(&n.step);
         out.push(Entry {

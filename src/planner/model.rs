@@ -103,6 +103,18 @@ pub enum NotificationStatus {
     Acknowledged,
 }
 
+impl NotificationStatus {
+    /// The name the JSON plan, the plan table and the dashboard use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Scheduled => "scheduled",
+            NotificationStatus::Due => "due",
+            NotificationStatus::Superseded => "superseded",
+            NotificationStatus::Acknowledged => "acknowledged",
+        }
+    }
+}
+
 /// Who a notification goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "channel", rename_all = "snake_case")]

@@ -1,7 +1,7 @@
 //! The plan as a table for people (`driftwatch plan --format table`). Shows roles, never email
 //! addresses, so a plan can be pasted into a ticket.
 
-use super::{CasePlan, NotificationStatus};
+use super::CasePlan;
 use crate::localtime;
 use std::fmt::Write;
 
@@ -75,13 +75,7 @@ pub fn render(plans: &[CasePlan]) -> String {
 
         header(&mut out, "Notifications", &NOTIFICATION_COLUMNS);
         for n in &plan.notifications {
-            let mut status = match n.status {
-                NotificationStatus::Scheduled => "scheduled",
-                NotificationStatus::Due => "due",
-                NotificationStatus::Superseded => "superseded",
-                NotificationStatus::Acknowledged => "acknowledged",
-            }
-            .to_string();
+            let mut status = n.status.as_str().to_string();
             if n.late {
                 status.push('*');
             }
