@@ -22,8 +22,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
-/// How many cases one pass of re-planning reads at a time.
+/// How many cases one pass of re-planning reads, and plans in one transaction.
 const REPLAN_BATCH: i64 = 200;
+const REPLAN_BATCH_SIZE: usize = REPLAN_BATCH as usize;
 
 pub struct Service {
     store: Store,
@@ -149,10 +150,8 @@ impl Service {
             if fresh.is_empty() {
                 return Ok(done.len());
             }
-            for case in fresh {
-                self.replan_one(&config, &case, now).await?;
-                done.insert(case);
-            }
+            self.replan_cases(&config, &fresh, now).await?;
+            done.extend(fresh);
         }
     }
 
@@ -169,10 +168,8 @@ impl Service {
                 return Ok(count);
             };
             after = last.clone();
-            for case in &cases {
-                self.replan_one(&config, case, now).await?;
-                count += 1;
-            }
+            self.replan_cases(&config, &cases, now).await?;
+            count += cases.len();
         }
     }
 
@@ -185,8 +182,8 @@ impl Service {
             .store
             .cases_waiting_since(now - stale_after(&config))
             .await?;
-        for case in &cases {
-            self.replan_one(&config, case, now).await?;
+        for batch in cases.chunks(REPLAN_BATCH_SIZE) {
+            self.replan_cases(&config, batch, now).await?;
         }
         Ok(cases.len())
     }
@@ -213,14 +210,21 @@ impl Service {
     }
 
     /// Re-plans one case in a transaction of its own.
-    async fn replan_one(
+    /// Re-plans a batch of cases in one transaction: one commit (one sync to disk) for the
+    /// batch rather than one per case, which made re-planning after a reload disk-bound. In case
+    /// order, so two daemons taking case locks never wait on each other in a cycle.
+    async fn replan_cases(
         &self,
         config: &Config,
-        case: &str,
+        cases: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut sorted: Vec<&str> = cases.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
         let mut tx = self.store.begin().await?;
-        replan(&mut tx, config, case, now).await?;
+        for case in sorted {
+            replan(&mut tx, config, case, now).await?;
+        }
         tx.commit().await
     }
 

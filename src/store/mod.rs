@@ -50,6 +50,24 @@ pub struct Store {
     backend: Backend,
 }
 
+/// Rows in one multi-row statement: at ten parameters a row, well inside SQLite's and
+/// PostgreSQL's limits on parameters.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters: the portable placeholders of a
+/// multi-row `VALUES`.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -90,6 +108,7 @@ impl Store {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA cache_size = -16384").await?;
                             Ok(())
                         })
                     })
@@ -750,36 +769,45 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?;
         }
-        for o in &plan.obligations {
-            sqlx::query(
-                "INSERT INTO obligations (case_ref, id, rule, state, deadline, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(case)
-            .bind(&o.id)
-            .bind(&o.rule)
-            .bind(o.state)
-            .bind(ms(o.deadline))
-            .bind(&o.body)
-            .execute(&mut *self.tx)
-            .await?;
+        // Many rows to a statement: a case's plan is tens of rows, and each statement is a
+        // round trip to the database (or to sqlx's SQLite worker thread).
+        for chunk in plan.obligations.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO obligations (case_ref, id, rule, state, deadline, body) VALUES {}",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for o in chunk {
+                q = q
+                    .bind(case)
+                    .bind(o.id.as_str())
+                    .bind(o.rule.as_str())
+                    .bind(o.state)
+                    .bind(ms(o.deadline))
+                    .bind(o.body.as_str());
+            }
+            q.execute(&mut *self.tx).await?;
         }
-        for (obligation, person) in &plan.people {
-            sqlx::query(
-                "INSERT INTO obligation_people (case_ref, obligation, role, email) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(case)
-            .bind(obligation)
-            .bind(&person.role)
-            .bind(person.email.to_lowercase())
-            .execute(&mut *self.tx)
-            .await?;
+        for chunk in plan.people.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO obligation_people (case_ref, obligation, role, email) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (obligation, person) in chunk {
+                q = q
+                    .bind(case)
+                    .bind(obligation.as_str())
+                    .bind(person.role.as_str())
+                    .bind(person.email.to_lowercase());
+            }
+            q.execute(&mut *self.tx).await?;
         }
-        for n in &plan.outbox {
-            sqlx::query(
+        for chunk in plan.outbox.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO outbox (key, case_ref, rule, channel, send_at, state, attempt_at, \
-                 notification, data, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8, $9) \
+                 notification, data, updated_at) VALUES {} \
                  ON CONFLICT (key) DO UPDATE SET send_at = excluded.send_at, \
                  state = excluded.state, notification = excluded.notification, \
                  data = excluded.data, updated_at = excluded.updated_at, \
@@ -788,28 +816,38 @@ impl Tx {
                  WHERE outbox.state IN ('pending', 'cancelled', 'acknowledged') \
                  OR (outbox.state IN ('superseded', 'before_go_live', 'in_digest') \
                      AND excluded.state <> 'pending')",
-            )
-            .bind(&n.key)
-            .bind(case)
-            .bind(&n.rule)
-            .bind(n.channel)
-            .bind(ms(n.send_at))
-            .bind(n.state.as_str())
-            .bind(&n.notification)
-            .bind(&n.data)
-            .bind(now)
-            .execute(&mut *self.tx)
-            .await?;
+                placeholders(chunk.len(), 10)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for n in chunk {
+                q = q
+                    .bind(n.key.as_str())
+                    .bind(case)
+                    .bind(n.rule.as_str())
+                    .bind(n.channel)
+                    .bind(ms(n.send_at))
+                    .bind(n.state.as_str())
+                    .bind(ms(n.send_at))
+                    .bind(n.notification.as_str())
+                    .bind(n.data.as_str())
+                    .bind(now);
+            }
+            q.execute(&mut *self.tx).await?;
         }
-        for key in &plan.retire {
-            sqlx::query(
-                "UPDATE outbox SET state = 'cancelled', updated_at = $2 \
-                 WHERE key = $1 AND state = 'pending'",
-            )
-            .bind(key)
-            .bind(now)
-            .execute(&mut *self.tx)
-            .await?;
+        for chunk in plan.retire.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
+                 WHERE state = 'pending' AND key IN ({})",
+                (2..chunk.len() + 2)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+            for key in chunk {
+                q = q.bind(key.as_str());
+            }
+            q.execute(&mut *self.tx).await?;
         }
         sqlx::query("UPDATE cases SET planned_at = $2, replan_at = $3 WHERE case_ref = $1")
             .bind(case)
