@@ -422,6 +422,11 @@ impl Mailbox {
     pub fn mail(&self) -> Vec<Mail> {
         self.mail.lock().expect("mailbox").clone()
     }
+
+    /// How many messages arrived.
+    pub fn count(&self) -> usize {
+        self.mail.lock().expect("mailbox").len()
+    }
 }
 
 /// One webhook request as received.
@@ -478,6 +483,11 @@ impl Receiver {
 
     pub fn hooks(&self) -> Vec<Hook> {
         self.hooks.lock().expect("hooks").clone()
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.hooks.lock().expect("hooks").len()
     }
 }
 
