@@ -113,16 +113,12 @@ impl Scheduler {
         tracing::info!("scheduler stopped");
     }
 
-    /// Re-plans cases due by `now`, then claims and delivers one batch. `true` if there was
-    /// anything to do (so the loop looks again at once).
+    /// Claims and delivers one batch; when nothing is due to go, re-plans the cases due by
+    /// `now`. Deliveries come first because at 09:00 thousands of cases pass a deadline
+    /// together: the notifications already waiting in the outbox must not queue behind the
+    /// bookkeeping of those deadlines (anything a re-plan adds goes in the next rounds). `true`
+    /// if there was anything to do (so the loop looks again at once).
     async fn round(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let replanned = self.service.replan_due().await?;
-        if replanned > 0 {
-            tracing::debug!(
-                cases = replanned,
-                "re-planned cases whose plans changed with time"
-            );
-        }
         let config = self.service.config();
         let lease =
             chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
@@ -137,6 +133,13 @@ impl Scheduler {
             .claim(&self.owner, now, now + lease, batch)
             .await?;
         if claimed.is_empty() {
+            let replanned = self.service.replan_due().await?;
+            if replanned > 0 {
+                tracing::debug!(
+                    cases = replanned,
+                    "re-planned cases whose plans changed with time"
+                );
+            }
             return Ok(replanned > 0);
         }
         let courier = courier_of(&self.courier);
@@ -161,18 +164,51 @@ impl Scheduler {
                 let started = std::time::Instant::now();
                 let outcome = courier.deliver(&config, &c, now).await;
                 let took = started.elapsed().as_secs_f64();
-                record(&service, &policy, &c, outcome, took).await
+                (c, outcome, took)
             });
         }
+        let mut sent = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    // The outcome could not be recorded; the claim's lease runs out and the
-                    // notification goes again under the same key.
-                    tracing::error!(error = %e, "could not record a delivery");
+                Ok((c, Outcome::Delivered, took)) => {
+                    telemetry::delivery(c.notification.recipient.channel(), "sent", took);
+                    sent.push(c);
+                }
+                Ok((c, outcome, took)) => {
+                    if let Err(e) = record_failure(&self.service, &policy, &c, outcome, took).await
+                    {
+                        // The lease runs out and the notification goes again under its key.
+                        tracing::error!(error = %e, "could not record a failed delivery");
+                    }
                 }
                 Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+        if !sent.is_empty() {
+            let now = self.service.now();
+            let store = self.service.store();
+            let mut marked: Vec<&Claimed> = sent.iter().collect();
+            marked.sort_by(|a, b| (&a.case, &a.key).cmp(&(&b.case, &b.key)));
+            if let Err(e) = store.mark_sent(&marked, now).await {
+                // On PostgreSQL a re-plan by another daemon can hold some of these rows and
+                // the transaction be chosen as a deadlock victim: mark them one by one. If
+                // that fails too, the leases run out and they go again under the same keys.
+                tracing::warn!(error = %e, "marking a round sent failed; marking one by one");
+                for c in &marked {
+                    store.mark_sent(&[c], now).await?;
+                }
+            }
+            for c in &sent {
+                let n = &c.notification;
+                tracing::info!(
+                    key = c.key.as_str(),
+                    case = c.case.as_str(),
+                    rule = n.rule.as_str(),
+                    to = n.recipient.label().as_str(),
+                    step = n.step.as_str(),
+                    late = n.late,
+                    "notification sent"
+                );
             }
         }
         Ok(true)
@@ -186,72 +222,46 @@ async fn sleep_until(clock: &Clock, next: Option<DateTime<Utc>>) {
     }
 }
 
-/// Writes what became of an attempt to the outbox and the log (keys, case references and rule
-/// ids only; never addresses or text).
-async fn record(
+/// Writes a failed attempt to the outbox and the log (keys, case references and rule ids only;
+/// never addresses or text): pending again until its retry, or dead.
+async fn record_failure(
     service: &Service,
     policy: &RetryPolicy,
     c: &Claimed,
     outcome: Outcome,
     took: f64,
 ) -> Result<(), StoreError> {
-    let store = service.store();
     let now = service.now();
     let n = &c.notification;
     let channel = n.recipient.label();
-    let kind = n.recipient.channel();
     let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
-    let result = match &outcome {
-        Outcome::Delivered => "sent",
-        Outcome::Retry { after, .. }
-            if policy.next_attempt(&c.key, attempts, now, *after).is_some() =>
-        {
-            "retry"
-        }
-        _ => "dead",
+    let (reason, after) = match outcome {
+        Outcome::Delivered => return Ok(()),
+        Outcome::Retry { reason, after } => (reason, Some(after)),
+        Outcome::Failed { reason } => (reason, None),
     };
-    telemetry::delivery(kind, result, took);
-    match outcome {
-        Outcome::Delivered => {
-            store.mark_sent(c, now).await?;
-            tracing::info!(
+    let retry_at = after.and_then(|after| policy.next_attempt(&c.key, attempts, now, after));
+    let result = if retry_at.is_some() { "retry" } else { "dead" };
+    telemetry::delivery(n.recipient.channel(), result, took);
+    match retry_at {
+        Some(at) => {
+            service.store().mark_retry(c, at, &reason, now).await?;
+            tracing::warn!(
                 key = c.key.as_str(),
                 case = c.case.as_str(),
                 rule = n.rule.as_str(),
                 to = channel.as_str(),
-                step = n.step.as_str(),
-                late = n.late,
-                "notification sent"
+                attempts,
+                retry_at = %at,
+                reason = reason.as_str(),
+                "delivery failed; will try again"
             );
         }
-        Outcome::Retry { reason, after } => {
-            match policy.next_attempt(&c.key, attempts, now, after) {
-                Some(at) => {
-                    store.mark_retry(c, at, &reason, now).await?;
-                    tracing::warn!(
-                        key = c.key.as_str(),
-                        case = c.case.as_str(),
-                        rule = n.rule.as_str(),
-                        to = channel.as_str(),
-                        attempts,
-                        retry_at = %at,
-                        reason = reason.as_str(),
-                        "delivery failed; will try again"
-                    );
-                }
-                None => {
-                    dead(
-                        service,
-                        c,
-                        &channel,
-                        &format!("{reason} (after {attempts} attempts)"),
-                        now,
-                    )
-                    .await?
-                }
-            }
+        None if after.is_some() => {
+            let reason = format!("{reason} (after {attempts} attempts)");
+            dead(service, c, &channel, &reason, now).await?
         }
-        Outcome::Failed { reason } => dead(service, c, &channel, &reason, now).await?,
+        None => dead(service, c, &channel, &reason, now).await?,
     }
     Ok(())
 }

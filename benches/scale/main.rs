@@ -82,6 +82,9 @@ enum Command {
         transport: Transport,
         #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
         backend: Backend,
+        /// `delivery.concurrency`, and the plain client's (the shipped config has 8).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
 }
 
@@ -129,7 +132,8 @@ fn main() -> Result<()> {
                 notifications,
                 transport,
                 backend,
-            } => wave(notifications, transport, backend).await,
+                concurrency,
+            } => wave(notifications, transport, backend, concurrency.max(1)).await,
         }
     })
 }
@@ -406,7 +410,12 @@ rules:
       - send: {to: ["webhook:teams"], template: invitation}
 "#;
 
-async fn wave(count: usize, transport: Transport, backend: Backend) -> Result<()> {
+async fn wave(
+    count: usize,
+    transport: Transport,
+    backend: Backend,
+    concurrency: usize,
+) -> Result<()> {
     // Monday 1 March 2027, 09:00 in London (GMT); the meetings are ten working days later.
     let at = Utc
         .with_ymd_and_hms(2027, 3, 1, 9, 0, 0)
@@ -417,6 +426,7 @@ async fn wave(count: usize, transport: Transport, backend: Backend) -> Result<()
         .single()
         .context("meeting")?;
     let mut setup = setup(backend).await?;
+    setup.delivery = DELIVERY.replace("concurrency: 8", &format!("concurrency: {concurrency}"));
     let mailbox = Mailbox::start();
     let receiver = Receiver::start().await;
     match transport {
@@ -455,9 +465,10 @@ async fn wave(count: usize, transport: Transport, backend: Backend) -> Result<()
         Transport::Smtp => mailbox.count(),
         Transport::Webhook => receiver.count(),
     };
-    if delivered() != 0 {
-        bail!("{} notifications went before the wave", delivered());
-    }
+    // What going live sends at once (the current step of each overdue obligation) goes before
+    // the wave; it is counted out.
+    settle(&daemon, before + Duration::minutes(1)).await?;
+    let baseline = delivered();
     let base = daemon.base.clone();
     let started = Instant::now();
     let mover = tokio::spawn(async move {
@@ -470,6 +481,7 @@ async fn wave(count: usize, transport: Transport, backend: Backend) -> Result<()
             .await
     });
     let mut first = None;
+    let delivered = || delivered() - baseline;
     while delivered() < count {
         if first.is_none() && delivered() > 0 {
             first = Some(started.elapsed().as_secs_f64());
@@ -485,23 +497,51 @@ async fn wave(count: usize, transport: Transport, backend: Backend) -> Result<()
     daemon.terminate();
     let rate = count as f64 / all;
     let (raw, kind) = match transport {
-        Transport::Smtp => (raw_smtp(mailbox.port, count, &mailbox).await?, "SMTP"),
-        Transport::Webhook => (raw_http(&receiver, count).await?, "HTTP"),
+        Transport::Smtp => (
+            raw_smtp(mailbox.port, count, &mailbox, concurrency).await?,
+            "SMTP",
+        ),
+        Transport::Webhook => (raw_http(&receiver, count, concurrency).await?, "HTTP"),
     };
     println!(
-        "| 09:00 wave ({backend:?}, {count} {kind} notifications) | all handed over in {all:.1} s (first after {:.2} s, {extra} beyond the wave) | | target ≤ 60 s |",
+        "| 09:00 wave ({backend:?}, {count} {kind} notifications) | all handed over in {all:.1} s (first after {:.2} s, {extra} beyond the wave, {baseline} at going live) | | target ≤ 60 s |",
         first.unwrap_or(all)
     );
     println!(
-        "| delivery throughput ({backend:?}, {kind}, concurrency 8) | {rate:.0}/s | plain client {raw:.0}/s | {:.0}% (target ≥ 80%) |",
+        "| delivery throughput ({backend:?}, {kind}, concurrency {concurrency}) | {rate:.0}/s | plain client {raw:.0}/s | {:.0}% (target ≥ 80%) |",
         100.0 * rate / raw
     );
     Ok(())
 }
 
-/// A plain lettre client sending `count` messages of an invitation's size, eight at once, as
+/// Moves the daemon's clock and waits until it has caught up, however long that takes.
+async fn settle(daemon: &Daemon, now: DateTime<Utc>) -> Result<()> {
+    loop {
+        let (status, body) = daemon
+            .request(
+                reqwest::Method::POST,
+                "/v1/admin/clock",
+                Some(TOKEN),
+                Some((
+                    "application/json",
+                    serde_json::json!({"now": rfc(now)})
+                        .to_string()
+                        .into_bytes(),
+                )),
+            )
+            .await;
+        if status != 200 {
+            bail!("moving the clock: {status} {body}");
+        }
+        if body["caught_up"] == true {
+            return Ok(());
+        }
+    }
+}
+
+/// A plain lettre client sending `count` messages of an invitation's size, as many at once as
 /// the daemon's delivery concurrency.
-async fn raw_smtp(port: u16, count: usize, mailbox: &Mailbox) -> Result<f64> {
+async fn raw_smtp(port: u16, count: usize, mailbox: &Mailbox, concurrency: usize) -> Result<f64> {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(port)
@@ -509,7 +549,7 @@ async fn raw_smtp(port: u16, count: usize, mailbox: &Mailbox) -> Result<f64> {
     let body = "A review is booked for the child with case reference WAVE-0000001.\n".repeat(12);
     let before = mailbox.count();
     let started = Instant::now();
-    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..count {
         let (transport, body, limit) = (transport.clone(), body.clone(), Arc::clone(&limit));
@@ -534,14 +574,15 @@ async fn raw_smtp(port: u16, count: usize, mailbox: &Mailbox) -> Result<f64> {
     Ok(rate)
 }
 
-/// A plain reqwest client posting `count` bodies of a webhook's size, eight at once.
-async fn raw_http(receiver: &Receiver, count: usize) -> Result<f64> {
+/// A plain reqwest client posting `count` bodies of a webhook's size, as many at once as the
+/// daemon's delivery concurrency.
+async fn raw_http(receiver: &Receiver, count: usize, concurrency: usize) -> Result<f64> {
     let http = reqwest::Client::new();
     let body =
         serde_json::json!({"type": "invitation", "case": "WAVE-0000001", "text": "x".repeat(600)});
     let before = receiver.count();
     let started = Instant::now();
-    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..count {
         let (http, url, body, limit) = (

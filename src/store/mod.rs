@@ -413,16 +413,23 @@ impl Store {
 
     /// Recorded only by the daemon still holding the claim: one whose lease ran out and was
     /// claimed again by another must not overwrite what the other records.
-    pub async fn mark_sent(&self, c: &Claimed, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, last_error = NULL, \
-             updated_at = $2 WHERE key = $1 AND state = 'sending' AND claimed_by = $3",
-        )
-        .bind(&c.key)
-        .bind(ms(now))
-        .bind(&c.owner)
-        .execute(&self.pool)
-        .await?;
+    /// Marks a round's deliveries sent in one transaction: one sync to disk for the round, not
+    /// one per notification. Until it commits, a crash sends them again under the same keys.
+    pub async fn mark_sent(&self, sent: &[&Claimed], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for c in sent {
+            sqlx::query(
+                "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, \
+                 last_error = NULL, updated_at = $2 \
+                 WHERE key = $1 AND state = 'sending' AND claimed_by = $3",
+            )
+            .bind(&c.key)
+            .bind(ms(now))
+            .bind(&c.owner)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
