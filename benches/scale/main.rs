@@ -46,6 +46,9 @@ enum Command {
         /// How far back children entered care (about 21 events a case at 1, 40 at 3).
         #[arg(long, default_value_t = 1)]
         years: u32,
+        /// Instead, the wave's cases: each with a review invitation due at 09:00 on 1 March 2027.
+        #[arg(long)]
+        wave: bool,
     },
     /// Events per second through `POST /v1/events`, beside the raw insert rate.
     Ingest {
@@ -110,7 +113,24 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Generate { cases, seed, years } => generate(cases, seed, years),
+            Command::Generate {
+                cases,
+                seed,
+                years,
+                wave: false,
+            } => generate(cases, seed, years),
+            Command::Generate {
+                cases, wave: true, ..
+            } => {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                for case in synth::wave(cases, wave_moments()?.1, true) {
+                    for event in case {
+                        writeln!(out, "{event}")?;
+                    }
+                }
+                out.flush()?;
+                Ok(())
+            }
             Command::Ingest {
                 cases,
                 seed,
@@ -396,6 +416,14 @@ fn memory(pid: u32) -> Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// The wave, Monday 1 March 2027 at 09:00 in London (GMT), and the meetings ten working days
+/// later.
+fn wave_moments() -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let at = Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0).single();
+    let meeting = Utc.with_ymd_and_hms(2027, 3, 15, 9, 0, 0).single();
+    at.zip(meeting).context("the wave's moments")
+}
+
 /// A webhook copy of the invitations rule, for the webhook wave.
 const WAVE_WEBHOOK_RULE: &str = r#"
 rules:
@@ -416,15 +444,7 @@ async fn wave(
     backend: Backend,
     concurrency: usize,
 ) -> Result<()> {
-    // Monday 1 March 2027, 09:00 in London (GMT); the meetings are ten working days later.
-    let at = Utc
-        .with_ymd_and_hms(2027, 3, 1, 9, 0, 0)
-        .single()
-        .context("wave moment")?;
-    let meeting = Utc
-        .with_ymd_and_hms(2027, 3, 15, 9, 0, 0)
-        .single()
-        .context("meeting")?;
+    let (at, meeting) = wave_moments()?;
     let mut setup = setup(backend).await?;
     setup.delivery = DELIVERY.replace("concurrency: 8", &format!("concurrency: {concurrency}"));
     let mailbox = Mailbox::start();

@@ -459,10 +459,26 @@ pub fn wave(count: usize, meeting: DateTime<Utc>, participants: bool) -> Vec<Vec
             let mut events = vec![
                 json!({"type": "child_looked_after", "at": at(0), "data": {"start": at(0), "legal_basis": "s31", "date_of_birth": "2015-01-01"}}),
                 json!({"type": "social_worker_allocated", "at": at(0), "data": {"social_worker": person("social_worker", n / 18), "team_manager": person("team_manager", n / 126)}}),
-                json!({"type": "iro_service_notified", "at": at(0), "data": {}}),
+                json!({"type": "iro_service_notified", "at": at(1), "data": {}}),
                 json!({"type": "iro_allocated", "at": at(1), "data": {"iro": person("iro", n / 60)}}),
                 json!({"type": "care_plan_updated", "at": at(2), "data": {}}),
             ];
+            // The first two reviews, each with everything around it done on time.
+            for (review, day) in [("R1", 20), ("R2", 100)] {
+                let steps = [
+                    (day - 25, "review_scheduled", json!({"review_id": review, "meeting_at": at(day)})),
+                    (day - 16, "social_worker_consulted", json!({"review_id": review})),
+                    (day - 15, "invitations_sent", json!({"review_id": review})),
+                    (day - 5, "reports_submitted", json!({"review_id": review})),
+                    (day, "review_held", json!({"review_id": review, "held_at": at(day)})),
+                    (day + 2, "record_distributed", json!({"review_id": review})),
+                    (day + 3, "care_plan_updated", json!({})),
+                ];
+                for (d, kind, data) in steps {
+                    events.push(json!({"type": kind, "at": at(d), "data": data}));
+                }
+            }
+            events.push(json!({"type": "social_worker_consulted", "at": rfc(meeting - Duration::days(17)), "data": {"review_id": "R3"}}));
             let mut booking = json!({"review_id": "R3", "meeting_at": rfc(meeting)});
             if participants {
                 booking["participants"] = json!([{"name": format!("Parent of {case}"), "email": format!("parent.{}@synthetic.example", case.to_lowercase()), "role": "parent"}]);
