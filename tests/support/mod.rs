@@ -158,7 +158,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts the daemon and waits until it is ready (its store open).
     pub fn start(setup: &Setup, clock: &str) -> Daemon {
+        let daemon = Daemon::start_listening(setup, clock);
+        daemon.wait_ready(std::time::Duration::from_secs(60));
+        daemon
+    }
+
+    /// Starts the daemon and returns once it listens, ready or not (its database may be down).
+    pub fn start_listening(setup: &Setup, clock: &str) -> Daemon {
         let config = setup.write();
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = setup.dir.path().join(format!("daemon-{n}.log"));
@@ -194,6 +202,38 @@ impl Daemon {
             child,
             log,
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// Whether `GET /readyz` answers `200` (asked without the async runtime, so that it can be
+    /// asked from anywhere).
+    pub fn is_ready(&self) -> bool {
+        use std::io::{Read, Write};
+        let Some(addr) = self.base.strip_prefix("http://") else {
+            return false;
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+            return false;
+        };
+        let mut answer = String::new();
+        stream
+            .write_all(b"GET /readyz HTTP/1.0\r\nHost: driftwatch\r\n\r\n")
+            .and_then(|()| stream.read_to_string(&mut answer))
+            .is_ok()
+            && answer.split_whitespace().nth(1) == Some("200")
+    }
+
+    /// Waits (polling: readiness is up to the process and its database) until the daemon is
+    /// ready, or panics with its log.
+    pub fn wait_ready(&self, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !self.is_ready() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon was not ready within {within:?}; its log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
