@@ -11,7 +11,7 @@ use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::localtime;
 use crate::scheduler::courier_of;
-use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
+use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, StoreError};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -91,8 +91,16 @@ impl ApiError {
         }
     }
 
-    fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    fn unavailable(e: StoreError) -> ApiError {
         tracing::error!(error = %e, "the store failed during a request");
+        // A full disk does not pass by itself: 507 tells the sender (and whoever reads its
+        // logs) that someone must free space first.
+        if e.is_disk_full() {
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the database's disk is full; nothing was changed, try again once space is freed",
+            );
+        }
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the store is unavailable; nothing was changed, try again",

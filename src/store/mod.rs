@@ -63,6 +63,18 @@ fn json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Resul
 }
 
 impl StoreError {
+    /// Whether the database's disk is full (SQLite's SQLITE_FULL, PostgreSQL's disk_full): an
+    /// operator must free space, and nothing written since the last commit was kept.
+    pub fn is_disk_full(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(d)) = self else {
+            return false;
+        };
+        d.code().is_some_and(|code| match code.parse::<i32>() {
+            Ok(n) => n & 0xff == 13,
+            Err(_) => code == "53100",
+        })
+    }
+
     /// Whether only an operator can fix this: the server refuses the user or password, the
     /// database does not exist or is not a database, the migrations do not match it, the URL is
     /// wrong. Anything else (a server down, starting up or restarting, a network not up, a proxy
