@@ -11,7 +11,7 @@ use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::localtime;
 use crate::scheduler::courier_of;
-use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
+use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, StoreError};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -50,8 +50,30 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/report", get(report))
         .route("/feeds/{file}", get(calendar_feed))
         .merge(crate::web::router())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            until_ready,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
+}
+
+/// Until the store is open (the database may still be down when the daemon starts), every call
+/// but the health checks is answered `503`: nothing is accepted that could not be stored.
+async fn until_ready(
+    State(s): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    if s.is_ready() || path == "/healthz" || path == "/readyz" {
+        return next.run(request).await;
+    }
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "driftwatch is waiting for its database; nothing was changed, try again",
+    )
+    .into_response()
 }
 
 /// An error answer: a status and a JSON body `{"error": ...}` with optional details.
@@ -69,8 +91,16 @@ impl ApiError {
         }
     }
 
-    fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    fn unavailable(e: StoreError) -> ApiError {
         tracing::error!(error = %e, "the store failed during a request");
+        // A full disk does not pass by itself: 507 tells the sender (and whoever reads its
+        // logs) that someone must free space first.
+        if e.is_disk_full() {
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the database's disk is full; nothing was changed, try again once space is freed",
+            );
+        }
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the store is unavailable; nothing was changed, try again",
@@ -180,20 +210,23 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    let config = s.service.config();
+    let rules = s.service.config().rules.rules.len();
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"database": "unavailable", "rules": rules})),
+        )
+            .into_response()
+    };
+    // Not open yet: the start-up logs why, once per attempt rather than once per probe.
+    if !s.is_ready() {
+        return unavailable();
+    }
     match s.service.store().ping().await {
-        Ok(()) => Json(json!({
-            "database": "ok",
-            "rules": config.rules.rules.len(),
-        }))
-        .into_response(),
+        Ok(()) => Json(json!({"database": "ok", "rules": rules})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"database": "unavailable", "rules": config.rules.rules.len()})),
-            )
-                .into_response()
+            unavailable()
         }
     }
 }

@@ -6,6 +6,10 @@
 //! keep running. `SIGTERM` (or Ctrl-C) stops taking requests, lets the deliveries in flight
 //! finish, and returns so the process exits 0. Owns start-up and shut-down order; must not hold
 //! domain logic.
+//!
+//! The API listens before the database is asked anything: a daemon started before its database
+//! (a PostgreSQL server still booting, a network not yet up) waits for it, answering `503`
+//! meanwhile, instead of exiting and running into its supervisor's restart limit.
 
 use crate::api;
 use crate::clock::Clock;
@@ -16,7 +20,9 @@ use crate::service::Service;
 use crate::store::{Backend, Store};
 use chrono::Timelike;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::sync::{Mutex, watch};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -31,7 +37,19 @@ pub struct Shared {
     pub progress: Arc<Progress>,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// The store is open: migrated, and caught up after downtime. Until then the API answers
+    /// `503` and nothing is claimed or sent.
+    ready: AtomicBool,
 }
+
+impl Shared {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// The longest pause between two attempts to reach the database at start-up.
+const MAX_STORE_PAUSE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -94,30 +112,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     if crate::telemetry::handle().is_none() {
         tracing::warn!("metrics are not recorded: another recorder was installed first");
     }
-    let store = Store::open(&url).await?;
-    let now = options.clock.now();
-    if store.backend() == Backend::Sqlite {
-        let released = store.release_claims(now).await?;
-        if released > 0 {
-            tracing::warn!(
-                notifications = released,
-                "sending again the notifications a previous run was sending when it stopped"
-            );
-        }
-    }
+    // Nothing is asked of the database yet: see `open_store`.
+    let store = Store::connect(&url)?;
     let courier = Courier::from_config(&config)?;
     let listen = options.listen.unwrap_or(config.api.listen);
-    tracing::info!(
-        events = store.count_events().await?,
-        rules = config.rules.rules.len(),
-        email = courier.describe().as_str(),
-        database = match store.backend() {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgresql",
-        },
-        manual_clock = options.clock.is_manual(),
-        "driftwatch starting"
-    );
     if config
         .api
         .tokens
@@ -139,16 +137,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         courier: Arc::new(RwLock::new(Arc::new(courier))),
         progress: Arc::new(Progress::default()),
         reloading: Mutex::new(()),
+        ready: AtomicBool::new(false),
     });
-    // Before anything is sent: what waited through downtime is re-planned, so only what still
-    // applies goes.
-    let caught_up = shared.service.catch_up().await?;
-    if caught_up > 0 {
-        tracing::info!(
-            cases = caught_up,
-            "catching up after downtime: stale reminders and escalations recorded as superseded"
-        );
-    }
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -169,11 +159,17 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         progress: Arc::clone(&shared.progress),
     };
     // If the scheduler ever ends (a panic included), the whole daemon stops, so a supervisor
-    // restarts it rather than an API accepting events nobody will act on.
+    // restarts it rather than an API accepting events nobody will act on. Nothing is claimed
+    // before the store is open.
     let stop_all = StopOnDrop(stop_tx.clone());
+    let opening = Arc::clone(&shared);
     let scheduler = tokio::spawn(async move {
         let _stop_all = stop_all;
-        scheduler.run(stop_rx).await;
+        let mut stop = stop_rx.clone();
+        if open_store(&opening, &mut stop).await? {
+            scheduler.run(stop_rx).await;
+        }
+        Ok::<(), DaemonError>(())
     });
     let mut cron = periodic_jobs(&shared).await?;
     let signals = tokio::spawn(handle_signals(Arc::clone(&shared), stop_tx.clone()));
@@ -189,11 +185,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
 
     tracing::info!("stopping: finishing deliveries in flight");
     let _ = stop_tx.send(true);
-    let scheduler_failed = match scheduler.await {
-        Ok(()) => false,
+    let outcome = match scheduler.await {
+        Ok(opened) => opened,
         Err(e) => {
             tracing::error!(error = %e, "the scheduler ended abnormally; stopping");
-            true
+            Err(DaemonError::SchedulerFailed)
         }
     };
     signals.abort();
@@ -201,10 +197,88 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         tracing::warn!(error = %e, "periodic jobs did not stop cleanly");
     }
     shared.service.store().close().await;
-    if scheduler_failed {
-        return Err(DaemonError::SchedulerFailed);
-    }
+    outcome?;
     tracing::info!("driftwatch stopped");
+    Ok(())
+}
+
+/// Opens the store for the daemon: the migrations, the claims a crash left behind (SQLite) and
+/// the catch-up after downtime, then marks the daemon ready. While the database cannot be
+/// reached it waits, trying again after a pause that grows to half a minute, and the API answers
+/// `503`; a failure only an operator can fix (a wrong password, no such database, migrations that
+/// do not match it) is returned, and the daemon stops with it. `false` when asked to stop first.
+async fn open_store(
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<bool, DaemonError> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let attempt = tokio::select! {
+            attempt = prepare_store(shared) => attempt,
+            _ = stop.wait_for(|s| *s) => return Ok(false),
+        };
+        match attempt {
+            Ok(()) => {
+                shared.ready.store(true, Ordering::SeqCst);
+                return Ok(true);
+            }
+            // The error names the failure, never the URL (which may carry a password).
+            Err(e) if !e.needs_operator() => tracing::warn!(
+                error = %e,
+                retry_in_seconds = pause.as_secs(),
+                "cannot reach the database; waiting for it, and answering 503 meanwhile"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "the database refused driftwatch; stopping");
+                return Err(e.into());
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(false),
+        }
+        pause = (pause * 2).min(MAX_STORE_PAUSE);
+    }
+}
+
+/// One attempt at what [`open_store`] does; each step may be repeated.
+async fn prepare_store(shared: &Shared) -> Result<(), crate::store::StoreError> {
+    let service = &shared.service;
+    let store = service.store();
+    store.migrate().await?;
+    if store.backend() == Backend::Sqlite {
+        let released = store.release_claims(service.now()).await?;
+        if released > 0 {
+            tracing::warn!(
+                notifications = released,
+                "sending again the notifications a previous run was sending when it stopped"
+            );
+        }
+    }
+    let config = service.config();
+    let events = store.count_events().await?;
+    tracing::info!(
+        events,
+        rules = config.rules.rules.len(),
+        email = crate::scheduler::courier_of(&shared.courier)
+            .describe()
+            .as_str(),
+        database = match store.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        },
+        manual_clock = service.clock().is_manual(),
+        "driftwatch starting"
+    );
+    // Before anything is sent: what waited through downtime is re-planned, so only what still
+    // applies goes.
+    let caught_up = service.catch_up().await?;
+    if caught_up > 0 {
+        tracing::info!(
+            cases = caught_up,
+            "catching up after downtime: stale reminders and escalations recorded as superseded"
+        );
+    }
     Ok(())
 }
 

@@ -89,9 +89,15 @@ impl Scheduler {
                     self.progress.settled.send_replace(round);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "scheduler: the store failed; trying again in 5 s");
+                    tracing::error!(
+                        error = %e,
+                        "scheduler: the store failed; trying again in 5 s, or when new work arrives"
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        // An event just stored (or the clock moved): the store may be back, and
+                        // what it brought should not wait out the pause.
+                        _ = self.service.woken() => {}
                         _ = stop.changed() => {}
                     }
                     continue;

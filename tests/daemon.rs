@@ -189,15 +189,6 @@ async fn email_goes_through_a_real_smtp_server_and_a_refusal_is_retried() {
     assert_eq!(daemon.outbox("sent").await.len(), mail.len());
 }
 
-fn significant_event(case: &str, id: &str, at: &str) -> Value {
-    json!([
-        {"id": format!("{id}-start"), "case": case, "type": "child_looked_after", "at": "2027-01-04T10:00:00Z",
-         "data": {"start": "2027-01-04T10:00:00Z", "legal_basis": "s20", "date_of_birth": "2015-06-01"}},
-        {"id": id, "case": case, "type": "significant_event", "at": at,
-         "data": {"kind": "placement_disruption", "occurred_at": at}}
-    ])
-}
-
 #[tokio::test]
 async fn webhooks_are_signed_retried_after_a_500_and_dead_after_a_404() {
     let receiver = Receiver::start().await;

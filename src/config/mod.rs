@@ -149,6 +149,14 @@ pub struct WebhookConfig {
     /// File holding the signing secret.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// Seconds to wait for the receiver's answer before counting the attempt as failed (it is
+    /// tried again later, under the same `webhook-id`).
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_webhook_timeout() -> u64 {
+    30
 }
 
 /// A checked configuration with everything it points at loaded.
@@ -214,8 +222,21 @@ impl Config {
                     format!("webhooks.{name}.url: must start with http:// or https://"),
                 ));
             }
+            if hook.timeout_seconds == 0 || hook.timeout_seconds > 3600 {
+                problems.push(at(
+                    &format!("webhooks.{name}.timeout_seconds"),
+                    format!("webhooks.{name}.timeout_seconds: must be between 1 and 3600"),
+                ));
+            }
         }
-        problems.extend(service::check(&file.api, &file.email, &file.delivery, &at));
+        let longest_webhook = file.webhooks.values().map(|h| h.timeout_seconds).max();
+        problems.extend(service::check(
+            &file.api,
+            &file.email,
+            &file.delivery,
+            longest_webhook,
+            &at,
+        ));
         for (i, closure) in file.calendar.closures.iter().enumerate() {
             if closure.until.is_some_and(|u| u < closure.date) {
                 problems.push(at(

@@ -303,11 +303,13 @@ pub enum LogFormat {
 }
 
 /// Checks what serde cannot: token hashes, the sender address, sensible delivery numbers.
+/// `longest_webhook` is the longest `timeout_seconds` of the configured webhooks.
 /// `at(path, message)` places a problem at a YAML path of the config file.
 pub(super) fn check(
     api: &ApiConfig,
     email: &EmailConfig,
     delivery: &DeliveryConfig,
+    longest_webhook: Option<u64>,
     at: &dyn Fn(&str, String) -> crate::diagnostic::Diagnostic,
 ) -> Vec<crate::diagnostic::Diagnostic> {
     let mut problems = Vec::new();
@@ -366,13 +368,14 @@ pub(super) fn check(
         .smtp
         .as_ref()
         .map_or(30, |s| s.timeout_seconds.saturating_mul(3))
-        .max(30);
+        .max(longest_webhook.unwrap_or(30));
     if delivery.lease_seconds <= longest_send || delivery.lease_seconds > 86_400 {
         problems.push(at(
             "delivery.lease_seconds",
             format!(
                 "delivery.lease_seconds: must be more than the longest send ({longest_send} s: \
-                 three times email.smtp.timeout_seconds) and at most a day (86400)"
+                 three times email.smtp.timeout_seconds, or a webhook's timeout_seconds) and at \
+                 most a day (86400)"
             ),
         ));
     }
@@ -433,6 +436,21 @@ mod tests {
         assert_eq!(
             resolve_database_url("postgres://u@h/db", base),
             "postgres://u@h/db"
+        );
+    }
+
+    #[test]
+    fn a_claim_outlasts_the_longest_webhook_timeout() {
+        let at = |_: &str, m: String| crate::diagnostic::Diagnostic::whole_file(Path::new("c"), m);
+        let (api, email) = (ApiConfig::default(), EmailConfig::default());
+        let delivery = DeliveryConfig::default();
+        assert!(check(&api, &email, &delivery, Some(5), &at).is_empty());
+        let problems = check(&api, &email, &delivery, Some(600), &at);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].message.contains("lease_seconds") && problems[0].message.contains("600 s"),
+            "{}",
+            problems[0].message
         );
     }
 }

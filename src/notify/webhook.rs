@@ -16,6 +16,8 @@ pub struct Webhook {
     /// The signing key; without one the request goes unsigned (an incoming webhook of Teams or
     /// Slack, whose secret is its URL).
     secret: Option<Vec<u8>>,
+    /// The longest the whole request may take.
+    timeout: Duration,
 }
 
 impl Webhook {
@@ -39,6 +41,7 @@ impl Webhook {
         Ok(Webhook {
             url: hook.url.clone(),
             secret,
+            timeout: Duration::from_secs(hook.timeout_seconds),
         })
     }
 
@@ -52,6 +55,7 @@ impl Webhook {
         let timestamp = now.timestamp();
         let mut request = http
             .post(&self.url)
+            .timeout(self.timeout)
             .header("content-type", "application/json")
             .header("webhook-id", key)
             .header("webhook-timestamp", timestamp.to_string())

@@ -80,10 +80,59 @@ fn json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Resul
     serde_json::from_str(text).map_err(|source| StoreError::Corrupt { what, source })
 }
 
+impl StoreError {
+    /// Whether the database's disk is full (SQLite's SQLITE_FULL, PostgreSQL's disk_full): an
+    /// operator must free space, and nothing written since the last commit was kept.
+    pub fn is_disk_full(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(d)) = self else {
+            return false;
+        };
+        d.code().is_some_and(|code| match code.parse::<i32>() {
+            Ok(n) => n & 0xff == 13,
+            Err(_) => code == "53100",
+        })
+    }
+
+    /// Whether only an operator can fix this: the server refuses the user or password, the
+    /// database does not exist or is not a database, the migrations do not match it, the URL is
+    /// wrong. Anything else (a server down, starting up or restarting, a network not up, a proxy
+    /// hanging up) may pass, and is worth waiting for.
+    pub fn needs_operator(&self) -> bool {
+        use sqlx::migrate::MigrateError;
+        let e = match self {
+            StoreError::Database(e)
+            | StoreError::Migrate(MigrateError::Execute(e))
+            | StoreError::Migrate(MigrateError::ExecuteMigration(e, _)) => e,
+            _ => return true,
+        };
+        match e {
+            sqlx::Error::Configuration(_) => true,
+            sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+                match code.parse::<i32>() {
+                    // SQLite (extended result codes): SQLITE_CORRUPT, SQLITE_NOTADB.
+                    Ok(n) => matches!(n & 0xff, 11 | 26),
+                    // PostgreSQL: user or password refused (class 28), no such database.
+                    Err(_) => code.starts_with("28") || code == "3D000",
+                }
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl Store {
     /// Connects, creating a SQLite file (and its folder) on first start, and runs the
     /// migrations shipped in the binary.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store that connects when first used: nothing is asked of the database yet, so the
+    /// daemon can start, and answer `503`, while its database is still down. [`Store::migrate`]
+    /// must succeed before anything else is asked of it.
+    pub fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -112,16 +161,24 @@ impl Store {
                             Ok(())
                         })
                     })
-                    .connect(url)
+                    .connect_lazy(url)?
+            }
+            Backend::Postgres => options.max_connections(10).connect_lazy(url)?,
+        };
+        Ok(Store { pool, backend })
+    }
+
+    /// Runs the migrations shipped in the binary; the first call that needs the database.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
                     .await?
             }
-            Backend::Postgres => options.max_connections(10).connect(url).await?,
-        };
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,7 +1,7 @@
 //! Real parts for the daemon's tests: the `driftwatch` binary on a free port with a temporary
 //! database, a real SMTP server (mailin-embedded) that keeps what it receives, a real HTTP
-//! server that receives webhooks and checks their signatures, and PostgreSQL databases made
-//! fresh for each test.
+//! server that receives webhooks and checks their signatures, PostgreSQL databases made fresh
+//! for each test, and a TCP proxy that can cut a daemon off from its database.
 #![allow(dead_code)]
 
 use base64::Engine;
@@ -42,7 +42,13 @@ pub struct Setup {
     pub dir: TempDir,
     pub database_url: String,
     pub smtp_port: Option<u16>,
+    /// `email.smtp.timeout_seconds`.
+    pub smtp_timeout_seconds: u64,
+    /// `email.from`.
+    pub email_from: String,
     pub webhook_url: Option<String>,
+    /// The webhook's `timeout_seconds` (the daemon's default when `None`).
+    pub webhook_timeout_seconds: Option<u64>,
     /// An extra rules file added to a copy of the shipped rules.
     pub extra_rules: Option<String>,
     pub delivery: String,
@@ -59,7 +65,10 @@ impl Setup {
             dir,
             database_url,
             smtp_port: None,
+            smtp_timeout_seconds: 5,
+            email_from: "driftwatch <driftwatch@council.example>".into(),
             webhook_url: None,
+            webhook_timeout_seconds: None,
             extra_rules: None,
             delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
             extra: String::new(),
@@ -92,13 +101,17 @@ impl Setup {
         let repo = repo();
         let smtp = match self.smtp_port {
             Some(port) => format!(
-                "  smtp: {{host: 127.0.0.1, port: {port}, tls: none, timeout_seconds: 5}}\n"
+                "  smtp: {{host: 127.0.0.1, port: {port}, tls: none, timeout_seconds: {}}}\n",
+                self.smtp_timeout_seconds
             ),
             None => String::new(),
         };
         let webhooks = match &self.webhook_url {
             Some(url) => format!(
-                "webhooks:\n  teams: {{url: \"{url}\", secret_env: DRIFTWATCH_TEST_WEBHOOK_SECRET}}\n"
+                "webhooks:\n  teams: {{url: \"{url}\", secret_env: DRIFTWATCH_TEST_WEBHOOK_SECRET{}}}\n",
+                self.webhook_timeout_seconds
+                    .map(|t| format!(", timeout_seconds: {t}"))
+                    .unwrap_or_default()
             ),
             None => String::new(),
         };
@@ -127,7 +140,7 @@ api:
     - {{name: example, sha256: {admin}, scopes: [ingest, read, admin]}}
     - {{name: dashboard, sha256: {read}, scopes: [read]}}
 email:
-  from: "driftwatch <driftwatch@council.example>"
+  from: "{from}"
   spool: {spool}
 {smtp}delivery: {delivery}
 links: {{secret_env: DRIFTWATCH_TEST_FEED_SECRET, public_url: "http://feeds.test/"}}
@@ -139,6 +152,7 @@ log: {{format: json, level: "{level}"}}
             db = self.database_url,
             admin = sha256_hex(TOKEN),
             read = sha256_hex(READ_TOKEN),
+            from = self.email_from,
             spool = self.spool().display(),
             delivery = self.delivery,
             level = std::env::var("DRIFTWATCH_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -158,7 +172,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts the daemon and waits until it is ready (its store open).
     pub fn start(setup: &Setup, clock: &str) -> Daemon {
+        let daemon = Daemon::start_listening(setup, clock);
+        daemon.wait_ready(std::time::Duration::from_secs(60));
+        daemon
+    }
+
+    /// Starts the daemon and returns once it listens, ready or not (its database may be down).
+    pub fn start_listening(setup: &Setup, clock: &str) -> Daemon {
         let config = setup.write();
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = setup.dir.path().join(format!("daemon-{n}.log"));
@@ -194,6 +216,38 @@ impl Daemon {
             child,
             log,
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// Whether `GET /readyz` answers `200` (asked without the async runtime, so that it can be
+    /// asked from anywhere).
+    pub fn is_ready(&self) -> bool {
+        use std::io::{Read, Write};
+        let Some(addr) = self.base.strip_prefix("http://") else {
+            return false;
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+            return false;
+        };
+        let mut answer = String::new();
+        stream
+            .write_all(b"GET /readyz HTTP/1.0\r\nHost: driftwatch\r\n\r\n")
+            .and_then(|()| stream.read_to_string(&mut answer))
+            .is_ok()
+            && answer.split_whitespace().nth(1) == Some("200")
+    }
+
+    /// Waits (polling: readiness is up to the process and its database) until the daemon is
+    /// ready, or panics with its log.
+    pub fn wait_ready(&self, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !self.is_ready() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon was not ready within {within:?}; its log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
@@ -292,6 +346,21 @@ impl Daemon {
         self.child.wait().expect("wait for the daemon")
     }
 
+    /// The exit status, if the daemon exits within `within` (it is polled: exiting is up to the
+    /// process, not the clock).
+    pub fn exited_within(&mut self, within: std::time::Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the daemon's status") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -374,8 +443,20 @@ impl mailin_embedded::Handler for SmtpHandler {
             to: self.to.clone(),
             raw: String::from_utf8_lossy(&self.data).replace("\r\n", "\n"),
         };
-        self.mailbox.mail.lock().expect("mailbox").push(mail);
+        self.mailbox
+            .mail
+            .lock()
+            .expect("mailbox")
+            .push(mail.clone());
         self.mailbox.arrived.notify_waiters();
+        // Kept, but not yet confirmed: the sender waits for the `250`.
+        let mut hold = self.mailbox.hold.lock().expect("hold");
+        if let Some(held) = hold.as_mut() {
+            held.push(mail);
+            while hold.is_some() {
+                hold = self.mailbox.released.wait(hold).expect("hold");
+            }
+        }
         mailin_embedded::response::OK
     }
 }
@@ -387,17 +468,31 @@ pub struct Mailbox {
     /// Refuse this many messages with `451` before accepting again.
     refuse: AtomicU32,
     arrived: Notify,
+    /// While set, each message is kept as it arrives but its `250` is held back; these are the
+    /// messages waiting for it.
+    hold: Mutex<Option<Vec<Mail>>>,
+    released: std::sync::Condvar,
 }
 
 impl Mailbox {
     pub fn start() -> Arc<Mailbox> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP");
+        Mailbox::serve(std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP"))
+    }
+
+    /// On a given port: a server that comes up where a daemon has been failing to connect.
+    pub fn start_on(port: u16) -> Arc<Mailbox> {
+        Mailbox::serve(std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind SMTP"))
+    }
+
+    fn serve(listener: std::net::TcpListener) -> Arc<Mailbox> {
         let port = listener.local_addr().expect("SMTP address").port();
         let mailbox = Arc::new(Mailbox {
             port,
             mail: Mutex::new(Vec::new()),
             refuse: AtomicU32::new(0),
             arrived: Notify::new(),
+            hold: Mutex::new(None),
+            released: std::sync::Condvar::new(),
         });
         let handler = SmtpHandler {
             mailbox: Arc::clone(&mailbox),
@@ -417,6 +512,25 @@ impl Mailbox {
 
     pub fn refuse_next(&self, n: u32) {
         self.refuse.store(n, Ordering::SeqCst);
+    }
+
+    /// While on, every message is received and kept, but the server's `250` is held back until
+    /// it is turned off: its sender is caught mid-send.
+    pub fn hold(&self, on: bool) {
+        let mut hold = self.hold.lock().expect("hold");
+        match (on, hold.is_some()) {
+            (true, false) => *hold = Some(Vec::new()),
+            (false, true) => {
+                *hold = None;
+                self.released.notify_all();
+            }
+            _ => {}
+        }
+    }
+
+    /// The messages waiting for their `250`.
+    pub fn held(&self) -> Vec<Mail> {
+        self.hold.lock().expect("hold").clone().unwrap_or_default()
     }
 
     pub fn mail(&self) -> Vec<Mail> {
@@ -440,12 +554,15 @@ pub struct Hook {
 }
 
 /// A real HTTP server receiving webhooks: it verifies each signature and answers with the
-/// next scripted status (200 once the script is used up), or never answers while `hang` is set.
+/// next scripted status (200 once the script is used up), never while `hang` is set, and only
+/// after a delay while `slow` is.
 pub struct Receiver {
     pub url: String,
     hooks: Mutex<Vec<Hook>>,
-    script: Mutex<VecDeque<u16>>,
+    /// Statuses to answer, each with an optional `Retry-After` in seconds.
+    script: Mutex<VecDeque<(u16, Option<u64>)>>,
     hang: std::sync::atomic::AtomicBool,
+    slow: Mutex<Option<std::time::Duration>>,
     pub arrived: Notify,
 }
 
@@ -461,6 +578,7 @@ impl Receiver {
             hooks: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
             hang: std::sync::atomic::AtomicBool::new(false),
+            slow: Mutex::new(None),
             arrived: Notify::new(),
         });
         let state = Arc::clone(&receiver);
@@ -474,11 +592,27 @@ impl Receiver {
     }
 
     pub fn script(&self, statuses: &[u16]) {
-        self.script.lock().expect("script").extend(statuses);
+        self.script
+            .lock()
+            .expect("script")
+            .extend(statuses.iter().map(|s| (*s, None)));
+    }
+
+    /// The next answer after those scripted already: `status` with `Retry-After: seconds`.
+    pub fn script_retry_after(&self, status: u16, seconds: u64) {
+        self.script
+            .lock()
+            .expect("script")
+            .push_back((status, Some(seconds)));
     }
 
     pub fn hang(&self, on: bool) {
         self.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// Answers each request only after `delay` (at once with `None`), having recorded it first.
+    pub fn slow(&self, delay: Option<std::time::Duration>) {
+        *self.slow.lock().expect("slow") = delay;
     }
 
     pub fn hooks(&self) -> Vec<Hook> {
@@ -495,7 +629,8 @@ async fn receive(
     axum::extract::State(r): axum::extract::State<Arc<Receiver>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> axum::http::StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let get = |name: &str| {
         headers
             .get(name)
@@ -520,10 +655,14 @@ async fn receive(
         .filter_map(|s| STANDARD.decode(s).ok())
         .any(|sig| mac.clone().verify_slice(&sig).is_ok());
     let hang = r.hang.load(Ordering::SeqCst);
-    let answered = if hang {
-        0
+    let (answered, retry_after) = if hang {
+        (0, None)
     } else {
-        r.script.lock().expect("script").pop_front().unwrap_or(200)
+        r.script
+            .lock()
+            .expect("script")
+            .pop_front()
+            .unwrap_or((200, None))
     };
     r.hooks.lock().expect("hooks").push(Hook {
         id,
@@ -536,7 +675,15 @@ async fn receive(
     if hang {
         std::future::pending::<()>().await;
     }
-    axum::http::StatusCode::from_u16(answered).unwrap_or(axum::http::StatusCode::OK)
+    let slow = *r.slow.lock().expect("slow");
+    if let Some(delay) = slow {
+        tokio::time::sleep(delay).await;
+    }
+    let status = axum::http::StatusCode::from_u16(answered).unwrap_or(axum::http::StatusCode::OK);
+    match retry_after {
+        Some(seconds) => (status, [("retry-after", seconds.to_string())]).into_response(),
+        None => status.into_response(),
+    }
 }
 
 /// `.eml` files in a spool folder: (file name, contents).
@@ -567,6 +714,17 @@ rules:
     on: significant_event
     notice: {to: ["webhook:teams"], template: significant_event, urgent: true}
 "#;
+
+/// A child looked after from 4 January 2027 and a significant event at `at`: the IRO's urgent
+/// notice (and, with [`WEBHOOK_RULE`], a webhook) falls due at once.
+pub fn significant_event(case: &str, id: &str, at: &str) -> Value {
+    json!([
+        {"id": format!("{id}-start"), "case": case, "type": "child_looked_after", "at": "2027-01-04T10:00:00Z",
+         "data": {"start": "2027-01-04T10:00:00Z", "legal_basis": "s20", "date_of_birth": "2015-06-01"}},
+        {"id": id, "case": case, "type": "significant_event", "at": at,
+         "data": {"kind": "placement_disruption", "occurred_at": at}}
+    ])
+}
 
 /// The example case's events as a JSON array.
 pub fn example_events() -> Value {
@@ -661,4 +819,158 @@ pub fn sample(
             _ => None,
         }
     })
+}
+
+/// A port nothing listens on (free when asked; a server may be started on it later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A TCP proxy in front of a server (PostgreSQL), which a test can cut as a crashed server or a
+/// broken network looks to its clients, and restore. It runs on its own threads, so it keeps
+/// forwarding while a test blocks.
+pub struct Proxy {
+    pub port: u16,
+    target: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    listener: Option<tokio::task::AbortHandle>,
+    connections: Vec<tokio::task::AbortHandle>,
+    hang_up: bool,
+}
+
+impl Proxy {
+    /// Forwarding to the server of a database URL.
+    pub fn start(url: &str) -> Proxy {
+        let (start, end) = authority(url);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("the proxy's runtime");
+        let mut proxy = Proxy {
+            port: 0,
+            target: url[start..end].to_string(),
+            runtime: Some(runtime),
+            state: Arc::new(Mutex::new(ProxyState::default())),
+        };
+        proxy.port = proxy.listen(0);
+        proxy
+    }
+
+    /// `url` with its server replaced by the proxy.
+    pub fn url(&self, url: &str) -> String {
+        let (start, end) = authority(url);
+        format!("{}127.0.0.1:{}{}", &url[..start], self.port, &url[end..])
+    }
+
+    /// The server is down: every connection is cut and nothing listens on the port, so new ones
+    /// are refused.
+    pub fn refuse(&self) {
+        let listener = {
+            let mut state = self.state.lock().expect("proxy");
+            for c in state.connections.drain(..) {
+                c.abort();
+            }
+            state.listener.take()
+        };
+        if let Some(listener) = listener {
+            listener.abort();
+            // Closed when its task has ended, on the proxy's own threads.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !listener.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            assert!(listener.is_finished(), "the proxy's listener did not close");
+        }
+    }
+
+    /// Every connection is cut, and new ones are closed as soon as they are made, as a pooler or
+    /// load balancer in front of a dead server does.
+    pub fn hang_up(&self) {
+        let listening = {
+            let mut state = self.state.lock().expect("proxy");
+            state.hang_up = true;
+            for c in state.connections.drain(..) {
+                c.abort();
+            }
+            state.listener.is_some()
+        };
+        if !listening {
+            self.listen(self.port);
+        }
+    }
+
+    /// Forwarding again.
+    pub fn restore(&self) {
+        let listening = {
+            let mut state = self.state.lock().expect("proxy");
+            state.hang_up = false;
+            state.listener.is_some()
+        };
+        if !listening {
+            self.listen(self.port);
+        }
+    }
+
+    fn listen(&self, port: u16) -> u16 {
+        let runtime = self.runtime.as_ref().expect("the proxy's runtime");
+        let listener = {
+            let _inside = runtime.enter();
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            // The port is taken again after a cut, while its old connections are in TIME_WAIT.
+            socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+            socket
+                .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                .expect("bind the proxy");
+            socket.listen(128).expect("listen")
+        };
+        let bound = listener.local_addr().expect("proxy address").port();
+        let (state, target) = (Arc::clone(&self.state), self.target.clone());
+        let task = runtime.spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let mut state = state.lock().expect("proxy");
+                if state.hang_up {
+                    continue;
+                }
+                let target = target.clone();
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                state.connections.push(forward.abort_handle());
+            }
+        });
+        self.state.lock().expect("proxy").listener = Some(task.abort_handle());
+        bound
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Where the `host:port` of a URL starts and ends.
+fn authority(url: &str) -> (usize, usize) {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let start = url[scheme_end..]
+        .find('@')
+        .map_or(scheme_end, |i| scheme_end + i + 1);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    (start, end)
 }

@@ -1,0 +1,829 @@
+//! Fault injection: the real daemon killed with SIGKILL while it ingests and while it delivers,
+//! its SMTP server down for a while, its webhook receiver slow or answering `429` with
+//! `Retry-After`, its database unreachable at start and mid-run, its SQLite disk full, and one of
+//! two daemons sharing PostgreSQL killed in the middle of a wave of deliveries.
+//!
+//! What they prove: an event the API answered `2xx` for is stored, whatever happens next; the API
+//! answers `503` (or `507`), never `202`, when it cannot store; every notification that falls due
+//! is delivered at least once, and a notification delivered twice (its sender killed before it
+//! could record the delivery) goes under the same idempotency key; nothing stalls once the fault
+//! is gone. As in `daemon.rs`, no test sleeps waiting for a timer: the daemons run on a manual
+//! clock, and moving it answers once the scheduler has handled everything due. What is outside
+//! the daemon's clock (a killed process, a server coming back) is polled with a bounded deadline.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::*;
+
+/// The idempotency key of a message received by the SMTP server (its Message-ID's local part).
+fn key_of(mail: &Mail) -> String {
+    let id = mail.message_id();
+    id.trim_start_matches('<')
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// How many times each key reached the SMTP server.
+fn deliveries(mailbox: &Mailbox) -> BTreeMap<String, usize> {
+    let mut count = BTreeMap::new();
+    for m in mailbox.mail() {
+        *count.entry(key_of(&m)).or_default() += 1;
+    }
+    count
+}
+
+/// The keys of outbox rows.
+fn keys(rows: &[Value]) -> BTreeSet<String> {
+    rows.iter()
+        .filter_map(|n| n["idempotency_key"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The keys `driftwatch plan` (the pure planner, no store) says are due at `now` for these
+/// events: what a daemon that was never disturbed would have sent by then.
+fn due_by_plan(setup: &Setup, events: &[Value], now: &str) -> BTreeSet<String> {
+    let file = setup.dir.path().join("all-events.jsonl");
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).expect("write the events");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(setup.write())
+        .args(["plan", "--format", "json", "--now", now, "--events"])
+        .arg(&file)
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .output()
+        .expect("driftwatch plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plans: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+    plans
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["notifications"].as_array().cloned().unwrap_or_default())
+        .filter(|n| n["status"] == "due")
+        .filter_map(|n| n["idempotency_key"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// `POST /v1/events` without a borrowed [`Daemon`], for clients running beside it; `Err` when
+/// the daemon is gone.
+async fn post(http: &reqwest::Client, base: &str, events: &Value) -> Result<(u16, Value), String> {
+    let res = http
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(events.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let body = res.text().await.map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+}
+
+/// Polls `check` until it holds, for at most `within`: for what the manual clock does not
+/// govern (a process starting or stopping, a server coming back). Whether it held.
+async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// No address, name or free text from an event is in the logs of any daemon run with `setup`,
+/// whatever went wrong.
+fn assert_logs_private(setup: &Setup) {
+    let logs: String = std::fs::read_dir(setup.dir.path())
+        .expect("the test folder")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("daemon-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(!logs.is_empty());
+    for private in [
+        "@",
+        "Sam Social",
+        "Parent One",
+        "Foster Carer",
+        "sibling contact",
+    ] {
+        assert!(
+            !logs.contains(private),
+            "the logs contain `{private}`:\n{logs}"
+        );
+    }
+}
+
+/// The statuses (`stored` or `duplicate`) of a `202` answer, by event id.
+fn statuses(body: &Value) -> BTreeMap<String, String> {
+    body["accepted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or_default().to_string(),
+                a["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// When the example case's first reminder falls due as soon as the case is known: each case
+/// posted at this moment is delivered to while others are still being ingested.
+const INGEST_AT: &str = "2026-12-08T09:00:00Z";
+
+#[tokio::test]
+async fn a_kill_during_ingestion_loses_no_accepted_event_and_every_due_notification_goes() {
+    kill_during_ingestion(Setup::new(), 150).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_postgres_a_kill_during_ingestion_loses_no_accepted_event() {
+    let mut setup = Setup::new();
+    setup.database_url = fresh_postgres().await;
+    kill_during_ingestion(setup, 80).await;
+}
+
+/// Four clients post `cases` cases, one at a time (13 events each), and the daemon is killed
+/// once a third are accepted, with requests in flight and reminders being delivered; then it is
+/// restarted on the same database. On PostgreSQL, what the killed daemon was sending stays
+/// claimed until its lease runs out (5 minutes), well before the last clock move.
+async fn kill_during_ingestion(mut setup: Setup, cases: usize) {
+    const CLIENTS: usize = 4;
+    let mailbox = Mailbox::start();
+    setup.smtp_port = Some(mailbox.port);
+    let daemon = Daemon::start(&setup, INGEST_AT);
+
+    let batches: Vec<Value> = (0..cases)
+        .map(|i| example_events_for(&format!("C-{}", 20_000 + i)))
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(
+        (0..cases).collect::<std::collections::VecDeque<usize>>(),
+    ));
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let http = reqwest::Client::new();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (queue, accepted, count) = (queue.clone(), accepted.clone(), count.clone());
+        let (http, base, batches) = (http.clone(), daemon.base.clone(), batches.clone());
+        clients.spawn(async move {
+            loop {
+                let Some(i) = queue.lock().expect("queue").pop_front() else {
+                    return;
+                };
+                match post(&http, &base, &batches[i]).await {
+                    Ok((status, body)) if (200..300).contains(&status) => {
+                        assert_eq!(status, 202, "{body}");
+                        accepted.lock().expect("accepted").push(i);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok((status, body)) => panic!("{status} {body}"),
+                    // The daemon is gone: this case and the rest were not accepted.
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    let third = eventually(Duration::from_secs(60), || {
+        count.load(Ordering::SeqCst) >= cases / 3
+    })
+    .await;
+    assert!(
+        third,
+        "a third of the cases accepted; the log:\n{}",
+        daemon.logs()
+    );
+    daemon.kill();
+    while let Some(done) = clients.join_next().await {
+        done.expect("a client");
+    }
+    let accepted: BTreeSet<usize> = accepted.lock().expect("accepted").iter().copied().collect();
+    assert!(
+        accepted.len() >= cases / 3 && accepted.len() < cases,
+        "killed mid-stream: {} of {cases} cases accepted",
+        accepted.len()
+    );
+
+    // Restarted on the same database at the same moment.
+    let daemon = Daemon::start(&setup, INGEST_AT);
+    // Every event answered 202 is stored: posted again, each is a duplicate.
+    for chunk in accepted.iter().collect::<Vec<_>>().chunks(16) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .flat_map(|i| batches[**i].as_array().cloned().unwrap_or_default())
+            .collect();
+        let (status, body) = daemon.post_events(&Value::Array(events.clone())).await;
+        assert_eq!(status, 202, "{body}");
+        let statuses = statuses(&body);
+        assert_eq!(statuses.len(), events.len());
+        for (id, status) in &statuses {
+            assert_eq!(
+                status, "duplicate",
+                "{id} was answered 202 but is not stored"
+            );
+        }
+    }
+    // The case system sends again what got no answer; some of it may have been stored just
+    // before the kill.
+    for i in (0..cases).filter(|i| !accepted.contains(i)) {
+        let (status, body) = daemon.post_events(&batches[i]).await;
+        assert_eq!(status, 202, "{body}");
+        let statuses = statuses(&body);
+        let duplicates = statuses.values().filter(|s| *s == "duplicate").count();
+        assert!(
+            duplicates == 0 || duplicates == statuses.len(),
+            "a batch is stored whole or not at all: {body}"
+        );
+    }
+
+    // Every notification due by then went at least once; a repeat is the same message, under
+    // the same key, sent again because the kill came before its delivery was recorded.
+    const LATER: &str = "2026-12-08T12:00:00Z";
+    daemon.clock(INGEST_AT).await;
+    daemon.clock(LATER).await;
+    let all: Vec<Value> = batches
+        .iter()
+        .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+        .collect();
+    let mut due = due_by_plan(&setup, &all, INGEST_AT);
+    due.extend(due_by_plan(&setup, &all, LATER));
+    assert!(due.len() >= cases, "{} due", due.len());
+    let delivered = deliveries(&mailbox);
+    let missing: Vec<&String> = due.iter().filter(|k| !delivered.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "never delivered: {missing:?}");
+    let unplanned: Vec<&String> = delivered.keys().filter(|k| !due.contains(*k)).collect();
+    assert!(unplanned.is_empty(), "delivered but not due: {unplanned:?}");
+    assert_eq!(keys(&daemon.outbox("sent").await), due);
+    for state in ["pending", "sending", "dead"] {
+        let left: Vec<Value> = daemon
+            .outbox(state)
+            .await
+            .into_iter()
+            .filter(|n| n["send_at"].as_str().unwrap_or_default() <= LATER)
+            .collect();
+        assert!(left.is_empty(), "{state}: {left:?}");
+    }
+    let twice: Vec<(&String, &usize)> = delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.len() <= 4 && twice.iter().all(|(_, n)| **n == 2),
+        "only what was in flight at the kill (4 at once) may go twice: {twice:?}"
+    );
+    assert_logs_private(&setup);
+}
+
+#[tokio::test]
+async fn an_smtp_server_down_for_a_while_is_waited_for_and_each_message_goes_once() {
+    // Nothing listens on the configured port yet.
+    let port = free_port();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(port);
+    let daemon = Daemon::start(&setup, "2027-02-10T19:30:00Z");
+    assert_eq!(daemon.post_events(&example_events()).await.0, 202);
+    // 19:30: the significant event's urgent notice, with what else is due, cannot be sent.
+    daemon.clock("2027-02-10T19:30:00Z").await;
+    let due = |rows: Vec<Value>| -> Vec<Value> {
+        rows.into_iter()
+            .filter(|n| n["send_at"].as_str().unwrap_or_default() <= "2027-02-10T19:30:00Z")
+            .collect()
+    };
+    let waiting = due(daemon.outbox("pending").await);
+    assert!(
+        waiting
+            .iter()
+            .any(|n| n["rule"] == "significant_event_notice"),
+        "{waiting:?}"
+    );
+    let expected = keys(&waiting);
+    for n in &waiting {
+        assert_eq!(n["attempts"], 1, "{n}");
+        assert_eq!(n["last_error"], "could not talk to the SMTP server", "{n}");
+    }
+    assert!(daemon.outbox("sent").await.is_empty());
+    assert!(daemon.outbox("dead").await.is_empty());
+
+    // Still down at the first retry (within a minute): tried again, still waiting, not dead.
+    daemon.clock("2027-02-10T19:31:00Z").await;
+    let waiting = due(daemon.outbox("pending").await);
+    assert_eq!(keys(&waiting), expected);
+    assert!(waiting.iter().all(|n| n["attempts"] == 2), "{waiting:?}");
+    assert!(daemon.outbox("dead").await.is_empty());
+
+    // The server comes up on that port; by the next retry (within two minutes) every message
+    // has gone, once.
+    let mailbox = Mailbox::start_on(port);
+    daemon.clock("2027-02-10T19:33:00Z").await;
+    let delivered = deliveries(&mailbox);
+    assert_eq!(delivered.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(delivered.values().all(|n| *n == 1), "{delivered:?}");
+    let sent = daemon.outbox("sent").await;
+    assert_eq!(keys(&sent), expected);
+    assert!(sent.iter().all(|n| n["attempts"] == 3), "{sent:?}");
+    assert_logs_private(&setup);
+}
+
+/// A daemon posting significant-event notices to the [`Receiver`] as webhook `teams`.
+async fn webhook_daemon(timeout_seconds: Option<u64>) -> (Arc<Receiver>, Setup, Daemon) {
+    let receiver = Receiver::start().await;
+    let mut setup = Setup::new();
+    setup.webhook_url = Some(receiver.url.clone());
+    setup.webhook_timeout_seconds = timeout_seconds;
+    setup.extra_rules = Some(WEBHOOK_RULE.into());
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+    (receiver, setup, daemon)
+}
+
+/// The webhook rows of the outbox in a state.
+async fn webhooks(daemon: &Daemon, state: &str) -> Vec<Value> {
+    daemon
+        .outbox(state)
+        .await
+        .into_iter()
+        .filter(|n| n["channel"] == "webhook")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_webhook_receiver_slower_than_the_timeout_is_tried_again_under_the_same_id() {
+    let (receiver, _setup, daemon) = webhook_daemon(Some(1)).await;
+    // The receiver takes the request and answers only after 3 seconds; the daemon waits 1.
+    receiver.slow(Some(Duration::from_secs(3)));
+    let events = significant_event("C-31001", "se-31", "2027-02-01T11:00:00Z");
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    daemon.clock("2027-02-01T12:00:00Z").await;
+    assert_eq!(receiver.hooks().len(), 1);
+    let waiting = webhooks(&daemon, "pending").await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        waiting[0]["last_error"],
+        "the webhook did not answer in time"
+    );
+    assert_eq!(waiting[0]["attempts"], 1);
+
+    // The receiver is quick again: the retry (within a minute) is delivered, under the same id
+    // it may already have processed, so it can drop the repeat.
+    receiver.slow(None);
+    daemon.clock("2027-02-01T12:01:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[0].id, hooks[1].id, "the same webhook-id");
+    assert!(hooks[1].signature_valid);
+    assert_eq!(hooks[1].answered, 200);
+    let sent = webhooks(&daemon, "sent").await;
+    assert_eq!(keys(&sent), BTreeSet::from([hooks[0].id.clone()]));
+    assert_eq!(sent[0]["attempts"], 2);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_holds_the_next_attempt_back_that_long() {
+    let (receiver, _setup, daemon) = webhook_daemon(None).await;
+    // Too many requests: come back in 15 minutes (the backoff alone would retry within one).
+    receiver.script_retry_after(429, 900);
+    let events = significant_event("C-32001", "se-32", "2027-02-01T11:00:00Z");
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    daemon.clock("2027-02-01T12:00:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].answered, 429);
+    let waiting = webhooks(&daemon, "pending").await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["last_error"], "the webhook answered HTTP 429");
+
+    daemon.clock("2027-02-01T12:14:59Z").await;
+    assert_eq!(receiver.hooks().len(), 1, "not before the receiver asked");
+    daemon.clock("2027-02-01T12:15:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 2, "at the moment the receiver asked for");
+    assert_eq!(hooks[1].id, hooks[0].id);
+    assert_eq!(hooks[1].answered, 200);
+    assert_eq!(keys(&webhooks(&daemon, "sent").await).len(), 1);
+}
+
+/// `GET` without a token (the health checks): the status and body.
+async fn health(daemon: &Daemon, path: &str) -> (u16, Value) {
+    daemon.request(reqwest::Method::GET, path, None, None).await
+}
+
+/// A database URL's password, and the URL with another password.
+fn password(url: &str, instead: &str) -> (String, String) {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = start + url[start..].find('@').expect("a URL with a user");
+    let user_end = url[start..end].find(':').map_or(end, |i| start + i);
+    let password = url[user_end..end].trim_start_matches(':').to_string();
+    let other = format!("{}:{instead}{}", &url[..user_end], &url[end..]);
+    (password, other)
+}
+
+/// Neither the database URL nor its password is in the daemon's log.
+fn assert_no_password(daemon: &Daemon, password: &str) {
+    let logs = daemon.logs();
+    assert!(
+        !logs.contains(&format!(":{password}@")) && !logs.contains("postgres://"),
+        "the log shows the database URL:\n{logs}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_postgres_a_daemon_started_before_its_database_answers_503_then_works() {
+    let url = fresh_postgres().await;
+    let proxy = Proxy::start(&url);
+    // The server is down: nothing listens on its port.
+    proxy.refuse();
+    let mut setup = Setup::new();
+    setup.database_url = proxy.url(&url);
+    let daemon = Daemon::start_listening(&setup, "2027-02-01T12:00:00Z");
+
+    // The daemon runs and says it is waiting; it accepts nothing it could not store.
+    let events = significant_event("C-41001", "se-41", "2027-02-01T11:00:00Z");
+    let (status, body) = daemon.post_events(&events).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("waiting for its database")),
+        "{body}"
+    );
+    assert_eq!(health(&daemon, "/readyz").await.0, 503);
+    assert_eq!(health(&daemon, "/healthz").await.0, 200);
+    let (status, _) = daemon
+        .request(reqwest::Method::GET, "/v1/notifications", Some(TOKEN), None)
+        .await;
+    assert_eq!(status, 503);
+    // Then something answers, and hangs up at once (a pooler in front of a server still down):
+    // each attempt fails quickly, and the daemon keeps trying rather than exiting.
+    proxy.hang_up();
+    let waiting = eventually(Duration::from_secs(20), || {
+        daemon.logs().matches("cannot reach the database").count() >= 2
+    })
+    .await;
+    assert!(waiting, "two attempts logged:\n{}", daemon.logs());
+
+    // The database comes back: without a restart, the daemon migrates and works.
+    proxy.restore();
+    let ready = eventually(Duration::from_secs(60), || daemon.is_ready()).await;
+    assert!(ready, "ready once the database is back:\n{}", daemon.logs());
+    let (status, body) = daemon.post_events(&events).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(statuses(&body).values().all(|s| s == "stored"), "{body}");
+    daemon.clock("2027-02-01T12:00:00Z").await;
+    let sent = daemon.outbox("sent").await;
+    assert!(sent.iter().any(|n| n["case"] == "C-41001"), "{sent:?}");
+    assert_eq!(spooled(&setup.spool()).len(), sent.len());
+    assert_no_password(&daemon, &password(&url, "").0);
+    assert_logs_private(&setup);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_postgres_a_database_lost_mid_run_gets_503_not_202_and_nothing_is_lost() {
+    let url = fresh_postgres().await;
+    let proxy = Proxy::start(&url);
+    let mut setup = Setup::new();
+    setup.database_url = proxy.url(&url);
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+    let before = significant_event("C-42001", "se-42a", "2027-02-01T11:00:00Z");
+    assert_eq!(daemon.post_events(&before).await.0, 202);
+    daemon.clock("2027-02-01T12:00:00Z").await;
+    let sent_before = keys(&daemon.outbox("sent").await);
+    assert!(!sent_before.is_empty());
+
+    // The database goes away mid-run: its connections are cut, new ones hung up on.
+    proxy.hang_up();
+    let during = significant_event("C-42002", "se-42b", "2027-02-01T11:30:00Z");
+    let (status, body) = daemon.post_events(&during).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"],
+        "the store is unavailable; nothing was changed, try again"
+    );
+    let (status, ready) = health(&daemon, "/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["database"], "unavailable");
+    assert_eq!(health(&daemon, "/healthz").await.0, 200);
+    assert!(daemon.logs().contains("the store failed during a request"));
+
+    // Back: nothing of the refused batch was stored, nothing from before is lost, and what is
+    // posted now is delivered.
+    proxy.restore();
+    let ready = eventually(Duration::from_secs(30), || daemon.is_ready()).await;
+    assert!(ready, "ready once the database is back:\n{}", daemon.logs());
+    let (status, body) = daemon.post_events(&during).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(statuses(&body).values().all(|s| s == "stored"), "{body}");
+    let (status, body) = daemon.post_events(&before).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(statuses(&body).values().all(|s| s == "duplicate"), "{body}");
+    daemon.clock("2027-02-01T12:05:00Z").await;
+    let sent = daemon.outbox("sent").await;
+    assert!(keys(&sent).is_superset(&sent_before));
+    assert!(sent.iter().any(|n| n["case"] == "C-42002"), "{sent:?}");
+    let left: Vec<Value> = daemon
+        .outbox("pending")
+        .await
+        .into_iter()
+        .filter(|n| n["send_at"].as_str().unwrap_or_default() <= "2027-02-01T12:05:00Z")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(spooled(&setup.spool()).len(), sent.len());
+    assert_no_password(&daemon, &password(&url, "").0);
+    assert_logs_private(&setup);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_postgres_a_wrong_password_stops_the_daemon_with_a_clear_message_and_no_password() {
+    let mut setup = Setup::new();
+    setup.database_url = password(&fresh_postgres().await, "not-the-password-4711").1;
+    let mut daemon = Daemon::start_listening(&setup, "2027-02-01T12:00:00Z");
+    // Only the operator can fix this: the daemon stops (for its supervisor to report), rather
+    // than waiting for ever.
+    let status = daemon
+        .exited_within(Duration::from_secs(30))
+        .expect("the daemon stops");
+    assert!(!status.success());
+    let logs = daemon.logs();
+    assert!(logs.contains("password authentication failed"), "{logs}");
+    assert!(!logs.contains("not-the-password-4711"), "{logs}");
+    assert_no_password(&daemon, "not-the-password-4711");
+    assert_logs_private(&setup);
+}
+
+/// A small tmpfs, unmounted however the test ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: std::path::PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&at).expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            mounted,
+            "cannot mount a tmpfs at {} (needs root)",
+            at.display()
+        );
+        Tmpfs(at)
+    }
+
+    /// Fills it with one file, to the last byte; the file's path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a daemon killed by a failing assertion may still hold its files open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root to mount a small tmpfs: run with --include-ignored"]
+async fn a_full_disk_under_sqlite_gets_507_the_daemon_keeps_running_and_loses_nothing() {
+    let mut setup = Setup::new();
+    let disk = Tmpfs::mount(setup.dir.path().join("disk"), "4m");
+    setup.database_url = format!("sqlite:{}", disk.0.join("driftwatch.db").display());
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+    let before = significant_event("C-51000", "se-51", "2027-02-01T11:00:00Z");
+    assert_eq!(daemon.post_events(&before).await.0, 202);
+    daemon.clock("2027-02-01T12:00:00Z").await;
+    let sent_before = keys(&daemon.outbox("sent").await);
+    assert!(!sent_before.is_empty());
+
+    // The disk fills up. Each batch is refused with a clear 507, or, when SQLite finds room in
+    // what its log already holds, stored and answered 202: never answered 202 and lost. The
+    // daemon keeps running and answering.
+    let filler = disk.fill();
+    let mut refused = Vec::new();
+    let mut stored = Vec::new();
+    for i in 1..=4 {
+        let events = significant_event(
+            &format!("C-5100{i}"),
+            &format!("se-51-{i}"),
+            "2027-02-01T11:30:00Z",
+        );
+        let (status, body) = daemon.post_events(&events).await;
+        match status {
+            507 => refused.push(events),
+            202 => stored.push(events),
+            _ => panic!("{status} {body}"),
+        }
+        if status == 507 {
+            assert_eq!(
+                body["error"],
+                "the database's disk is full; nothing was changed, try again once space is freed"
+            );
+        }
+    }
+    assert!(!refused.is_empty(), "nothing was refused on a full disk");
+    assert_eq!(health(&daemon, "/healthz").await.0, 200);
+    for events in &refused {
+        let case = events[0]["case"].as_str().unwrap_or_default();
+        let outbox = daemon.get(&format!("/v1/notifications?case={case}")).await;
+        assert_eq!(outbox["count"], 0, "{case} was refused: {outbox}");
+    }
+    assert!(daemon.logs().contains("database or disk is full"));
+
+    // Space is freed: accepted again; a refused batch was not half-stored, and nothing
+    // accepted is lost.
+    std::fs::remove_file(filler).expect("free the disk");
+    for (events, expected) in refused
+        .iter()
+        .map(|e| (e, "stored"))
+        .chain(stored.iter().map(|e| (e, "duplicate")))
+    {
+        let (status, body) = daemon.post_events(events).await;
+        assert_eq!(status, 202, "{body}");
+        assert!(statuses(&body).values().all(|s| s == expected), "{body}");
+    }
+    let (status, body) = daemon.post_events(&before).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(statuses(&body).values().all(|s| s == "duplicate"), "{body}");
+    daemon.clock("2027-02-01T12:05:00Z").await;
+    let sent = daemon.outbox("sent").await;
+    assert!(keys(&sent).is_superset(&sent_before));
+    for i in 1..=4 {
+        let case = format!("C-5100{i}");
+        assert!(
+            sent.iter().any(|n| n["case"] == case.as_str()),
+            "{case}: {sent:?}"
+        );
+    }
+    assert_eq!(spooled(&setup.spool()).len(), sent.len());
+    assert_logs_private(&setup);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn two_daemons_on_postgres_one_killed_mid_wave_deliver_everything_once_but_the_interrupted() {
+    const CASES: usize = 60;
+    const WAVE: &str = "2026-12-09T09:00:00Z";
+    let mailbox = Mailbox::start();
+    let url = fresh_postgres().await;
+    let setup = |from: &str| {
+        let mut s = Setup::new();
+        s.database_url = url.clone();
+        s.smtp_port = Some(mailbox.port);
+        // Long enough for a message held at the server to wait for its answer.
+        s.smtp_timeout_seconds = 30;
+        // Which daemon sent a message, told by its From.
+        s.email_from = format!("driftwatch <{from}@council.example>");
+        s
+    };
+    let (a_setup, b_setup) = (setup("daemon-a"), setup("daemon-b"));
+    let a = Daemon::start(&a_setup, "2026-12-01T09:00:00Z");
+    let b = Daemon::start(&b_setup, "2026-12-01T09:00:00Z");
+    let batches: Vec<Value> = (0..CASES)
+        .map(|i| example_events_for(&format!("C-{}", 60_000 + i)))
+        .collect();
+    for (i, events) in batches.iter().enumerate() {
+        let daemon = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(daemon.post_events(events).await.0, 202);
+    }
+    assert!(mailbox.mail().is_empty());
+
+    // 09:00 on 9 December: four reminders per child fall due at once, and both daemons race
+    // for them. Once some have gone, the SMTP server holds back its answers, so that each
+    // daemon is caught mid-send, and A is killed.
+    let a_base = a.base.clone();
+    tokio::spawn(async move {
+        // A never answers this: it is killed first.
+        let _ = reqwest::Client::new()
+            .post(format!("{a_base}/v1/admin/clock"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "now": WAVE }).to_string())
+            .send()
+            .await;
+    });
+    let from = |m: &Mail, daemon: &str| m.header("From").is_some_and(|f| f.contains(daemon));
+    let killer = async {
+        let begun = eventually(Duration::from_secs(60), || mailbox.mail().len() >= 30).await;
+        mailbox.hold(true);
+        let caught = eventually(Duration::from_secs(20), || {
+            let held = mailbox.held();
+            ["daemon-a", "daemon-b"]
+                .iter()
+                .all(|d| held.iter().any(|m| from(m, d)))
+        })
+        .await;
+        let logs = a.logs() + &b.logs();
+        let held = mailbox.held();
+        a.kill();
+        mailbox.hold(false);
+        assert!(
+            begun && caught,
+            "both daemons mid-send ({} held):\n{logs}",
+            held.len()
+        );
+        held.iter()
+            .filter(|m| from(m, "daemon-a"))
+            .map(key_of)
+            .collect::<BTreeSet<_>>()
+    };
+    // B carries on alone: its clock answers once it has caught up, nothing left for it to do.
+    let ((), held_from_a) = tokio::join!(b.clock(WAVE), killer);
+
+    // What the daemons took on to send (not what a later step or a met obligation superseded
+    // before it went).
+    let sent = keys(&b.outbox("sent").await);
+    let interrupted = keys(&b.outbox("sending").await);
+    let due: BTreeSet<String> = sent.union(&interrupted).cloned().collect();
+    assert!(
+        due.len() >= 3 * CASES,
+        "hundreds fall due at once: {}",
+        due.len()
+    );
+    for state in ["pending", "dead"] {
+        let left: Vec<Value> = b
+            .outbox(state)
+            .await
+            .into_iter()
+            .filter(|n| n["send_at"].as_str().unwrap_or_default() <= WAVE)
+            .collect();
+        assert!(left.is_empty(), "{state}: {left:?}");
+    }
+    // What A was sending when it was killed stays claimed by A until its lease runs out: among
+    // it, what the server received (and held its answer to) but A never recorded.
+    assert!(!held_from_a.is_empty());
+    assert!(
+        held_from_a.is_subset(&interrupted),
+        "{held_from_a:?} / {interrupted:?}"
+    );
+    let delivered = deliveries(&mailbox);
+    assert!(
+        delivered.values().all(|n| *n == 1),
+        "nothing went twice while both ran"
+    );
+    let reached: BTreeSet<String> = delivered.keys().cloned().collect();
+    assert_eq!(
+        &reached - &interrupted,
+        sent,
+        "every notification recorded as sent reached the server, and nothing else did"
+    );
+
+    // Once A's lease (300 s) has run out, B sends those again, under the same keys: the
+    // repeats are exactly what the server received from A unrecorded. Nothing is left behind.
+    b.clock("2026-12-09T09:05:00Z").await;
+    let delivered = deliveries(&mailbox);
+    let twice: BTreeSet<String> = delivered
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(
+        twice,
+        &reached & &interrupted,
+        "only the interrupted went twice"
+    );
+    assert!(twice.is_superset(&held_from_a));
+    assert!(delivered.values().all(|n| *n <= 2));
+    assert_eq!(delivered.keys().cloned().collect::<BTreeSet<_>>(), due);
+    assert_eq!(keys(&b.outbox("sent").await), due);
+    assert!(b.outbox("sending").await.is_empty());
+    let left: Vec<Value> = b
+        .outbox("pending")
+        .await
+        .into_iter()
+        .filter(|n| n["send_at"].as_str().unwrap_or_default() <= "2026-12-09T09:05:00Z")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_logs_private(&a_setup);
+    assert_logs_private(&b_setup);
+}
