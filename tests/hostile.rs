@@ -257,3 +257,100 @@ async fn the_api_refuses_deep_json_and_implausible_years_and_stores_nothing() {
         .await;
     assert_eq!(status, 404, "nothing stored");
 }
+
+/// Templates are written by admins but rendered with event data: they can reach nothing beyond
+/// the message's context. There is no template loader (an `include` of a file finds nothing), no
+/// environment, and undefined names are errors rather than empty strings.
+#[test]
+fn a_template_cannot_read_files_or_the_environment() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "the link secret").expect("secret file");
+    let attempts = [
+        (
+            "include_absolute",
+            format!("{{% include \"{}\" %}}", secret.display()),
+        ),
+        (
+            "include_relative",
+            "{% include \"../secret.txt\" %}".to_string(),
+        ),
+        (
+            "import",
+            format!("{{% import \"{}\" as s %}}", secret.display()),
+        ),
+        ("environment", "{{ env.HOME }}{{ HOME }}".to_string()),
+        ("globals", "{{ self }}{{ namespace }}".to_string()),
+    ];
+    let folder = dir.path().join("templates");
+    for (name, text) in &attempts {
+        let t = folder.join(name);
+        std::fs::create_dir_all(&t).expect("template folder");
+        std::fs::write(t.join("subject.txt"), "Subject").expect("subject");
+        std::fs::write(t.join("body.txt"), text).expect("body");
+    }
+    let mut engine = driftwatch::expr::Engine::new();
+    let problems = engine.load_templates(&folder);
+    for (name, _) in &attempts {
+        match engine.render(name, "body.txt", &json!({"case": {"ref": "C1"}})) {
+            Ok(out) => panic!("{name} rendered: {out:?}"),
+            Err(e) => assert!(!e.contains("the link secret"), "{name}: {e}"),
+        }
+    }
+    assert!(
+        problems
+            .iter()
+            .all(|p| !p.to_string().contains("the link secret")),
+        "{problems:?}"
+    );
+}
+
+/// A rule names whom it tells by role: a case contact set by the rules, a role in the config, a
+/// configured webhook or a list of contacts in the event. A bare address or an unknown webhook
+/// is refused when the rules load, with its position.
+#[test]
+fn a_rule_cannot_send_to_an_address_or_webhook_nobody_configured() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    for sub in ["config", "rules", "templates"] {
+        copy_tree(&root().join(sub), &dir.path().join(sub));
+    }
+    let rules = dir.path().join("rules/outsider.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - id: outsider\n    title: Outsider\n    source: test\n    on: review_held\n    notice: {to: [\"someone@outside.example\", \"webhook:elsewhere\", \"https://outside.example/hook\"], template: reminder}\n",
+    )
+    .expect("rules file");
+    let errors = match driftwatch::config::Config::load(&dir.path().join("config/driftwatch.yaml"))
+    {
+        Ok(_) => panic!("a rule sending to an outside address loaded"),
+        Err(d) => d.0.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+    };
+    let file = rules.display().to_string();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors.iter().all(|e| e.starts_with(&format!("{file}:6:"))),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0].contains("unknown role `someone@outside.example`"),
+        "{errors:#?}"
+    );
+    assert!(errors[1].contains("elsewhere"), "{errors:#?}");
+    assert!(
+        errors[2].contains("unknown role `https://outside.example/hook`"),
+        "{errors:#?}"
+    );
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("folder");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}

@@ -43,9 +43,9 @@ enum Command {
         cases: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// How far back children entered care (about 21 events a case at 1, 40 at 3).
-        #[arg(long, default_value_t = 1)]
-        years: u32,
+        /// How far back children entered care (about 11 events a case at 0.5, 21 at 1, 40 at 3).
+        #[arg(long, default_value_t = 1.0)]
+        years: f64,
         /// Instead, the wave's cases: each with a review invitation due at 09:00 on 1 March 2027.
         #[arg(long)]
         wave: bool,
@@ -73,6 +73,9 @@ enum Command {
         sizes: Vec<usize>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// How far back children entered care.
+        #[arg(long, default_value_t = 1.0)]
+        years: f64,
         #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
         backend: Backend,
     },
@@ -141,10 +144,15 @@ fn main() -> Result<()> {
             Command::Scale {
                 sizes,
                 seed,
+                years,
                 backend,
             } => {
                 for cases in sizes {
-                    scale(cases, seed, backend).await?;
+                    let shape = synth::Shape {
+                        years,
+                        ..synth::Shape::new(cases, seed)
+                    };
+                    scale(&shape, backend).await?;
                 }
                 Ok(())
             }
@@ -158,7 +166,7 @@ fn main() -> Result<()> {
     })
 }
 
-fn generate(cases: usize, seed: u64, years: u32) -> Result<()> {
+fn generate(cases: usize, seed: u64, years: f64) -> Result<()> {
     let shape = synth::Shape {
         years,
         ..synth::Shape::new(cases, seed)
@@ -299,15 +307,15 @@ async fn ingest(
     Ok(())
 }
 
-async fn scale(cases: usize, seed: u64, backend: Backend) -> Result<()> {
-    let shape = synth::Shape::new(cases, seed);
+async fn scale(shape: &synth::Shape, backend: Backend) -> Result<()> {
+    let cases = shape.cases;
     let setup = setup(backend).await?;
     let file = setup.dir.path().join("caseload.jsonl");
     let mut all = Vec::new();
     {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
         for case in 0..cases {
-            for event in synth::case(&shape, case) {
+            for event in synth::case(shape, case) {
                 writeln!(out, "{event}")?;
                 all.push(event);
             }

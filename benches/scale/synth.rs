@@ -22,7 +22,7 @@ pub struct Shape {
     /// The moment the caseload is seen: no event happens after it.
     pub as_of: DateTime<Utc>,
     /// How far back children entered care.
-    pub years: u32,
+    pub years: f64,
 }
 
 /// The moment caseloads are seen at by default: a Monday morning before the working day.
@@ -38,7 +38,7 @@ impl Shape {
             cases,
             seed,
             as_of: default_as_of(),
-            years: 1,
+            years: 1.0,
         }
     }
 }
@@ -180,7 +180,7 @@ impl Story<'_> {
     }
 
     fn tell(&mut self, shape: &Shape) {
-        let span = i64::from(shape.years.max(1)) * 365;
+        let span = ((shape.years * 365.0) as i64).max(30);
         let start = self.office_after(shape.as_of, -span, -3);
         self.start = start;
         let basis = self.pick_basis();
