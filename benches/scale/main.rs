@@ -267,7 +267,7 @@ async fn ingest(
     let streams = streams(&caseload, clients);
     let total: usize = streams.iter().map(Vec::len).sum();
     let setup = setup(backend).await?;
-    let daemon = Daemon::start(&setup, &rfc(shape.as_of));
+    let daemon = start(&setup, shape.as_of);
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -375,16 +375,7 @@ async fn scale(shape: &synth::Shape, backend: Backend) -> Result<()> {
 
     // Start-up: from exec to a ready API.
     let started = Instant::now();
-    let daemon = Daemon::start(&setup, &rfc(shape.as_of));
-    loop {
-        let (status, _) = daemon
-            .request(reqwest::Method::GET, "/readyz", None, None)
-            .await;
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let daemon = start(&setup, shape.as_of);
     let startup = started.elapsed().as_secs_f64();
     let after_start = memory(daemon.pid())?;
 
@@ -432,18 +423,27 @@ fn wave_moments() -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     at.zip(meeting).context("the wave's moments")
 }
 
-/// A webhook copy of the invitations rule, for the webhook wave.
-const WAVE_WEBHOOK_RULE: &str = r#"
+/// The daemon, ready, however long a large database takes (the tests' helper allows 60 s).
+fn start(setup: &Setup, now: DateTime<Utc>) -> Daemon {
+    let daemon = Daemon::start_listening(setup, &rfc(now));
+    daemon.wait_ready(std::time::Duration::from_secs(3600));
+    daemon
+}
+
+/// The wave's only rule: the invitations of the shipped rules without their reminder, so that
+/// nothing but the wave is due (the shipped reminder two working days before would go at
+/// going live and flood the measurement). `TO` is the participants or the webhook.
+const WAVE_RULE: &str = r#"
 rules:
-  - id: invitations_to_the_review_channel
-    title: Review invitations posted to the review team's channel
-    source: "Benchmark: the 09:00 wave over a webhook"
+  - id: review_invitations
+    title: Invitations and consultation papers sent
+    source: "Benchmark: the 09:00 wave"
     on: review_scheduled
     key: data.review_id
     due: {from: data.meeting_at, offset: -10 working days}
     met_by: [invitations_sent]
     at_deadline:
-      - send: {to: ["webhook:teams"], template: invitation}
+      - send: {to: [TO], template: invitation}
 "#;
 
 async fn wave(
@@ -457,13 +457,24 @@ async fn wave(
     setup.delivery = DELIVERY.replace("concurrency: 8", &format!("concurrency: {concurrency}"));
     let mailbox = Mailbox::start();
     let receiver = Receiver::start().await;
-    match transport {
-        Transport::Smtp => setup.smtp_port = Some(mailbox.port),
+    let to = match transport {
+        Transport::Smtp => {
+            setup.smtp_port = Some(mailbox.port);
+            "\"list:data.participants\""
+        }
         Transport::Webhook => {
             setup.webhook_url = Some(receiver.url.clone());
-            setup.extra_rules = Some(WAVE_WEBHOOK_RULE.into());
+            "\"webhook:teams\""
         }
-    }
+    };
+    // The rules folder: the shipped vocabulary and the wave's rule alone.
+    let rules = setup.rules_dir();
+    std::fs::create_dir_all(&rules)?;
+    std::fs::copy(
+        support::repo().join("rules/vocabulary.yaml"),
+        rules.join("vocabulary.yaml"),
+    )?;
+    std::fs::write(rules.join("wave.yaml"), WAVE_RULE.replace("TO", to))?;
     let config = setup.write();
     let file = setup.dir.path().join("wave.jsonl");
     {
@@ -488,7 +499,7 @@ async fn wave(
     if !status.success() {
         bail!("driftwatch import failed: {status}");
     }
-    let daemon = Daemon::start(&setup, &rfc(before));
+    let daemon = start(&setup, before);
     let delivered = || match transport {
         Transport::Smtp => mailbox.count(),
         Transport::Webhook => receiver.count(),

@@ -446,10 +446,11 @@ fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// `count` cases whose review invitations all fall due at one moment, `wave` (a weekday 09:00):
-/// each child came into care a year before, with every step done on time so far, and the next
-/// review booked for ten working days after the wave (which the caller makes sure of). With
-/// `participants`, each review has one participant, so the wave is one email per case.
+/// `count` cases whose review invitations all fall due at one moment, ten working days before
+/// `meeting` (a weekday 09:00): each child came into care 200 days before, with a review booked.
+/// With `participants`, each review has one participant, so the wave is one email per case.
+/// (Under the shipped rules these cases also have overdue obligations; the wave benchmark runs
+/// them under the invitations rule alone.)
 pub fn wave(count: usize, meeting: DateTime<Utc>, participants: bool) -> Vec<Vec<Value>> {
     (0..count)
         .map(|n| {
@@ -463,22 +464,6 @@ pub fn wave(count: usize, meeting: DateTime<Utc>, participants: bool) -> Vec<Vec
                 json!({"type": "iro_allocated", "at": at(1), "data": {"iro": person("iro", n / 60)}}),
                 json!({"type": "care_plan_updated", "at": at(2), "data": {}}),
             ];
-            // The first two reviews, each with everything around it done on time.
-            for (review, day) in [("R1", 20), ("R2", 100)] {
-                let steps = [
-                    (day - 25, "review_scheduled", json!({"review_id": review, "meeting_at": at(day)})),
-                    (day - 16, "social_worker_consulted", json!({"review_id": review})),
-                    (day - 15, "invitations_sent", json!({"review_id": review})),
-                    (day - 5, "reports_submitted", json!({"review_id": review})),
-                    (day, "review_held", json!({"review_id": review, "held_at": at(day)})),
-                    (day + 2, "record_distributed", json!({"review_id": review})),
-                    (day + 3, "care_plan_updated", json!({})),
-                ];
-                for (d, kind, data) in steps {
-                    events.push(json!({"type": kind, "at": at(d), "data": data}));
-                }
-            }
-            events.push(json!({"type": "social_worker_consulted", "at": rfc(meeting - Duration::days(17)), "data": {"review_id": "R3"}}));
             let mut booking = json!({"review_id": "R3", "meeting_at": rfc(meeting)});
             if participants {
                 booking["participants"] = json!([{"name": format!("Parent of {case}"), "email": format!("parent.{}@synthetic.example", case.to_lowercase()), "role": "parent"}]);
