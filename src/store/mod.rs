@@ -409,17 +409,32 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let sql = match self.backend {
-            Backend::Sqlite => CLAIM_SQL.replace("{lock}", ""),
-            Backend::Postgres => CLAIM_SQL.replace("{lock}", "FOR UPDATE SKIP LOCKED"),
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(ms(lease_until))
-            .bind(ms(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        // Claims whose lease ran out (a daemon died mid-send) first, then what waits. One state
+        // at a time, so the (state, attempt_at, key) index gives the due order without sorting
+        // every waiting row: at a wave of 50,000, sorting them all for each round of 32 made
+        // claiming quadratic.
+        let mut rows = Vec::new();
+        for state in ["sending", "pending"] {
+            let left = limit - i64::try_from(rows.len()).unwrap_or(limit);
+            if left <= 0 {
+                break;
+            }
+            let sql = CLAIM_SQL.replace("{lock}", lock);
+            rows.extend(
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(owner)
+                    .bind(ms(lease_until))
+                    .bind(ms(now))
+                    .bind(left)
+                    .bind(state)
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
+        }
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
             let key: String = r.try_get("key")?;
@@ -686,7 +701,7 @@ fn param(binds: &mut Vec<String>, value: &str) -> String {
 
 const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, attempt_at = $2, \
      attempts = attempts + 1, updated_at = $3 \
-     WHERE key IN (SELECT key FROM outbox WHERE state IN ('pending', 'sending') \
+     WHERE key IN (SELECT key FROM outbox WHERE state = $5 \
      AND attempt_at <= $3 ORDER BY attempt_at, key LIMIT $4 {lock}) \
      RETURNING key, case_ref, attempts, notification, data";
 
