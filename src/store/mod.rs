@@ -16,6 +16,7 @@ use crate::event::Event;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,23 @@ pub struct Store {
 /// Rows in one multi-row statement: at ten parameters a row, well inside SQLite's and
 /// PostgreSQL's limits on parameters.
 const ROWS_PER_STATEMENT: usize = 100;
+
+/// A case's plan as stored: obligations by id (rule, state, deadline, body), the people told,
+/// outbox rows by key (state, send_at, notification, data).
+#[derive(Default)]
+struct StoredPlan {
+    obligations: HashMap<String, (String, String, i64, String)>,
+    people: HashSet<(String, String, String)>,
+    outbox: HashMap<String, (String, i64, String, String)>,
+}
+
+/// `$from, $from+1, ...`: `count` numbered placeholders.
+fn numbered(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters: the portable placeholders of a
 /// multi-row `VALUES`.
@@ -835,22 +853,148 @@ impl Tx {
         strings(&rows, "key")
     }
 
+    /// The case's plan as stored, to compare a new one with.
+    async fn stored_plan(&mut self, case: &str) -> Result<StoredPlan, StoreError> {
+        let mut stored = StoredPlan::default();
+        let rows = sqlx::query(
+            "SELECT id, rule, state, deadline, body FROM obligations WHERE case_ref = $1",
+        )
+        .bind(case)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for r in &rows {
+            stored.obligations.insert(
+                r.try_get("id")?,
+                (
+                    r.try_get("rule")?,
+                    r.try_get("state")?,
+                    r.try_get("deadline")?,
+                    r.try_get("body")?,
+                ),
+            );
+        }
+        let rows = sqlx::query(
+            "SELECT obligation, role, email FROM obligation_people WHERE case_ref = $1",
+        )
+        .bind(case)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for r in &rows {
+            stored.people.insert((
+                r.try_get("obligation")?,
+                r.try_get("role")?,
+                r.try_get("email")?,
+            ));
+        }
+        let rows = sqlx::query(
+            "SELECT key, state, send_at, notification, data FROM outbox WHERE case_ref = $1",
+        )
+        .bind(case)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for r in &rows {
+            stored.outbox.insert(
+                r.try_get("key")?,
+                (
+                    r.try_get("state")?,
+                    r.try_get("send_at")?,
+                    r.try_get("notification")?,
+                    r.try_get("data")?,
+                ),
+            );
+        }
+        Ok(stored)
+    }
+
     /// Writes a case's new plan: its obligations and their people replaced, outbox rows added or
     /// updated (never one already sent, being sent or dead), rows no longer planned retired.
     pub async fn write_plan(&mut self, plan: &CaseWrite) -> Result<(), StoreError> {
         let case = plan.case.as_str();
         let now = ms(plan.planned_at);
-        for table in ["obligations", "obligation_people"] {
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE case_ref = $1"
-            )))
+        // Only what changed is written. A new event re-plans its whole case, and most of the
+        // plan comes out as stored: rewriting every row was most of the cost of ingest.
+        let stored = self.stored_plan(case).await?;
+        let obligations: Vec<&ObligationWrite> = plan
+            .obligations
+            .iter()
+            .filter(|o| {
+                stored.obligations.get(&o.id)
+                    != Some(&(
+                        o.rule.clone(),
+                        o.state.to_string(),
+                        ms(o.deadline),
+                        o.body.clone(),
+                    ))
+            })
+            .collect();
+        let planned_ids: HashSet<&str> = plan.obligations.iter().map(|o| o.id.as_str()).collect();
+        let gone: Vec<&str> = stored
+            .obligations
+            .keys()
+            .map(String::as_str)
+            .filter(|id| !planned_ids.contains(id))
+            .chain(
+                obligations
+                    .iter()
+                    .filter(|o| stored.obligations.contains_key(&o.id))
+                    .map(|o| o.id.as_str()),
+            )
+            .collect();
+        for chunk in gone.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM obligations WHERE case_ref = $1 AND id IN ({})",
+                numbered(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(case);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        let people: Vec<(String, String, String)> = plan
+            .people
+            .iter()
+            .map(|(o, p)| (o.clone(), p.role.clone(), p.email.to_lowercase()))
+            .collect();
+        let planned_people: HashSet<&(String, String, String)> = people.iter().collect();
+        for (obligation, role, email) in
+            stored.people.iter().filter(|p| !planned_people.contains(p))
+        {
+            sqlx::query(
+                "DELETE FROM obligation_people WHERE case_ref = $1 AND obligation = $2 \
+                 AND role = $3 AND email = $4",
+            )
             .bind(case)
+            .bind(obligation)
+            .bind(role)
+            .bind(email)
             .execute(&mut *self.tx)
             .await?;
         }
+        let new_people: Vec<&(String, String, String)> = people
+            .iter()
+            .filter(|p| !stored.people.contains(p))
+            .collect();
+        let outbox: Vec<&OutboxWrite> = plan
+            .outbox
+            .iter()
+            .filter(|n| match stored.outbox.get(&n.key) {
+                None => true,
+                // Never rewritten: the upsert below would leave them as they are.
+                Some((state, ..)) if ["sent", "sending", "dead"].contains(&state.as_str()) => false,
+                Some(row) => {
+                    row != &(
+                        n.state.as_str().to_string(),
+                        ms(n.send_at),
+                        n.notification.clone(),
+                        n.data.clone(),
+                    )
+                }
+            })
+            .collect();
         // Many rows to a statement: a case's plan is tens of rows, and each statement is a
         // round trip to the database (or to sqlx's SQLite worker thread).
-        for chunk in plan.obligations.chunks(ROWS_PER_STATEMENT) {
+        for chunk in obligations.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO obligations (case_ref, id, rule, state, deadline, body) VALUES {}",
                 placeholders(chunk.len(), 6)
@@ -867,23 +1011,23 @@ impl Tx {
             }
             q.execute(&mut *self.tx).await?;
         }
-        for chunk in plan.people.chunks(ROWS_PER_STATEMENT) {
+        for chunk in new_people.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO obligation_people (case_ref, obligation, role, email) VALUES {} \
                  ON CONFLICT DO NOTHING",
                 placeholders(chunk.len(), 4)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (obligation, person) in chunk {
+            for (obligation, role, email) in chunk {
                 q = q
                     .bind(case)
                     .bind(obligation.as_str())
-                    .bind(person.role.as_str())
-                    .bind(person.email.to_lowercase());
+                    .bind(role.as_str())
+                    .bind(email.as_str());
             }
             q.execute(&mut *self.tx).await?;
         }
-        for chunk in plan.outbox.chunks(ROWS_PER_STATEMENT) {
+        for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO outbox (key, case_ref, rule, channel, send_at, state, attempt_at, \
                  notification, data, updated_at) VALUES {} \
@@ -917,10 +1061,7 @@ impl Tx {
             let sql = format!(
                 "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
                  WHERE state = 'pending' AND key IN ({})",
-                (2..chunk.len() + 2)
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                numbered(2, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
             for key in chunk {
