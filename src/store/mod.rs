@@ -368,14 +368,17 @@ impl Store {
     }
 
     /// Cases with a notification waiting since before `before`: after downtime, these are
-    /// re-planned so that catching up sends only what still applies.
+    /// re-planned so that catching up sends only what still applies. A row written after its
+    /// time (planned already due, at going live or by an earlier catch-up) has been waiting
+    /// only since it was written: without that, the first start after importing a caseload
+    /// re-planned every case with something overdue.
     pub async fn cases_waiting_since(
         &self,
         before: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT case_ref FROM outbox WHERE state = 'pending' AND attempt_at < $1 \
-             ORDER BY case_ref",
+             AND updated_at < $1 ORDER BY case_ref",
         )
         .bind(ms(before))
         .fetch_all(&self.pool)
