@@ -381,13 +381,22 @@ async fn scale(shape: &synth::Shape, backend: Backend) -> Result<()> {
 
     // A working day: the morning's notifications go out, IROs look at what is overdue.
     let evening = shape.as_of + Duration::hours(11);
-    daemon.clock(&rfc(evening)).await;
+    settle(&daemon, evening).await?;
     for _ in 0..5 {
         daemon.get("/v1/obligations?state=overdue&limit=1000").await;
     }
-    daemon.get("/metrics").await;
+    let metrics = daemon.get("/metrics").await;
     let after_day = memory(daemon.pid())?;
-    let sent = daemon.outbox("sent").await.len();
+    // From the outbox gauge: the notifications API pages, and a day can send more than a page.
+    let sent = metrics
+        .as_str()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("driftwatch_outbox{state=\"sent\"} "))
+        })
+        .unwrap_or("0")
+        .trim()
+        .to_string();
     daemon.terminate();
     println!("| start-up ({backend:?}, {cases} cases, {total} events) | {startup:.2} s | | |");
     println!(
