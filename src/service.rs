@@ -256,18 +256,22 @@ async fn replan(
         // Planner problems never hold event values, only ids, rule names and roles.
         tracing::warn!(case, problem = problem.as_str(), "planning problem");
     }
-    let pending = tx.pending_keys(case).await?;
+    let stored = tx.stored_plan(case).await?;
+    let pending = stored.pending_keys();
     let catch_up = CatchUp {
         go_live: tx.first_received(case).await?,
         stale_after: stale_after(config),
     };
-    tx.write_plan(&case_write(
-        &plan,
-        &events,
-        &pending,
-        catch_up,
-        Routing::from_config(config),
-    ))
+    tx.write_plan(
+        &case_write(
+            &plan,
+            &events,
+            &pending,
+            catch_up,
+            Routing::from_config(config),
+        ),
+        &stored,
+    )
     .await
 }
 

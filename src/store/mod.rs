@@ -58,10 +58,24 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// A case's plan as stored: obligations by id (rule, state, deadline, body), the people told,
 /// outbox rows by key (state, send_at, notification, data).
 #[derive(Default)]
-struct StoredPlan {
+pub struct StoredPlan {
     obligations: HashMap<String, (String, String, i64, String)>,
     people: HashSet<(String, String, String)>,
     outbox: HashMap<String, (String, i64, String, String)>,
+}
+
+impl StoredPlan {
+    /// The keys of the case's notifications still waiting to go, in key order.
+    pub fn pending_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .outbox
+            .iter()
+            .filter(|(_, (state, ..))| state == "pending")
+            .map(|(key, _)| key.clone())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
 }
 
 /// `$from, $from+1, ...`: `count` numbered placeholders.
@@ -847,17 +861,9 @@ impl Tx {
         first_received(&mut *self.tx, case).await
     }
 
-    /// The case's outbox keys that are still waiting to go.
-    pub async fn pending_keys(&mut self, case: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT key FROM outbox WHERE case_ref = $1 AND state = 'pending'")
-            .bind(case)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        strings(&rows, "key")
-    }
-
-    /// The case's plan as stored, to compare a new one with.
-    async fn stored_plan(&mut self, case: &str) -> Result<StoredPlan, StoreError> {
+    /// The case's plan as stored: what a new plan is compared with, and which of its
+    /// notifications are still waiting to go.
+    pub async fn stored_plan(&mut self, case: &str) -> Result<StoredPlan, StoreError> {
         let mut stored = StoredPlan::default();
         let rows = sqlx::query(
             "SELECT id, rule, state, deadline, body FROM obligations WHERE case_ref = $1",
@@ -911,12 +917,16 @@ impl Tx {
 
     /// Writes a case's new plan: its obligations and their people replaced, outbox rows added or
     /// updated (never one already sent, being sent or dead), rows no longer planned retired.
-    pub async fn write_plan(&mut self, plan: &CaseWrite) -> Result<(), StoreError> {
+    /// `stored` is the case's plan as [`Tx::stored_plan`] read it in this transaction.
+    pub async fn write_plan(
+        &mut self,
+        plan: &CaseWrite,
+        stored: &StoredPlan,
+    ) -> Result<(), StoreError> {
         let case = plan.case.as_str();
         let now = ms(plan.planned_at);
         // Only what changed is written. A new event re-plans its whole case, and most of the
         // plan comes out as stored: rewriting every row was most of the cost of ingest.
-        let stored = self.stored_plan(case).await?;
         let obligations: Vec<&ObligationWrite> = plan
             .obligations
             .iter()
