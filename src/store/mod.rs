@@ -930,14 +930,14 @@ impl Tx {
         let obligations: Vec<&ObligationWrite> = plan
             .obligations
             .iter()
-            .filter(|o| {
-                stored.obligations.get(&o.id)
-                    != Some(&(
-                        o.rule.clone(),
-                        o.state.to_string(),
-                        ms(o.deadline),
-                        o.body.clone(),
-                    ))
+            .filter(|o| match stored.obligations.get(&o.id) {
+                None => true,
+                Some((rule, state, deadline, body)) => {
+                    rule != &o.rule
+                        || state != o.state
+                        || *deadline != ms(o.deadline)
+                        || body != &o.body
+                }
             })
             .collect();
         let planned_ids: HashSet<&str> = plan.obligations.iter().map(|o| o.id.as_str()).collect();
@@ -995,13 +995,11 @@ impl Tx {
                 None => true,
                 // Never rewritten: the upsert below would leave them as they are.
                 Some((state, ..)) if ["sent", "sending", "dead"].contains(&state.as_str()) => false,
-                Some(row) => {
-                    row != &(
-                        n.state.as_str().to_string(),
-                        ms(n.send_at),
-                        n.notification.clone(),
-                        n.data.clone(),
-                    )
+                Some((state, send_at, notification, data)) => {
+                    state != n.state.as_str()
+                        || *send_at != ms(n.send_at)
+                        || notification != &n.notification
+                        || data != &n.data
                 }
             })
             .collect();
