@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwatch::api::hex;
+use driftwatch::calendar::Reckoning;
 use driftwatch::clock::Clock;
 use driftwatch::config::service::resolve_database_url;
 use driftwatch::config::{Config, DEFAULT_CONFIG};
@@ -153,14 +154,23 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum CalendarCommand {
-    /// The working day N working days after DATE (before, if N is negative).
+    /// The statutory working day N working days after DATE (before, if N is negative).
     Add {
         date: NaiveDate,
         #[arg(allow_negative_numbers = true)]
         n: i32,
+        /// Count the council's working days (closure days left out) instead of statutory ones.
+        #[arg(long)]
+        council: bool,
     },
-    /// The number of working days in (A, B].
-    Between { a: NaiveDate, b: NaiveDate },
+    /// The number of statutory working days in (A, B].
+    Between {
+        a: NaiveDate,
+        b: NaiveDate,
+        /// Count the council's working days (closure days left out) instead of statutory ones.
+        #[arg(long)]
+        council: bool,
+    },
     /// Bank holidays and closure days of a year.
     Holidays { year: i32 },
 }
@@ -375,7 +385,19 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
         config.closure_days
     );
     say!(
-        "  working hours: {}–{} Europe/London on working days",
+        "  statutory timescales count statutory working days: closure days never stretch them, only keep messages off those days"
+    );
+    let mut by_calendar: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for rule in &rules.rules {
+        if let Some(c) = driftwatch::explain::deadline_calendar(rule) {
+            by_calendar.entry(c).or_default().push(rule.id.as_str());
+        }
+    }
+    for (calendar, ids) in by_calendar {
+        say!("  deadlines in {calendar}: {}", ids.join(", "));
+    }
+    say!(
+        "  working hours: {}–{} Europe/London on days the council is open",
         config.working_hours.start.format("%H:%M"),
         config.working_hours.end.format("%H:%M")
     );
@@ -712,11 +734,24 @@ fn token(command: &TokenCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Statutory working days unless the council's were asked for.
+fn reckoning(council: bool) -> Reckoning {
+    if council {
+        Reckoning::Council
+    } else {
+        Reckoning::Statutory
+    }
+}
+
 fn calendar(config: &Config, command: CalendarCommand) -> Result<ExitCode> {
     let cal = &config.calendar;
     match command {
-        CalendarCommand::Add { date, n } => say!("{}", cal.add(date, n)),
-        CalendarCommand::Between { a, b } => say!("{}", cal.between(a, b)),
+        CalendarCommand::Add { date, n, council } => {
+            say!("{}", cal.add_in(reckoning(council), date, n))
+        }
+        CalendarCommand::Between { a, b, council } => {
+            say!("{}", cal.between_in(reckoning(council), a, b))
+        }
         CalendarCommand::Holidays { year } => {
             for h in cal.holidays(year) {
                 let source = format!("{:?}", h.source).to_lowercase();

@@ -61,21 +61,41 @@ fn check_lists_every_error_and_exits_1() {
 
 #[test]
 fn calendar_commands_print_dates_and_counts() {
+    // Statutory working days: the council's closure days (29–31 December 2026) still count.
     assert_eq!(
         driftwatch(&["calendar", "add", "2026-12-24", "1"]).1.trim(),
+        "2026-12-29"
+    );
+    assert_eq!(
+        driftwatch(&["calendar", "between", "2026-12-24", "2027-01-04"])
+            .1
+            .trim(),
+        "4"
+    );
+    // The council's own working days leave them out, when asked for.
+    assert_eq!(
+        driftwatch(&["calendar", "add", "2026-12-24", "1", "--council"])
+            .1
+            .trim(),
         "2027-01-04"
+    );
+    assert_eq!(
+        driftwatch(&[
+            "calendar",
+            "between",
+            "--council",
+            "2026-12-24",
+            "2027-01-04"
+        ])
+        .1
+        .trim(),
+        "1"
     );
     assert_eq!(
         driftwatch(&["calendar", "add", "2027-01-21", "-10"])
             .1
             .trim(),
         "2027-01-07"
-    );
-    assert_eq!(
-        driftwatch(&["calendar", "between", "2026-12-24", "2027-01-04"])
-            .1
-            .trim(),
-        "1"
     );
     let (code, out, _) = driftwatch(&["calendar", "holidays", "2027"]);
     assert_eq!(code, 0);

@@ -15,7 +15,7 @@ pub mod table;
 pub use model::*;
 use state::{CaseState, ContactIn, History};
 
-use crate::calendar::{Calendar, OffsetUnit};
+use crate::calendar::{Calendar, OffsetUnit, Reckoning};
 use crate::config::{Config, WorkingHours};
 use crate::event::{Contact, Event};
 use crate::localtime;
@@ -206,16 +206,47 @@ impl<'a> Planner<'a> {
         let local = localtime::naive_of(t);
         let (date, time) = (local.date(), local.time());
         let hours = self.working_hours;
-        if self.calendar.is_working_day(date) && time < hours.end {
+        if self.calendar.is_open_day(date) && time < hours.end {
             if time >= hours.start {
                 t
             } else {
                 localtime::instant(date.and_time(hours.start))
             }
         } else {
-            localtime::instant(self.calendar.add(date, 1).and_time(hours.start))
+            let next = self.calendar.add_in(Reckoning::Council, date, 1);
+            localtime::instant(next.and_time(hours.start))
         }
     }
+}
+
+/// How many statutory working days late an obligation still open at `now` is: `None` while its
+/// deadline has not passed, else at least 1 (a Saturday straight after a Friday deadline is a
+/// day late). The one lateness every plan, list, digest, dashboard and report shows.
+pub fn working_days_late_at(
+    calendar: &Calendar,
+    due: NaiveDate,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<i32> {
+    (now >= deadline).then(|| calendar.working_days_late(due, localtime::date_of(now)))
+}
+
+/// The day a reminder or escalation step falls on, for a deadline due on `due`: the step's
+/// offset from the due date, moved off the council's closed days (closure days, and weekends or
+/// holidays a step in calendar days can land on). A reminder moves to the last open day before
+/// the day it would fall on, so it still comes before the deadline; an escalation to the next
+/// open day. `None` when the date is out of range.
+pub fn step_day(
+    calendar: &Calendar,
+    kind: NotificationKind,
+    offset: &crate::calendar::Offset,
+    due: NaiveDate,
+) -> Option<NaiveDate> {
+    let day = offset.apply_to_date(calendar, due)?;
+    Some(match kind {
+        NotificationKind::Reminder => calendar.last_open_day_on_or_before(day),
+        _ => calendar.next_open_day_on_or_after(day),
+    })
 }
 
 fn parse_moment(v: &Value) -> Option<Moment> {
@@ -610,7 +641,7 @@ impl<'p, 'a> Run<'p, 'a> {
                 time: Some(local.time()),
             });
         }
-        match offset.apply_to_date(self.planner.calendar, moment.date()) {
+        match offset.deadline_from(self.planner.calendar, moment.date()) {
             Some(date) => Some(DueAt { date, time: None }),
             None => {
                 self.problems.push(format!(
@@ -835,9 +866,8 @@ impl<'p, 'a> Run<'p, 'a> {
                 let mut missed: Vec<(DateTime<Utc>, &Step)> = Vec::new();
                 let mut plan: Vec<(DateTime<Utc>, &Step, NotificationStatus, bool)> = Vec::new();
                 for step in steps {
-                    let Some(date) = step
-                        .offset
-                        .apply_to_date(self.planner.calendar, seg.due.date)
+                    let Some(date) =
+                        step_day(self.planner.calendar, kind, &step.offset, seg.due.date)
                     else {
                         continue;
                     };
@@ -915,7 +945,6 @@ impl<'p, 'a> Run<'p, 'a> {
         let mut notifications = Vec::new();
         let mut obligations = Vec::new();
         let mut upcoming = Vec::new();
-        let today = localtime::date_of(self.now);
 
         for ob in self.obligations.clone() {
             let rule = &rules.rules[ob.rule];
@@ -981,9 +1010,7 @@ impl<'p, 'a> Run<'p, 'a> {
 
             let deadline = seg.due.deadline();
             let late_days = |at: DateTime<Utc>| {
-                calendar
-                    .between(seg.due.date, localtime::date_of(at))
-                    .max(1)
+                calendar.working_days_late(seg.due.date, localtime::date_of(at))
             };
             let (state, working_days_late) = match &ob.end {
                 Some(End {
@@ -1008,7 +1035,7 @@ impl<'p, 'a> Run<'p, 'a> {
                 }) => (ObligationState::MetLate, Some(late_days(*at))),
                 None if self.now >= deadline => (
                     ObligationState::Overdue,
-                    Some(calendar.between(seg.due.date, today).max(1)),
+                    working_days_late_at(calendar, seg.due.date, deadline, self.now),
                 ),
                 None => (ObligationState::Open, None),
             };
