@@ -422,7 +422,11 @@ pub fn case_write(
         };
         let mut n = n.clone();
         n.late |= send && catching_up;
-        let data = data_of.get(n.event.as_str()).copied();
+        // The data the planner used (the moved meeting's, not only the booking's).
+        let data = n
+            .data
+            .as_deref()
+            .or_else(|| data_of.get(n.event.as_str()).copied());
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
@@ -450,6 +454,7 @@ pub fn case_write(
                 ObligationState::Met => "met",
                 ObligationState::MetLate => "met_late",
                 ObligationState::Cancelled => "cancelled",
+                ObligationState::NotDone => "not_done",
             },
             deadline: o.deadline,
             body: to_json(o),
@@ -480,6 +485,7 @@ pub fn case_write(
             .collect(),
         outbox,
         retire,
+        status: to_json(&plan.status),
     }
 }
 

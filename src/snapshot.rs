@@ -79,6 +79,13 @@ pub struct Columns {
     pub legal_adviser_name: Option<String>,
     #[serde(default)]
     pub legal_adviser_email: Option<String>,
+    /// An id shared by brothers and sisters, for the check that siblings share an IRO.
+    #[serde(default)]
+    pub sibling_group: Option<String>,
+    /// The case reference of a parent who is also in care, for the check that they have
+    /// different IROs.
+    #[serde(default)]
+    pub parent_case: Option<String>,
 }
 
 impl Mapping {
@@ -230,6 +237,8 @@ impl Columns {
             opt("guardian_email", &self.guardian_email),
             opt("legal_adviser_name", &self.legal_adviser_name),
             opt("legal_adviser_email", &self.legal_adviser_email),
+            opt("sibling_group", &self.sibling_group),
+            opt("parent_case", &self.parent_case),
         ]
     }
 }
@@ -410,8 +419,8 @@ impl Row<'_> {
             since,
             json!({"start": start, "legal_basis": basis, "date_of_birth": born.to_string()}),
         );
-        // A child already in care has been told to the IRO service, has an IRO, a social worker
-        // and a care plan: the snapshot says so, so these first steps are not reported as
+        // A child already in care has been told to the IRO service, has an IRO (and has been
+        // told who it is), a social worker and a care plan: the snapshot says so, so these first steps are not reported as
         // overdue. They are dated just after looked-after status began (24 hours after the
         // start under section 20), when the obligations they meet opened.
         let began = since
@@ -425,10 +434,24 @@ impl Row<'_> {
         add("care_plan_updated", minute(1), json!({}));
         add("iro_allocated", minute(1), json!({"iro": iro}));
         add(
+            "child_told_of_iro",
+            minute(1) + chrono::Duration::seconds(30),
+            json!({}),
+        );
+        add(
             "social_worker_allocated",
             minute(1),
             json!({"social_worker": social_worker, "team_manager": team_manager}),
         );
+        let mut links = Map::new();
+        for field in ["sibling_group", "parent_case"] {
+            if let Some((_, text)) = self.cell(field) {
+                links.insert(field.to_string(), json!(text.trim()));
+            }
+        }
+        if !links.is_empty() {
+            add("family_links_recorded", as_of, Value::Object(links));
+        }
         if let Some(last) = last_review {
             // Reviews before the last: one stands for all of them (the rules count whether there
             // were earlier reviews, not their dates), held just after the start, its record
@@ -447,6 +470,8 @@ impl Row<'_> {
                     json!({"review_id": "snapshot-earlier"}),
                 );
                 add("care_plan_updated", minute(4), json!({}));
+                // A child past their second review has had their permanence plan considered.
+                add("permanence_plan_identified", minute(4), json!({}));
             }
             let review_id = format!("snapshot-{}", localtime::date_of(last));
             let held = json!(last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));

@@ -26,7 +26,14 @@ fn check_summarises_a_good_config() {
     let (code, out, err) = driftwatch(&["check"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"), "{out}");
-    assert!(out.contains("rules: 23 from 6 file(s)"), "{out}");
+    assert!(out.contains("rules: 33 from 6 file(s)"), "{out}");
+    // Which calendar each rule counts in.
+    assert!(
+        out.contains(
+            "deadlines in statutory working days: iro_service_told, iro_allocation, first_review"
+        ),
+        "{out}"
+    );
     assert!(out.contains("6 closure day(s)"), "{out}");
 }
 
@@ -299,7 +306,7 @@ fn import_loads_a_json_lines_file_once_and_a_bad_file_not_at_all() {
     let (code, _, err) = driftwatch(&["import", bad.to_str().unwrap(), "--database-url", &url]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("bad.jsonl:line 14: event ev-x: data.held_at"),
+        err.contains("bad.jsonl:line 16: event ev-x: data.held_at"),
         "{err}"
     );
     assert!(err.contains("nothing was changed"), "{err}");

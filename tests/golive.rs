@@ -197,8 +197,8 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     assert_eq!(sent.len(), total[0]);
     assert_eq!(mailbox.mail().len(), total[0]);
     assert_eq!(daemon.outbox("before_go_live").await.len(), total[2]);
-    // Overdue obligations show as overdue, and each gets one step at most: the one that
-    // applies now, marked late.
+    // Overdue obligations show as overdue, and each gets one step of its ladders at most: the
+    // one that applies now, marked late.
     let overdue = daemon
         .get("/v1/obligations?state=overdue&limit=10000")
         .await;
@@ -206,7 +206,8 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     let mut steps: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for n in &sent {
         let note = &n["notification"];
-        if let Some(o) = note["obligation"].as_str() {
+        let ladder = matches!(note["kind"].as_str(), Some("reminder" | "escalation"));
+        if let (true, Some(o)) = (ladder, note["obligation"].as_str()) {
             steps
                 .entry(format!("{}/{o}", n["case"]))
                 .or_default()
@@ -215,7 +216,12 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     }
     assert!(
         steps.values().all(|s| s.len() == 1),
-        "one step per obligation"
+        "one step per obligation: {:?}",
+        steps
+            .iter()
+            .filter(|(_, s)| s.len() > 1)
+            .take(5)
+            .collect::<Vec<_>>()
     );
 
     // The same file again: nothing stored, nothing sent.

@@ -381,6 +381,26 @@ impl Store {
         strings(&rows, "case_ref")
     }
 
+    /// Where each case stands as last planned (the planner's `CaseStatus` as JSON), a page at a
+    /// time in case order after `after`, for checks across cases. Cases planned before the
+    /// status was kept have none.
+    pub async fn case_statuses(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_ref, status FROM cases WHERE case_ref > $1 ORDER BY case_ref LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("case_ref")?, r.try_get("status")?)))
+            .collect()
+    }
+
     /// Cases with a notification waiting since before `before`: after downtime, these are
     /// re-planned so that catching up sends only what still applies. A row written after its
     /// time (planned already due, at going live or by an earlier catch-up) has been waiting
@@ -1080,12 +1100,15 @@ impl Tx {
             }
             q.execute(&mut *self.tx).await?;
         }
-        sqlx::query("UPDATE cases SET planned_at = $2, replan_at = $3 WHERE case_ref = $1")
-            .bind(case)
-            .bind(now)
-            .bind(plan.replan_at.map(ms))
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE cases SET planned_at = $2, replan_at = $3, status = $4 WHERE case_ref = $1",
+        )
+        .bind(case)
+        .bind(now)
+        .bind(plan.replan_at.map(ms))
+        .bind(&plan.status)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 }

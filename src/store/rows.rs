@@ -35,6 +35,8 @@ pub struct CaseWrite {
     pub outbox: Vec<OutboxWrite>,
     /// Pending outbox keys no longer in the plan: cancelled.
     pub retire: Vec<String>,
+    /// Where the case stands (the planner's `CaseStatus` as JSON), for checks across cases.
+    pub status: String,
 }
 
 #[derive(Debug, Clone)]
