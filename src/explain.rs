@@ -67,6 +67,21 @@ pub fn explain(
             if !o.cancelled_by.is_empty() {
                 let _ = writeln!(out, "  It is cancelled by {}.", matchers(&o.cancelled_by));
             }
+            if !o.ended_by.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  It ends when {} arrives: if still open then, it is recorded as not done.",
+                    matchers(&o.ended_by)
+                );
+            }
+            for a in &o.advanced_by {
+                let _ = writeln!(
+                    out,
+                    "  When {} arrives, the escalation moves straight to the stage it names ({}): that stage goes at once.",
+                    matchers(std::slice::from_ref(&a.matcher)),
+                    a.to
+                );
+            }
             for r in &o.replanned_by {
                 let _ = writeln!(
                     out,
@@ -83,12 +98,35 @@ pub fn explain(
             }
             for action in &o.at_deadline {
                 let _ = match action {
-                    Action::Send(send) => writeln!(
-                        out,
-                        "  At the deadline it sends `{}` to {}.",
-                        send.template,
-                        recipients(send)
-                    ),
+                    Action::Send(send) => {
+                        let _ = writeln!(
+                            out,
+                            "  At the deadline it sends `{}` to {}.",
+                            send.template,
+                            recipients(send)
+                        );
+                        if let Some(t) = &send.after.if_moved {
+                            let _ = writeln!(
+                                out,
+                                "  If the deadline moves after that, everyone it went to gets `{t}` at once, and anyone added is sent it at the new deadline."
+                            );
+                        }
+                        if let Some(t) = &send.after.if_cancelled {
+                            let _ = writeln!(
+                                out,
+                                "  If it is cancelled after that, everyone it went to gets `{t}`."
+                            );
+                        }
+                        match &send.after.if_nobody {
+                            Some(nobody) => writeln!(
+                                out,
+                                "  If nobody is on the list, it is not met: {} gets `{}` instead.",
+                                recipients(nobody),
+                                nobody.template
+                            ),
+                            None => Ok(()),
+                        }
+                    }
                     Action::Emit { event, .. } => writeln!(
                         out,
                         "  At the deadline, if still open, it records a `{event}` event (and is met by it)."
@@ -163,7 +201,13 @@ fn trigger(rule: &Rule) -> String {
     if rule.when.is_some() {
         s.push_str(" and its `when` condition holds");
     }
+    if let Some(m) = &rule.meeting {
+        let _ = write!(s, " (about the meeting {m})");
+    }
     match (&rule.body, &rule.for_each, &rule.key) {
+        (RuleBody::Notice(_), Some(crate::rules::ForEach::Meetings), _) => {
+            s.push_str(", for each meeting booked and still ahead:")
+        }
         (RuleBody::Notice(_), _, _) => s.push(':'),
         (_, Some(list), _) => {
             let _ = write!(s, ", one obligation opens for each item of {list}.");

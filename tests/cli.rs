@@ -314,13 +314,13 @@ fn import_loads_a_json_lines_file_once_and_a_bad_file_not_at_all() {
     let (code, out, err) = driftwatch(&["import", example, "--database-url", &url]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("13 event(s) stored, 0 already stored, 1 case(s) planned"),
+        out.contains("15 event(s) stored, 0 already stored, 1 case(s) planned"),
         "{out}"
     );
     let (code, out, _) = driftwatch(&["import", example, "--database-url", &url]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("0 event(s) stored, 13 already stored"),
+        out.contains("0 event(s) stored, 15 already stored"),
         "{out}"
     );
 }
@@ -379,7 +379,7 @@ fn the_readme_go_live_dry_run_of_the_example_caseload() {
             "README lacks: {line}"
         );
     }
-    assert!(out.contains("46 event(s) for 5 case(s) are valid; nothing was changed (dry run)"));
+    assert!(out.contains("54 event(s) for 5 case(s) are valid; nothing was changed (dry run)"));
 }
 
 #[test]
@@ -502,7 +502,8 @@ fn the_readme_report_of_the_example_case() {
     let (_, csv, _) =
         driftwatch(&[&args[..], &["--database-url", &url, "--format", "csv"]].concat());
     assert!(
-        csv.contains("\nfirst_review,\"First review held\",1,1,0,0,0,100\n"),
+        // Held on 6 January, due on the 4th in statutory working days: late.
+        csv.contains("\nfirst_review,\"First review held\",1,0,1,0,0,0,0\n"),
         "{csv}"
     );
     let (_, json, _) =
