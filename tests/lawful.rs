@@ -327,19 +327,6 @@ fn a_council_can_opt_a_local_timescale_into_its_own_calendar() {
     assert!(text.contains("statutory working days"), "{text}");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 2. Reviews that move or are cancelled
 

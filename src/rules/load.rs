@@ -757,61 +757,44 @@ impl<'a> Checker<'a> {
         let mut replanned_by = Vec::new();
         for (j, r) in raw.replanned_by.iter().enumerate() {
             let at = format!("{yaml}.replanned_by[{j}]");
-            let m = RawMatcher {
-                event: r.event.clone(),
-                key: r.key.clone(),
-                at: None,
-                when: r.when.clone(),
-            };
-            let Some(matcher) =
-                self.matcher(src, &at, &format!("{rule_id}.replanned_by[{j}]"), &m, key)
-            else {
-                continue;
-            };
-            let Some(spec) = self.vocabulary.events.get(&r.event).cloned() else {
-                continue;
-            };
-            let replan_scope = Scope {
-                event: &spec,
-                item: None,
-            };
-            if let Some((from, _)) =
-                self.moment_path(src, &format!("{at}.from"), &r.from, &replan_scope)
-            {
-                replanned_by.push(Replan { matcher, from });
+            let found = self.matcher_and_path(
+                src,
+                (&at, &format!("{rule_id}.replanned_by[{j}]")),
+                (&r.event, &r.key, &r.when),
+                ("from", &r.from),
+                key,
+            );
+            if let Some((matcher, from, spec)) = found {
+                if spec.ty.is_moment() {
+                    replanned_by.push(Replan { matcher, from });
+                } else {
+                    self.problems.push(src.at(
+                        &format!("{at}.from"),
+                        format!("`{from}` is a {}, not a date or datetime", spec.ty.name()),
+                    ));
+                }
             }
         }
 
         let mut advanced_by = Vec::new();
         for (j, a) in raw.advanced_by.iter().enumerate() {
             let at = format!("{yaml}.advanced_by[{j}]");
-            let m = RawMatcher {
-                event: a.event.clone(),
-                key: a.key.clone(),
-                at: None,
-                when: a.when.clone(),
-            };
-            let Some(matcher) =
-                self.matcher(src, &at, &format!("{rule_id}.advanced_by[{j}]"), &m, key)
-            else {
-                continue;
-            };
-            let Some(spec) = self.vocabulary.events.get(&a.event).cloned() else {
-                continue;
-            };
-            let event_scope = Scope {
-                event: &spec,
-                item: None,
-            };
-            if let Some((to, found)) = self.path(src, &format!("{at}.to"), &a.to, &event_scope) {
-                if matches!(found.ty, FieldType::String | FieldType::Number) {
+            let found = self.matcher_and_path(
+                src,
+                (&at, &format!("{rule_id}.advanced_by[{j}]")),
+                (&a.event, &a.key, &a.when),
+                ("to", &a.to),
+                key,
+            );
+            if let Some((matcher, to, spec)) = found {
+                if matches!(spec.ty, FieldType::String | FieldType::Number) {
                     advanced_by.push(Advance { matcher, to });
                 } else {
                     self.problems.push(src.at(
                         &format!("{at}.to"),
                         format!(
                             "the stage is a number or a step id, `{to}` is a {}",
-                            found.ty.name()
+                            spec.ty.name()
                         ),
                     ));
                 }
@@ -860,6 +843,34 @@ impl<'a> Checker<'a> {
             escalations,
             at_deadline,
         })
+    }
+
+    /// A matcher that also names a field of its own event (`from:` of `replanned_by`, `to:` of
+    /// `advanced_by`): the matcher, the path and the field's type. `names` is (yaml position,
+    /// condition name); `raw` is (event, key, when); `field` is (its key, the path written).
+    fn matcher_and_path(
+        &mut self,
+        src: &Source,
+        names: (&str, &str),
+        raw: (&String, &Option<String>, &Option<String>),
+        field: (&str, &str),
+        rule_key: Option<&FieldPath>,
+    ) -> Option<(Matcher, FieldPath, FieldSpec)> {
+        let (yaml, name) = names;
+        let m = RawMatcher {
+            event: raw.0.clone(),
+            key: raw.1.clone(),
+            at: None,
+            when: raw.2.clone(),
+        };
+        let matcher = self.matcher(src, yaml, name, &m, rule_key)?;
+        let spec = self.vocabulary.events.get(raw.0).cloned()?;
+        let scope = Scope {
+            event: &spec,
+            item: None,
+        };
+        let (path, found) = self.path(src, &format!("{yaml}.{}", field.0), field.1, &scope)?;
+        Some((matcher, path, found))
     }
 
     fn matcher(
