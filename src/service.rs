@@ -253,8 +253,13 @@ async fn replan(
     let events = tx.case_events(case).await?;
     let plan = Planner::from_config(config).plan_case(case, &events, now);
     for problem in &plan.problems {
-        // Planner problems never hold event values, only ids, rule names and roles.
-        tracing::warn!(case, problem = problem.as_str(), "planning problem");
+        // Planner problems never hold event values, only ids, rule names and roles. A message
+        // nobody can receive is an error: someone must allocate a contact or a fallback.
+        if problem.starts_with("error:") {
+            tracing::error!(case, problem = problem.as_str(), "planning problem");
+        } else {
+            tracing::warn!(case, problem = problem.as_str(), "planning problem");
+        }
     }
     let stored = tx.stored_plan(case).await?;
     let pending = stored.pending_keys();

@@ -1266,3 +1266,53 @@ fn the_iro_can_move_an_escalation_straight_to_a_later_stage_or_record_it_resolve
             .all(|n| n.send_at < t("2027-02-03T10:00:00Z"))
     );
 }
+
+#[test]
+fn checks_across_cases_find_siblings_apart_a_parent_and_child_together_and_full_caseloads() {
+    let c = config();
+    let planner = Planner::from_config(&c);
+    let now = t("2027-02-15T12:00:00Z");
+    let case = |reference: &str, iro: &str, links: serde_json::Value| {
+        let mut data = json!({"start": "2027-01-04T09:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-06-01"});
+        data.as_object_mut()
+            .unwrap()
+            .extend(links.as_object().unwrap().clone());
+        let events = vec![
+            driftwatch::event::Event::from_value(
+                &json!({"id": format!("{reference}-lac"), "case": reference, "type": "child_looked_after", "at": "2027-01-04T09:00:00Z", "data": data}),
+                "x",
+            )
+            .unwrap(),
+            driftwatch::event::Event::from_value(
+                &json!({"id": format!("{reference}-iro"), "case": reference, "type": "iro_allocated", "at": "2027-01-05T09:00:00Z", "data": {"iro": contact(iro)}}),
+                "x",
+            )
+            .unwrap(),
+        ];
+        planner.plan_case(reference, &events, now)
+    };
+    // Seeds 000 and 002: siblings share an IRO where possible; a child in care whose parent is
+    // also in care has a different IRO.
+    let plans = vec![
+        case("S-1", "Ira Reviewer", json!({"sibling_group": "G1"})),
+        case("S-2", "Oli Officer", json!({"sibling_group": "G1"})),
+        case("S-3", "Oli Officer", json!({"sibling_group": "G2"})),
+        case("S-4", "Oli Officer", json!({"sibling_group": "G2"})),
+        case("M-1", "Ira Reviewer", json!({})),
+        case("K-1", "Ira Reviewer", json!({"parent_case": "M-1"})),
+    ];
+    let report = driftwatch::report::compute(&plans, &[], d("2027-01-01"), d("2027-02-15"));
+    let found: Vec<String> = report.checks.iter().map(ToString::to_string).collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].contains("G1")
+            && found[0].contains("S-1 (Ira Reviewer)")
+            && found[0].contains("S-2 (Oli Officer)"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].contains("K-1") && found[1].contains("M-1") && found[1].contains("Ira Reviewer"),
+        "{found:?}"
+    );
+    assert!(driftwatch::report::table(&report).contains("Checks across cases"));
+}
