@@ -593,6 +593,7 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
     };
     events.sort_by(|a, b| (&a.case, a.at, &a.id).cmp(&(&b.case, b.at, &b.id)));
     let cases: BTreeSet<String> = events.iter().map(|e| e.case.clone()).collect();
+    let events_read = events.len();
     let stale = service::stale_after(&config);
     if options.dry_run {
         // As if every case in the file were new to driftwatch.
@@ -626,6 +627,7 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
             "Going live at {}, as if these cases were new to driftwatch:",
             localtime::display(options.now)
         );
+        say!("{}", first_batch(&config, options.now));
         emit(&service::go_live_table(&preview));
         return Ok(ExitCode::SUCCESS);
     }
@@ -636,25 +638,30 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
         let store = Store::open(&url).await?;
-        // A contact that changed since the last snapshot changed now, not when the child came
-        // into care: the new allocation is dated at the import so it follows the old one.
         if options.snapshot.is_some() {
-            for e in events.iter_mut() {
-                let allocation =
-                    matches!(e.kind.as_str(), "iro_allocated" | "social_worker_allocated");
-                if allocation && store.has_case(&e.case).await? && !store.has_event(&e.id).await? {
+            // What an earlier import stored stays as it was: a row that has not changed stores
+            // nothing, whenever the file is imported again.
+            let mut fresh = Vec::with_capacity(events.len());
+            for mut e in std::mem::take(&mut events) {
+                if store.has_event(&e.id).await? {
+                    continue;
+                }
+                if snapshot::dated_at_import_when_new(&e.kind) && store.has_case(&e.case).await? {
                     e.at = options.now;
                 }
+                fresh.push(e);
             }
+            events = fresh;
         }
         let service = Service::new(store, config, Clock::manual(options.now));
         // One transaction: the whole file is stored with its plans, or nothing is.
+        let read = events_read;
         let accepted = service.ingest(&events).await?;
         let stored = accepted.iter().filter(|a| a.status == "stored").count();
         say!(
             "{}: {stored} event(s) stored, {} already stored, {} case(s) planned",
             file.display(),
-            accepted.len() - stored,
+            read - stored,
             cases.len()
         );
         service.store().close().await;
@@ -693,6 +700,7 @@ fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> 
             now,
             stale,
         );
+        say!("{}", first_batch(&config, now));
         emit(&service::go_live_table(&preview));
         store.close().await;
         Ok::<_, anyhow::Error>(())
@@ -732,6 +740,19 @@ fn token(command: &TokenCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When the first batch of a go-live or catch-up goes, for the preview's header.
+fn first_batch(config: &Config, now: DateTime<Utc>) -> String {
+    let first = Planner::from_config(config).place(now, false);
+    if first == now {
+        "Messages that apply now go at once.".to_string()
+    } else {
+        format!(
+            "Messages that apply now go at {} (working hours on a day the council is open); urgent ones at once.",
+            localtime::display(first)
+        )
+    }
 }
 
 /// Statutory working days unless the council's were asked for.

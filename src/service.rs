@@ -280,13 +280,15 @@ async fn replan(
     .await
 }
 
-/// Who gets what one by one and what only in the daily digest, for [`case_write`] and the
-/// digest.
+/// Who gets what one by one and what only in the daily digest, and when a message sent late
+/// may go, for [`case_write`] and the digest.
 #[derive(Debug, Clone, Copy)]
 pub struct Routing<'a> {
     pub rules: &'a crate::rules::RuleSet,
     /// People's own choices, by email address or role.
     pub recipients: &'a std::collections::BTreeMap<String, Delivery>,
+    /// Working hours on the council's open days.
+    pub placement: crate::planner::Placement<'a>,
 }
 
 impl<'a> Routing<'a> {
@@ -294,6 +296,7 @@ impl<'a> Routing<'a> {
         Routing {
             rules: &config.rules,
             recipients: &config.digest.recipients,
+            placement: Planner::from_config(config).placement(),
         }
     }
 
@@ -376,11 +379,18 @@ pub fn case_write(
         n.status == NotificationStatus::Due
             && (before_go_live(n) || n.send_at < now - catch_up.stale_after)
     };
-    // The latest due step of each obligation's ladder: the one that applies now.
+    // What is caught up goes in the first batch: now, or at the start of working hours when
+    // catching up outside them. The latest step of each obligation's ladder due by then is the
+    // one that applies when it goes: a stage that falls due at 09:00 takes the place of the
+    // earlier one caught up at 08:00.
+    let first = routing.placement.place(now, false);
     let mut latest: HashMap<&str, DateTime<Utc>> = HashMap::new();
     for n in &plan.notifications {
-        let due = n.status == NotificationStatus::Due;
-        if let (true, Some(o)) = (is_ladder(n) && due, n.obligation.as_deref()) {
+        let going = matches!(
+            n.status,
+            NotificationStatus::Due | NotificationStatus::Scheduled
+        ) && n.send_at <= first;
+        if let (true, Some(o)) = (is_ladder(n) && going, n.obligation.as_deref()) {
             let t = latest.entry(o).or_insert(n.send_at);
             *t = (*t).max(n.send_at);
         }
@@ -407,7 +417,7 @@ pub fn case_write(
                         .as_deref()
                         .and_then(|o| latest.get(o))
                         .is_some_and(|t| *t == n.send_at);
-                    let deadline_passed = obligation.is_some_and(|(d, _)| *d <= now);
+                    let deadline_passed = obligation.is_some_and(|(d, _)| *d <= first);
                     is_latest && !(n.kind == NotificationKind::Reminder && deadline_passed)
                 }
             },
@@ -427,6 +437,14 @@ pub fn case_write(
         };
         let mut n = n.clone();
         n.late |= send && catching_up;
+        // A message that goes after its time (at going live, after downtime) still goes inside
+        // working hours on a day the council is open, and its row says when.
+        if send && n.send_at < now {
+            let placed = routing.placement.place(now, n.urgent);
+            if placed > now {
+                n.send_at = placed;
+            }
+        }
         // The data the planner used (the moved meeting's, not only the booking's).
         let data = n
             .data
@@ -524,17 +542,59 @@ fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
 }
 
-/// What going live (or catching up) does with one rule's notifications.
+/// What going live (or catching up) does with one rule's notifications: every row the import
+/// writes, in the state it writes it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GoLiveCounts {
-    /// Sent at once.
+    /// Sent in the first batch: at once, or at the start of working hours if going live outside
+    /// them.
     pub send_now: usize,
-    /// Sent later, by the end of the next working day.
+    /// Sent later, by the end of the next day the council is open.
     pub next_working_day: usize,
+    /// Scheduled after that.
+    pub later: usize,
+    /// Lines of the recipient's daily digest only.
+    pub in_digest: usize,
     /// Their time passed before driftwatch knew the case: recorded, not sent.
     pub before_go_live: usize,
     /// A later step applies now, or the obligation was met: recorded, not sent.
     pub superseded: usize,
+    /// Its recipient acknowledged an earlier message of the step: recorded, not sent.
+    pub acknowledged: usize,
+}
+
+impl GoLiveCounts {
+    const COLUMNS: [&'static str; 7] = [
+        "SEND NOW",
+        "NEXT WORKING DAY",
+        "LATER",
+        "IN DIGEST",
+        "BEFORE GO-LIVE",
+        "SUPERSEDED",
+        "ACKNOWLEDGED",
+    ];
+
+    fn values(&self) -> [usize; 7] {
+        [
+            self.send_now,
+            self.next_working_day,
+            self.later,
+            self.in_digest,
+            self.before_go_live,
+            self.superseded,
+            self.acknowledged,
+        ]
+    }
+
+    fn add(&mut self, other: &GoLiveCounts) {
+        self.send_now += other.send_now;
+        self.next_working_day += other.next_working_day;
+        self.later += other.later;
+        self.in_digest += other.in_digest;
+        self.before_go_live += other.before_go_live;
+        self.superseded += other.superseded;
+        self.acknowledged += other.acknowledged;
+    }
 }
 
 /// A case as the preview needs it.
@@ -559,7 +619,12 @@ pub fn go_live_preview(
     stale_after: chrono::Duration,
 ) -> std::collections::BTreeMap<String, GoLiveCounts> {
     let today = crate::localtime::date_of(now);
-    let horizon = crate::localtime::end_of(planner.calendar.add(today, 1));
+    // The daemon's first batch: now, or the start of working hours if going live outside them.
+    let first = routing.placement.place(now, false);
+    let next_open = planner
+        .calendar
+        .add_in(crate::calendar::Reckoning::Council, today, 1);
+    let horizon = crate::localtime::end_of(next_open);
     let mut by_rule: std::collections::BTreeMap<String, GoLiveCounts> = Default::default();
     for history in cases {
         let plan = planner.plan_case(&history.case, &history.events, now);
@@ -580,12 +645,13 @@ pub fn go_live_preview(
         {
             let counts = by_rule.entry(row.rule.clone()).or_default();
             match row.state {
-                PlannedState::Pending if row.send_at <= now => counts.send_now += 1,
+                PlannedState::Pending if row.send_at <= first => counts.send_now += 1,
                 PlannedState::Pending if row.send_at <= horizon => counts.next_working_day += 1,
-                PlannedState::Pending => {}
+                PlannedState::Pending => counts.later += 1,
+                PlannedState::InDigest => counts.in_digest += 1,
                 PlannedState::BeforeGoLive => counts.before_go_live += 1,
-                PlannedState::Superseded if row.send_at <= now => counts.superseded += 1,
-                PlannedState::Superseded | PlannedState::InDigest | PlannedState::Acknowledged => {}
+                PlannedState::Superseded => counts.superseded += 1,
+                PlannedState::Acknowledged => counts.acknowledged += 1,
             }
         }
     }
@@ -595,24 +661,24 @@ pub fn go_live_preview(
 
 /// The preview as a table, with a total line.
 pub fn go_live_table(by_rule: &std::collections::BTreeMap<String, GoLiveCounts>) -> String {
-    let mut out = format!(
-        "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
-        "RULE", "SEND NOW", "NEXT WORKING DAY", "BEFORE GO-LIVE", "SUPERSEDED"
-    );
+    let line = |label: &str, values: &[String]| {
+        let mut l = format!("  {label:<32}");
+        for (v, h) in values.iter().zip(GoLiveCounts::COLUMNS) {
+            l.push_str(&format!(" {v:>w$}", w = h.len()));
+        }
+        l.push('\n');
+        l
+    };
+    let heads: Vec<String> = GoLiveCounts::COLUMNS
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    let mut out = line("RULE", &heads);
     let mut total = GoLiveCounts::default();
     for (rule, c) in by_rule {
-        out.push_str(&format!(
-            "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
-            rule, c.send_now, c.next_working_day, c.before_go_live, c.superseded
-        ));
-        total.send_now += c.send_now;
-        total.next_working_day += c.next_working_day;
-        total.before_go_live += c.before_go_live;
-        total.superseded += c.superseded;
+        out.push_str(&line(rule, &c.values().map(|v| v.to_string())));
+        total.add(c);
     }
-    out.push_str(&format!(
-        "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
-        "total", total.send_now, total.next_working_day, total.before_go_live, total.superseded
-    ));
+    out.push_str(&line("total", &total.values().map(|v| v.to_string())));
     out
 }

@@ -261,15 +261,37 @@ impl<'a> Planner<'a> {
         run.finish()
     }
 
+    /// Places a moment in the working-hours window: see [`Placement::place`].
+    pub fn place(&self, t: DateTime<Utc>, urgent: bool) -> DateTime<Utc> {
+        self.placement().place(t, urgent)
+    }
+
+    /// When messages may go: the council's open days and working hours.
+    pub fn placement(&self) -> Placement<'a> {
+        Placement {
+            calendar: self.calendar,
+            hours: self.working_hours,
+        }
+    }
+}
+
+/// When a message that is not urgent may go: inside working hours on a day the council is open.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    pub calendar: &'a Calendar,
+    pub hours: WorkingHours,
+}
+
+impl Placement<'_> {
     /// Places a moment in the working-hours window: unchanged if urgent or already inside it,
-    /// otherwise the next window start on a working day.
+    /// otherwise the next window start on a day the council is open.
     pub fn place(&self, t: DateTime<Utc>, urgent: bool) -> DateTime<Utc> {
         if urgent {
             return t;
         }
         let local = localtime::naive_of(t);
         let (date, time) = (local.date(), local.time());
-        let hours = self.working_hours;
+        let hours = self.hours;
         if self.calendar.is_open_day(date) && time < hours.end {
             if time >= hours.start {
                 t
