@@ -97,9 +97,14 @@ impl Engine {
             };
             // Known even if broken, so rules using it are not also reported as unknown.
             self.templates.insert(name.clone());
+            // A folder with only a `webhook.json` is a webhook body (a Teams card, a Slack
+            // message) that a webhook's `body:` names: it needs no subject or text of its own.
+            let body_only = folder.join("webhook.json").is_file()
+                && !folder.join("subject.txt").exists()
+                && !folder.join("body.txt").exists();
             for part in TEMPLATE_PARTS {
                 let file = folder.join(part);
-                let required = matches!(part, "subject.txt" | "body.txt");
+                let required = !body_only && matches!(part, "subject.txt" | "body.txt");
                 let source = match std::fs::read_to_string(&file) {
                     Ok(s) => s,
                     Err(_) if !required => continue,

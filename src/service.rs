@@ -436,7 +436,14 @@ pub fn case_write(
             PlannedState::Superseded
         };
         let mut n = n.clone();
-        n.late |= send && catching_up;
+        if send && catching_up {
+            n.late = true;
+            n.late_reason = Some(if before_go_live(&n) {
+                crate::planner::LateReason::WentLive
+            } else {
+                crate::planner::LateReason::CaughtUp
+            });
+        }
         // A message that goes after its time (at going live, after downtime) still goes inside
         // working hours on a day the council is open, and its row says when.
         if send && n.send_at < now {

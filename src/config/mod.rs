@@ -184,6 +184,11 @@ pub struct WebhookConfig {
     /// tried again later, under the same `webhook-id`).
     #[serde(default = "default_webhook_timeout")]
     pub timeout_seconds: u64,
+    /// A template folder whose `webhook.json` shapes every request to this webhook (the shipped
+    /// `teams_card` for a Teams Workflows webhook, `slack_message` for Slack), unless the
+    /// message's own template has a `webhook.json`.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 fn default_webhook_timeout() -> u64 {
@@ -321,6 +326,22 @@ impl Config {
         };
         let rules = match RuleSet::load(&rules_dir, &templates_dir, &services) {
             Ok(r) => {
+                for (name, hook) in &file.webhooks {
+                    let Some(body) = &hook.body else { continue };
+                    if r.engine.has_part(body, "webhook.json") {
+                        problems.extend(crate::message::check_webhook_body(
+                            &r,
+                            &templates_dir,
+                            name,
+                            body,
+                        ));
+                    } else {
+                        problems.push(at(
+                            &format!("webhooks.{name}.body"),
+                            format!("webhooks.{name}.body: no template `{body}` with a webhook.json in the templates folder"),
+                        ));
+                    }
+                }
                 for role in file.fallbacks.iter().flat_map(|f| f.keys()) {
                     if !r.case.roles.contains(role) {
                         problems.push(at(

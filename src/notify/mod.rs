@@ -160,7 +160,14 @@ impl Courier {
                         reason: format!("no webhook `{webhook}` in the config"),
                     };
                 };
-                let body = match message::render_webhook(&config.rules, &c.case, n, &c.data) {
+                let body_template = config.webhooks.get(webhook).and_then(|w| w.body.as_deref());
+                let body = match message::render_webhook(
+                    &config.rules,
+                    &c.case,
+                    n,
+                    &c.data,
+                    body_template,
+                ) {
                     Ok(b) => b,
                     Err(e) => {
                         return Outcome::Failed {

@@ -5,7 +5,7 @@
 
 use super::recipients::Addressed;
 use super::{
-    End, EndKind, FollowUp, FollowUpKind, NoteMeta, Notification, NotificationKind,
+    End, EndKind, FollowUp, FollowUpKind, LateReason, NoteMeta, Notification, NotificationKind,
     NotificationStatus, Obligation, Replaced, Run, Segment, Sent, Target, UpcomingEvent,
 };
 use crate::event::Event;
@@ -234,6 +234,7 @@ impl Run<'_, '_> {
     ) {
         let id = ob.id(rule);
         let meta = |seg: &Segment, step: &str, late: bool| NoteMeta {
+            late: late.then_some(LateReason::OpenedLate),
             kind: NotificationKind::Action,
             step: step.to_string(),
             title: None,
@@ -241,7 +242,6 @@ impl Run<'_, '_> {
             obligation: Some(id.clone()),
             due: Some(seg.due.date),
             event: ob.opened_by.clone(),
-            late,
             replaces: None,
             data: seg.data.clone(),
         };

@@ -3,8 +3,8 @@
 //! late is sent.
 
 use super::{
-    NoteMeta, Notification, NotificationKind, NotificationStatus, Obligation, Run, localtime,
-    step_day,
+    LateReason, NoteMeta, Notification, NotificationKind, NotificationStatus, Obligation, Run,
+    localtime, step_day,
 };
 use crate::rules::{ObligationRule, Recipient, Rule, Send, Step};
 use chrono::{DateTime, Utc};
@@ -138,7 +138,8 @@ impl Run<'_, '_> {
                     *count += 1;
                     count.to_string()
                 };
-                let meta = self.step_meta(ob, rule, &id, p.kind, p.step, seg.due.date, p.late);
+                let late = p.late.then_some(LateReason::OpenedLate);
+                let meta = self.step_meta(ob, rule, &id, p.kind, p.step, seg.due.date, late);
                 let meta = NoteMeta {
                     data: seg.data.clone(),
                     ..meta
@@ -155,7 +156,8 @@ impl Run<'_, '_> {
                 );
             }
             for (at, kind, step, send) in joined {
-                let meta = self.step_meta(ob, rule, &id, kind, step, seg.due.date, true);
+                let late = Some(LateReason::JoinedLate);
+                let meta = self.step_meta(ob, rule, &id, kind, step, seg.due.date, late);
                 let meta = NoteMeta {
                     data: seg.data.clone(),
                     ..meta
@@ -183,7 +185,7 @@ impl Run<'_, '_> {
         kind: NotificationKind,
         step: &Step,
         due: chrono::NaiveDate,
-        late: bool,
+        late: Option<LateReason>,
     ) -> NoteMeta {
         NoteMeta {
             kind,

@@ -972,7 +972,7 @@ impl<'p, 'a> Run<'p, 'a> {
                 obligation: None,
                 due: None,
                 event: hit.event.clone(),
-                late: false,
+                late: None,
                 replaces: None,
                 data: hit.data.clone(),
             };
@@ -1020,7 +1020,8 @@ struct NoteMeta {
     obligation: Option<String>,
     due: Option<NaiveDate>,
     event: String,
-    late: bool,
+    /// Why it goes after its usual time, when it does.
+    late: Option<LateReason>,
     replaces: Option<Replaced>,
     /// What the message is about.
     data: Arc<Map<String, Value>>,

@@ -790,13 +790,18 @@ static DATABASES: AtomicU32 = AtomicU32::new(0);
 impl Daemon {
     /// `GET /metrics`, parsed as Prometheus text.
     pub async fn metrics(&self) -> prometheus_parse::Scrape {
+        let text = self.metrics_text().await;
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .expect("valid Prometheus text")
+    }
+
+    /// `/metrics` as served.
+    pub async fn metrics_text(&self) -> String {
         let (status, body) = self
             .request(reqwest::Method::GET, "/metrics", Some(READ_TOKEN), None)
             .await;
         assert_eq!(status, 200, "{body}");
-        let text = body.as_str().expect("metrics are text").to_string();
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-            .expect("valid Prometheus text")
+        body.as_str().expect("metrics are text").to_string()
     }
 }
 
