@@ -384,15 +384,26 @@ pub fn case_write(
     // one that applies when it goes: a stage that falls due at 09:00 takes the place of the
     // earlier one caught up at 08:00.
     let first = routing.placement.place(now, false);
-    let mut latest: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    // Two stages falling at one moment (closures pushed one onto the other's day): the later
+    // stage of the ladder is the one that applies.
+    let stage = |n: &Notification| {
+        let o = routing.rules.rule(&n.rule).and_then(|r| r.obligation());
+        let index = |steps: &[crate::rules::Step]| steps.iter().position(|s| s.id == n.step);
+        match n.kind {
+            NotificationKind::Escalation => (1, o.and_then(|o| index(&o.escalations))),
+            _ => (0, o.and_then(|o| index(&o.reminders))),
+        }
+    };
+    let mut latest: HashMap<&str, (DateTime<Utc>, Stage)> = HashMap::new();
     for n in &plan.notifications {
         let going = matches!(
             n.status,
             NotificationStatus::Due | NotificationStatus::Scheduled
         ) && n.send_at <= first;
         if let (true, Some(o)) = (is_ladder(n) && going, n.obligation.as_deref()) {
-            let t = latest.entry(o).or_insert(n.send_at);
-            *t = (*t).max(n.send_at);
+            let this = (n.send_at, stage(n));
+            let t = latest.entry(o).or_insert(this);
+            *t = (*t).max(this);
         }
     }
 
@@ -409,14 +420,21 @@ pub fn case_write(
             NotificationStatus::Scheduled => true,
             NotificationStatus::Due if !catching_up => true,
             NotificationStatus::Due => match n.kind {
+                // Nobody to tell: recorded, not raised as dead again for what is long past.
+                _ if matches!(n.recipient, Target::Nobody { .. }) => false,
                 NotificationKind::Notice => true,
-                NotificationKind::Action => meeting_ahead(data_of.get(n.event.as_str()), now),
+                NotificationKind::Action => meeting_ahead(
+                    n.data
+                        .as_deref()
+                        .or_else(|| data_of.get(n.event.as_str()).copied()),
+                    now,
+                ),
                 NotificationKind::Reminder | NotificationKind::Escalation => {
                     let is_latest = n
                         .obligation
                         .as_deref()
                         .and_then(|o| latest.get(o))
-                        .is_some_and(|t| *t == n.send_at);
+                        .is_some_and(|t| *t == (n.send_at, stage(n)));
                     let deadline_passed = obligation.is_some_and(|(d, _)| *d <= first);
                     is_latest && !(n.kind == NotificationKind::Reminder && deadline_passed)
                 }
@@ -523,6 +541,10 @@ pub fn stale_after(config: &Config) -> chrono::Duration {
     chrono::Duration::hours(i64::try_from(config.delivery.stale_after_hours).unwrap_or(24))
 }
 
+/// Where a step stands in its obligation's ladders: reminders (0) before escalations (1), then
+/// its place in its ladder.
+type Stage = (u8, Option<usize>);
+
 /// A reminder or an escalation: a step of an obligation's ladder.
 fn is_ladder(n: &Notification) -> bool {
     matches!(
@@ -533,7 +555,7 @@ fn is_ladder(n: &Notification) -> bool {
 
 /// Whether the meeting a deadline action is about (its event's `meeting_at`) is still ahead;
 /// an action about no meeting is always worth sending.
-fn meeting_ahead(data: Option<&&Map<String, Value>>, now: DateTime<Utc>) -> bool {
+fn meeting_ahead(data: Option<&Map<String, Value>>, now: DateTime<Utc>) -> bool {
     match data
         .and_then(|d| d.get("meeting_at"))
         .and_then(Value::as_str)

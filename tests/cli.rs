@@ -26,7 +26,7 @@ fn check_summarises_a_good_config() {
     let (code, out, err) = driftwatch(&["check"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"), "{out}");
-    assert!(out.contains("rules: 33 from 6 file(s)"), "{out}");
+    assert!(out.contains("rules: 37 from 6 file(s)"), "{out}");
     // Which calendar each rule counts in.
     assert!(
         out.contains(
@@ -390,7 +390,10 @@ fn explain_puts_a_rule_in_words_with_dates_from_the_calendar() {
         out.contains("It is due 20 working days after the time of the event."),
         "{out}"
     );
-    assert!(out.contains("It is met by `review_held`."), "{out}");
+    assert!(
+        out.contains("It is met by `review_held` when its condition holds."),
+        "{out}"
+    );
     // The dates are the calendar's: 20 working days after Monday 4 January 2027 is 1 February;
     // the escalation one working day later; the first reminder 15 working days before the due date.
     let cal = &common::config().calendar;

@@ -844,11 +844,12 @@ fn a_review_cancelled_during_proceedings_is_told_to_the_guardian_and_legal_advis
     // The parent and the carer are told of the cancellation; so must the guardian and the
     // legal adviser be.
     assert_eq!(sent_to(&p, "review_invitations", "cancelled").len(), 2);
-    let told: Vec<(String, String)> = going(&p)
+    let mut told: Vec<(String, String)> = going(&p)
         .filter(|n| n.send_at >= t("2027-02-03T11:00:00Z"))
         .filter(|n| matches!(n.recipient.label().as_str(), "guardian" | "legal_adviser"))
         .map(|n| (local(n), n.recipient.label()))
         .collect();
+    told.sort();
     assert_eq!(
         told,
         vec![
@@ -1929,11 +1930,12 @@ fn after_downtime_the_invitations_for_a_moved_reviews_new_date_still_go() {
             .find(|w| w.key == n.idempotency_key)
             .map(|w| w.state)
     };
-    let after_the_move: Vec<(String, String, Option<PlannedState>)> = going(&p)
+    let mut after_the_move: Vec<(String, String, Option<PlannedState>)> = going(&p)
         .filter(|n| n.rule == "review_invitations" && n.send_at >= t("2027-01-29T11:00:00Z"))
         .filter(|n| n.kind == K::Action)
         .map(|n| (n.step.clone(), n.recipient.label(), state(n)))
         .collect();
+    after_the_move.sort_by(|a, b| (&b.0, &a.1).cmp(&(&a.0, &b.1)));
     assert_eq!(
         after_the_move,
         vec![

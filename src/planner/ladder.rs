@@ -21,24 +21,6 @@ struct Placed<'r> {
     late: bool,
 }
 
-/// Two steps of one ladder that fall at the same moment (a closure pushed an escalation onto
-/// the day of the next stage): only the later stage goes, as it is the one that applies then.
-fn supersede_ties(placed: &mut [Placed]) {
-    let going: Vec<(DateTime<Utc>, NotificationKind, usize)> = placed
-        .iter()
-        .filter(|p| p.status != NotificationStatus::Superseded)
-        .map(|p| (p.at, p.kind, p.index))
-        .collect();
-    for p in placed.iter_mut() {
-        let later_stage_then = going
-            .iter()
-            .any(|&(at, kind, index)| at == p.at && kind == p.kind && index > p.index);
-        if later_stage_then {
-            p.status = NotificationStatus::Superseded;
-        }
-    }
-}
-
 impl Run<'_, '_> {
     /// Reminders and escalations of one obligation across its segments.
     pub(super) fn ladder(
@@ -125,7 +107,6 @@ impl Run<'_, '_> {
                     }
                 }
             }
-            supersede_ties(&mut placed);
             self.advance(ob, seg.start, seg_end, &mut placed);
             let joined = self.joiners(seg.start, seg_end, deadline, &placed);
 

@@ -205,6 +205,9 @@ struct Run<'p, 'a> {
     acks: Vec<ack::Ack>,
     /// When periods of care ended: nothing about a period is sent after it.
     period_ends: Vec<DateTime<Utc>>,
+    /// The events of the current period of care so far, for `met_by` matchers that count an
+    /// event from before their obligation opened (`earlier: true`).
+    period_events: Vec<Event>,
     problems: Vec<String>,
 }
 
@@ -393,6 +396,7 @@ impl<'p, 'a> Run<'p, 'a> {
             back_dated: Vec::new(),
             acks: Vec::new(),
             period_ends: Vec::new(),
+            period_events: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -425,7 +429,19 @@ impl<'p, 'a> Run<'p, 'a> {
             }
         }
         let mut queue: Vec<Event> = by_id.into_values().cloned().collect();
-        queue.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        // At one instant, a period of care begins before anything else happens in it and ends
+        // after everything else: a discharge recorded at the moment care ends is still told.
+        let case = &self.planner.rules.case;
+        let rank = |e: &Event| {
+            if case.opened_by.contains(&e.kind) {
+                0
+            } else if case.closed_by.contains(&e.kind) {
+                2
+            } else {
+                1
+            }
+        };
+        queue.sort_by(|a, b| (a.at, rank(a), &a.id).cmp(&(b.at, rank(b), &b.id)));
         queue
     }
 
@@ -508,6 +524,7 @@ impl<'p, 'a> Run<'p, 'a> {
         }
         if begins {
             self.state.begin_period();
+            self.period_events.clear();
         }
         self.state.apply(&rules.case, event);
         self.history.record(event.at, &self.state);
@@ -517,32 +534,71 @@ impl<'p, 'a> Run<'p, 'a> {
         }
 
         if rules.case.closed_by.contains(&event.kind) {
-            for ob in self.obligations.iter_mut().filter(|o| o.end.is_none()) {
-                ob.end = Some(End {
-                    at: event.at,
-                    kind: EndKind::Cancelled,
-                    by: event.id.clone(),
-                });
-            }
-            for ob in &mut self.obligations {
-                ob.settled = true;
-            }
-            self.state.closed = true;
-            self.period_ends.push(event.at);
+            self.end_period(event);
         }
 
         for idx in 0..self.obligations.len() {
             match self.obligations[idx].end.as_ref().map(|e| e.kind) {
                 None => self.match_open(idx, event),
                 Some(EndKind::Actioned) => self.match_after_action(idx, event),
+                Some(EndKind::Met) => self.match_after_met(idx, event),
                 Some(_) => {}
             }
         }
+        self.period_events.push(event.clone());
 
         if self.state.closed {
             return;
         }
         self.fire_rules(event);
+    }
+
+    /// The child ceases to be looked after: every open obligation is cancelled and booked
+    /// meetings will not take place; after this nothing about the period is sent (those invited
+    /// to a meeting are not written to: the council tells them).
+    fn end_period(&mut self, event: &Event) {
+        for ob in &mut self.obligations {
+            if ob.end.is_none() {
+                ob.end = Some(End {
+                    at: event.at,
+                    kind: EndKind::Cancelled,
+                    by: event.id.clone(),
+                });
+            }
+            ob.settled = true;
+        }
+        self.state.end_period();
+        self.period_ends.push(event.at);
+    }
+
+    /// An obligation met before the meeting it prepared for, by an event recorded only after
+    /// the meeting was held, was not done before it: an `ended_by` event whose moment comes
+    /// before the meeting turns it into not done.
+    fn match_after_met(&mut self, idx: usize, event: &Event) {
+        let rules = self.planner.rules;
+        let rule = &rules.rules[self.obligations[idx].rule];
+        let Some(orule) = rule.obligation() else {
+            return;
+        };
+        let Some(met_at) = self.obligations[idx].end.as_ref().map(|e| e.at) else {
+            return;
+        };
+        let key = self.obligations[idx].key.clone();
+        let what = format!("rule {} ended_by {}", rule.id, event.kind);
+        if let Some(m) = orule
+            .ended_by
+            .iter()
+            .find(|m| self.matches(m, key.as_deref(), event, &what))
+        {
+            let ended = moment_of(m, event);
+            if ended < met_at {
+                self.obligations[idx].end = Some(End {
+                    at: ended,
+                    kind: EndKind::Ended,
+                    by: event.id.clone(),
+                });
+            }
+        }
     }
 
     /// Checks an open obligation against an event: cancelled, met, ended, moved or advanced.
@@ -568,6 +624,9 @@ impl<'p, 'a> Run<'p, 'a> {
             .any(|m| self.matches(m, key, event, &what("cancelled_by")))
         {
             self.obligations[idx].end = end(EndKind::Cancelled, event.at);
+            // Invitations that went before a move are recalled too.
+            self.tell_cancelled(idx, event.at);
+            self.obligations[idx].settled = true;
         } else if let Some(m) = orule
             .met_by
             .iter()
@@ -587,7 +646,8 @@ impl<'p, 'a> Run<'p, 'a> {
             .find(|r| self.matches(&r.matcher, key, event, &what("replanned_by")))
         {
             let anchor = r.from.resolve(event, None);
-            self.replan(idx, rule, orule, anchor, event);
+            // Moved again after its invitations went: everyone invited is told again.
+            self.move_after_sending(idx, rule, orule, anchor, event);
         } else if let Some(a) = orule
             .advanced_by
             .iter()
@@ -772,6 +832,33 @@ impl<'p, 'a> Run<'p, 'a> {
             advances: Vec::new(),
             settled: false,
         });
+        self.met_earlier(self.obligations.len() - 1, orule);
+    }
+
+    /// Meets a new obligation with an event of the current period of care from before it
+    /// opened, for a `met_by` matcher that counts one (`earlier: true`): the IRO allocated, or
+    /// the care plan written, before section 20 status formally began.
+    fn met_earlier(&mut self, idx: usize, orule: &ObligationRule) {
+        let rule_id = self.planner.rules.rules[self.obligations[idx].rule]
+            .id
+            .clone();
+        let key = self.obligations[idx].key.clone();
+        let events = std::mem::take(&mut self.period_events);
+        let found = orule.met_by.iter().filter(|m| m.earlier).find_map(|m| {
+            let what = format!("rule {rule_id} met_by {}", m.event);
+            events
+                .iter()
+                .find(|e| self.matches(m, key.as_deref(), e, &what))
+                .map(|e| (moment_of(m, e), e.id.clone()))
+        });
+        self.period_events = events;
+        if let Some((at, by)) = found {
+            self.obligations[idx].end = Some(End {
+                at,
+                kind: EndKind::Met,
+                by,
+            });
+        }
     }
 
     /// Moves an obligation's deadline: a new segment from this event, with the event's data
@@ -959,7 +1046,8 @@ impl<'p, 'a> Run<'p, 'a> {
                 continue;
             };
             let at = self.planner.place(hit.at, send.urgent);
-            let ended = self.period_ends.iter().any(|e| *e >= hit.at && *e <= at);
+            // Ended after the event and before the notice could go: not sent.
+            let ended = self.period_ends.iter().any(|e| *e >= hit.at && *e < at);
             if ended {
                 continue;
             }

@@ -132,10 +132,10 @@ impl Run<'_, '_> {
         out
     }
 
-    /// One notification per recipient of `send` at `at`, keyed by `key_base`. A message for a
-    /// role that finds nobody at all (no contact, no fallback), and is not merely passed over, is
-    /// addressed to nobody: the daemon records it as dead with its reason. A message only for the
-    /// people listed in the event goes to nobody, silently, when the list is empty.
+    /// One notification per recipient of `send` at `at`, keyed by `key_base`. A message that
+    /// finds nobody at all (no contact for a role and no fallback, an empty list), and is not
+    /// merely passed over, is addressed to nobody: the daemon records it as dead with its reason,
+    /// so an admin sees that nobody was told.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn push_notifications(
         &mut self,
@@ -151,9 +151,7 @@ impl Run<'_, '_> {
         let what = (status != NotificationStatus::Superseded)
             .then(|| format!("rule {} {}", meta.rule, meta.step));
         let mut addressed = self.recipients(send, at, &meta.data, event_at, item, what.as_deref());
-        let for_a_role = send.to.iter().any(|r| matches!(r, Recipient::Role(_)));
         if addressed.is_empty()
-            && for_a_role
             && let Some(what) = what
         {
             let tried: Vec<String> = send.to.iter().map(ToString::to_string).collect();

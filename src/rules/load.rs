@@ -731,12 +731,14 @@ impl<'a> Checker<'a> {
                             key: None,
                             at: None,
                             when: None,
+                            earlier: false,
                         },
                         Short::Full(f) => RawMatcher {
                             event: f.event.clone(),
                             key: f.key.clone(),
                             at: f.at.clone(),
                             when: f.when.clone(),
+                            earlier: f.earlier,
                         },
                     };
                     this.matcher(src, &at, &format!("{rule_id}.{field}[{j}]"), &full, key)
@@ -746,6 +748,19 @@ impl<'a> Checker<'a> {
         let met_by = matchers(self, "met_by", &raw.met_by);
         let cancelled_by = matchers(self, "cancelled_by", &raw.cancelled_by);
         let ended_by = matchers(self, "ended_by", &raw.ended_by);
+        for (field, list) in [
+            ("cancelled_by", &raw.cancelled_by),
+            ("ended_by", &raw.ended_by),
+        ] {
+            for (j, m) in list.iter().enumerate() {
+                if let Short::Full(RawMatcher { earlier: true, .. }) = m {
+                    self.problems.push(src.at(
+                        &format!("{yaml}.{field}[{j}].earlier"),
+                        "`earlier` lets an event from before the obligation opened meet it; it belongs under `met_by`",
+                    ));
+                }
+            }
+        }
         for (j, m) in raw.cancelled_by.iter().enumerate() {
             if let Short::Full(RawMatcher { at: Some(_), .. }) = m {
                 self.problems.push(src.at(
@@ -862,6 +877,7 @@ impl<'a> Checker<'a> {
             key: raw.1.clone(),
             at: None,
             when: raw.2.clone(),
+            earlier: false,
         };
         let matcher = self.matcher(src, yaml, name, &m, rule_key)?;
         let spec = self.vocabulary.events.get(raw.0).cloned()?;
@@ -928,6 +944,7 @@ impl<'a> Checker<'a> {
             key,
             at,
             when,
+            earlier: raw.earlier,
         })
     }
 

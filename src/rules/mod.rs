@@ -221,6 +221,8 @@ pub struct Matcher {
     /// When the obligation counts as met, if not the event's own time (`data.held_at`).
     pub at: Option<FieldPath>,
     pub when: Option<String>,
+    /// Such an event before the obligation opened, in the same period of care, counts too.
+    pub earlier: bool,
 }
 
 #[derive(Debug, Clone)]
