@@ -235,12 +235,14 @@ pub fn render(
 
 /// The JSON body of a webhook: the template's `webhook.json` when it has one (so a Teams or
 /// Slack incoming webhook gets the shape it wants), otherwise a standard envelope with the
-/// rendered subject and text.
+/// rendered subject and text, and `sent_at`, driftwatch's time of sending (under a manual clock,
+/// the clock's time; the signed `webhook-timestamp` header is always the real time).
 pub fn render_webhook(
     rules: &RuleSet,
     case: &str,
     n: &Notification,
     data: &Map<String, Value>,
+    sent_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, RenderError> {
     let error = |message: String| RenderError {
         template: n.template.clone(),
@@ -269,6 +271,7 @@ pub fn render_webhook(
         "notification": ctx["notification"],
         "subject": m.subject,
         "text": m.text,
+        "sent_at": sent_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
     Ok(body.to_string())
 }

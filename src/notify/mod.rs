@@ -160,7 +160,7 @@ impl Courier {
                         reason: format!("no webhook `{webhook}` in the config"),
                     };
                 };
-                let body = match message::render_webhook(&config.rules, &c.case, n, &c.data) {
+                let body = match message::render_webhook(&config.rules, &c.case, n, &c.data, now) {
                     Ok(b) => b,
                     Err(e) => {
                         return Outcome::Failed {
@@ -168,7 +168,7 @@ impl Courier {
                         };
                     }
                 };
-                hook.send(&self.http, &c.key, &body, now).await
+                hook.send(&self.http, &c.key, &body).await
             }
         }
     }

@@ -549,13 +549,21 @@ pub struct Hook {
     pub id: String,
     pub timestamp: String,
     pub signature_valid: bool,
+    /// The timestamp is within [`TIMESTAMP_TOLERANCE`] of the receiver's real clock.
+    pub timestamp_fresh: bool,
     pub body: Value,
     pub answered: u16,
 }
 
-/// A real HTTP server receiving webhooks: it verifies each signature and answers with the
-/// next scripted status (200 once the script is used up), never while `hang` is set, and only
-/// after a delay while `slow` is.
+/// How far a webhook's timestamp may be from the receiver's clock, either way: the Standard
+/// Webhooks libraries' tolerance.
+pub const TIMESTAMP_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// A real HTTP server receiving webhooks. It verifies each one as the Standard Webhooks
+/// libraries do (the signature, and a timestamp within [`TIMESTAMP_TOLERANCE`] of its own real
+/// clock) and refuses one that fails with `400`; otherwise it answers with the next scripted
+/// status (200 once the script is used up), never while `hang` is set, and only after a delay
+/// while `slow` is.
 pub struct Receiver {
     pub url: String,
     hooks: Mutex<Vec<Hook>>,
@@ -654,8 +662,18 @@ async fn receive(
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|s| STANDARD.decode(s).ok())
         .any(|sig| mac.clone().verify_slice(&sig).is_ok());
+    let timestamp_fresh = timestamp.parse::<u64>().is_ok_and(|t| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs();
+        now.abs_diff(t) <= TIMESTAMP_TOLERANCE.as_secs()
+    });
     let hang = r.hang.load(Ordering::SeqCst);
-    let (answered, retry_after) = if hang {
+    let (answered, retry_after) = if !(signature_valid && timestamp_fresh) {
+        // "Message timestamp too old/too new" or a bad signature: the library refuses it.
+        (400, None)
+    } else if hang {
         (0, None)
     } else {
         r.script
@@ -668,11 +686,12 @@ async fn receive(
         id,
         timestamp,
         signature_valid,
+        timestamp_fresh,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         answered,
     });
     r.arrived.notify_waiters();
-    if hang {
+    if hang && answered == 0 {
         std::future::pending::<()>().await;
     }
     let slow = *r.slow.lock().expect("slow");
