@@ -13,6 +13,28 @@ use std::fmt;
 /// Longest id, case reference or type accepted, so a hostile sender cannot bloat keys.
 pub const MAX_NAME_LEN: usize = 200;
 
+/// Whether a character may never appear in a value that can reach a mail header or a log line
+/// (the envelope's `id`, `case`, `type` and `source`; a contact's `name`, `email` and `role`):
+/// the C0 controls (tab, CR and LF included), DEL, the C1 controls (NEL included) and the
+/// Unicode line and paragraph separators.
+pub fn breaks_a_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Whether a character may never appear in free text (any other string in `data`, which reaches
+/// only message bodies): as [`breaks_a_line`], except that tab, CR and LF are kept.
+pub fn forbidden_in_text(c: char) -> bool {
+    breaks_a_line(c) && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// What a refused name or contact field is told.
+pub const NO_CONTROL_CHARACTERS: &str =
+    "must not contain control characters or line breaks (CR, LF, NUL, NEL, U+2028, U+2029, ...)";
+
+/// What a refused string in `data` is told.
+pub const NO_CONTROL_CHARACTERS_IN_TEXT: &str =
+    "must not contain control characters other than tab, CR and LF";
+
 /// One thing that happened on a child's case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -104,12 +126,8 @@ impl Event {
         if id.len() > MAX_NAME_LEN {
             return Err(err("id", "is longer than 200 characters"));
         }
-        if id.chars().any(char::is_control) {
-            return Err(EventError::new(
-                fallback,
-                "id",
-                "must not contain control characters",
-            ));
+        if id.chars().any(breaks_a_line) {
+            return Err(EventError::new(fallback, "id", NO_CONTROL_CHARACTERS));
         }
         if let Some(extra) = obj.keys().find(|k| !ENVELOPE_FIELDS.contains(&k.as_str())) {
             return Err(EventError::new(
@@ -140,8 +158,14 @@ impl Event {
             None | Some(Value::Null) => Map::new(),
             Some(_) => return Err(err("data", "must be a JSON object")),
         };
+        if let Some((field, message)) = bad_text_in(&data, "data") {
+            return Err(err(&field, message));
+        }
         let source = match obj.get("source") {
             None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.chars().any(breaks_a_line) => {
+                return Err(err("source", NO_CONTROL_CHARACTERS));
+            }
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(err("source", "must be a string")),
         };
@@ -161,13 +185,49 @@ impl Event {
     }
 }
 
+/// The first string in `data`, at any depth, holding a character free text may not hold, or a
+/// field name holding a control character: its path (`data.recommendations[1].summary`) and the
+/// problem, never the value.
+fn bad_text_in(fields: &Map<String, Value>, path: &str) -> Option<(String, &'static str)> {
+    if fields.keys().any(|k| k.chars().any(breaks_a_line)) {
+        return Some((path.to_string(), "has a field name with control characters"));
+    }
+    fields
+        .iter()
+        .filter(|(_, v)| !clean(v))
+        .find_map(|(k, v)| bad_text(v, &format!("{path}.{k}")))
+}
+
+fn bad_text(value: &Value, path: &str) -> Option<(String, &'static str)> {
+    match value {
+        Value::String(_) => Some((path.to_string(), NO_CONTROL_CHARACTERS_IN_TEXT)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !clean(v))
+            .find_map(|(i, v)| bad_text(v, &format!("{path}[{i}]"))),
+        Value::Object(fields) => bad_text_in(fields, path),
+        _ => None,
+    }
+}
+
+/// Whether a value holds no forbidden character anywhere (checked before any path is built).
+fn clean(value: &Value) -> bool {
+    match value {
+        Value::String(s) => !s.chars().any(forbidden_in_text),
+        Value::Array(items) => items.iter().all(clean),
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(k, v)| !k.chars().any(breaks_a_line) && clean(v)),
+        _ => true,
+    }
+}
+
 fn required_name(obj: &Map<String, Value>, field: &str) -> Result<String, &'static str> {
     match obj.get(field) {
         Some(Value::String(s)) if s.trim().is_empty() => Err("must not be empty"),
         Some(Value::String(s)) if s.len() > MAX_NAME_LEN => Err("is longer than 200 characters"),
-        Some(Value::String(s)) if s.chars().any(char::is_control) => {
-            Err("must not contain control characters")
-        }
+        Some(Value::String(s)) if s.chars().any(breaks_a_line) => Err(NO_CONTROL_CHARACTERS),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err("must be a string"),
         None => Err("is missing"),
@@ -276,6 +336,31 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(parse(value).unwrap_err().to_string(), expected);
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_by_field_and_free_text_keeps_line_breaks() {
+        let base = json!({"id": "e", "case": "C", "type": "t", "at": "2027-01-01T00:00:00Z"});
+        for c in [
+            "\r\n", "\0", "\u{85}", "\u{2028}", "\u{2029}", "\u{7f}", "\u{9f}", "\t",
+        ] {
+            let mut bad = base.clone();
+            bad["case"] = json!(format!("C{c}1"));
+            let e = parse(bad).unwrap_err();
+            assert_eq!((e.field.as_str(), e.event.as_str()), ("case", "e"));
+            let mut bad = base.clone();
+            bad["id"] = json!(format!("e{c}1"));
+            assert_eq!(parse(bad).unwrap_err().event, "line 1", "{c:?}");
+        }
+        let mut text = base.clone();
+        text["data"] = json!({"notes": [{"summary": "two\r\nlines\tand a tab"}]});
+        assert!(parse(text.clone()).is_ok());
+        text["data"]["notes"][0]["summary"] = json!("a\u{0}b");
+        let e = parse(text.clone()).unwrap_err();
+        assert_eq!(e.field, "data.notes[0].summary");
+        assert!(!e.to_string().contains("a\u{0}b"));
+        text["data"] = json!({"x\ny": 1});
+        assert_eq!(parse(text).unwrap_err().field, "data");
     }
 
     #[test]

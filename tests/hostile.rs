@@ -24,6 +24,9 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| json!(f)),
         "[a-z@. ]{0,12}".prop_map(|s| Value::from(format!("{PLANTED}{s}"))),
+        // With line breaks and other controls, as a hostile sender would try.
+        "[a-z@. \r\n\t\u{0}\u{85}\u{2028}\u{7f}]{0,12}"
+            .prop_map(|s| Value::from(format!("{PLANTED}{s}"))),
         // Dates and times, plausible and not.
         (0u32..=10000, 1u32..=12, 1u32..=28)
             .prop_map(|(y, m, d)| Value::from(format!("{y:04}-{m:02}-{d:02}"))),
@@ -353,4 +356,175 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), target).expect("copy");
         }
     }
+}
+
+/// What could slip a header or a log line into a name: CR LF, a lone LF, NUL, NEL (U+0085),
+/// the Unicode line and paragraph separators, DEL, a C1 control and tab.
+const LINE_BREAKERS: [&str; 9] = [
+    "\r\n", "\n", "\r", "\0", "\u{85}", "\u{2028}", "\u{2029}", "\u{7f}", "\u{9b}",
+];
+
+/// Every field that can reach a mail header or a log line refuses control characters with a
+/// `422` naming the field by its path, never its value; free text that reaches only message
+/// bodies keeps its line breaks.
+#[tokio::test]
+async fn control_characters_in_names_and_references_are_refused_by_field_path() {
+    let setup = support::Setup::new();
+    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let start = json!({"id": "lac", "case": "C-9", "type": "child_looked_after",
+        "at": "2027-01-04T08:00:00Z",
+        "data": {"start": "2027-01-04T08:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-01-01"}});
+    let (status, body) = daemon.post_events(&start).await;
+    assert_eq!(status, 202, "{body}");
+    for breaker in LINE_BREAKERS.iter().chain(&["\t"]) {
+        let bad = format!("Sam{breaker}Bcc: intruder@elsewhere.example");
+        let contact = |name: &str| json!({"name": name, "email": "sam@council.example"});
+        let attempts = [
+            (
+                json!({"id": "sw", "case": "C-9", "type": "social_worker_allocated", "at": "2027-01-04T09:00:00Z",
+                       "data": {"social_worker": contact(&bad), "team_manager": contact("Tara")}}),
+                "sw",
+                "data.social_worker.name",
+            ),
+            (
+                json!({"id": "rs", "case": "C-9", "type": "review_scheduled", "at": "2027-01-04T09:00:00Z",
+                       "data": {"review_id": "R1", "meeting_at": "2027-01-28T10:00:00Z",
+                                "participants": [contact("Parent"), contact(&bad)]}}),
+                "rs",
+                "data.participants[1].name",
+            ),
+            (
+                json!({"id": "rs", "case": "C-9", "type": "review_scheduled", "at": "2027-01-04T09:00:00Z",
+                       "data": {"review_id": "R1", "meeting_at": "2027-01-28T10:00:00Z",
+                                "participants": [{"name": "Parent", "email": "p@example.org", "role": bad}]}}),
+                "rs",
+                "data.participants[0].role",
+            ),
+            (
+                json!({"id": "iro", "case": "C-9", "type": "iro_allocated", "at": "2027-01-04T09:00:00Z",
+                       "data": {"iro": {"name": "Ira", "email": format!("ira{breaker}@council.example")}}}),
+                "iro",
+                "data.iro.email",
+            ),
+            (
+                json!({"id": "ri", "case": "C-9", "type": "recommendations_issued", "at": "2027-01-04T09:00:00Z",
+                       "data": {"review_id": "R1", "recommendations": [
+                           {"id": "R1-1", "owner": contact(&bad), "due": "2027-02-01"}]}}),
+                "ri",
+                "data.recommendations[0].owner.name",
+            ),
+            (
+                json!({"id": bad, "case": "C-9", "type": "iro_service_notified", "at": "2027-01-04T09:00:00Z"}),
+                "#0",
+                "id",
+            ),
+            (
+                json!({"id": "n1", "case": bad, "type": "iro_service_notified", "at": "2027-01-04T09:00:00Z"}),
+                "n1",
+                "case",
+            ),
+            (
+                json!({"id": "n1", "case": "C-9", "type": "iro_service_notified", "at": "2027-01-04T09:00:00Z",
+                       "source": bad}),
+                "n1",
+                "source",
+            ),
+        ];
+        for (event, id, field) in attempts {
+            let (status, body) = daemon.post_events(&event).await;
+            assert_eq!(status, 422, "{breaker:?} in {field}: {body}");
+            assert_eq!(body["field"], field, "{breaker:?}: {body}");
+            assert_eq!(body["event"], id, "{breaker:?}: {body}");
+            let text = body.to_string();
+            assert!(
+                !text.contains("Bcc") && !text.contains("intruder"),
+                "{text}"
+            );
+        }
+    }
+    // Free text that reaches only message bodies keeps its line breaks and tabs; other controls
+    // are refused there too.
+    let summary = |text: &str| {
+        json!({"id": "ri-text", "case": "C-9", "type": "recommendations_issued", "at": "2027-01-04T09:00:00Z",
+               "data": {"review_id": "R1", "recommendations": [
+                   {"id": "R1-1", "summary": text, "owner": {"name": "Sam", "email": "sam@council.example"},
+                    "due": "2027-02-01"}]}})
+    };
+    for breaker in ["\0", "\u{85}", "\u{2028}", "\u{7f}", "\u{1b}"] {
+        let (status, body) = daemon
+            .post_events(&summary(&format!("Arrange{breaker}contact")))
+            .await;
+        assert_eq!(status, 422, "{breaker:?}: {body}");
+        assert_eq!(body["field"], "data.recommendations[0].summary", "{body}");
+        assert!(!body.to_string().contains("Arrange"), "{body}");
+    }
+    let (status, body) = daemon
+        .post_events(&summary("Arrange sibling contact\r\n\tweekly"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let plan = daemon.get("/v1/cases/C-9/plan").await;
+    let events = plan["events"].as_array().map_or(0, Vec::len);
+    assert!(events <= 2, "only the two good events are stored: {plan}");
+}
+
+/// A name with a line break stored before such names were refused (here written into the
+/// database while the daemon was stopped) cannot be built into a message: that notification
+/// becomes dead with its reason, the others go, and no header is slipped in.
+#[tokio::test]
+async fn a_name_stored_before_it_was_refused_makes_its_message_dead_not_a_panic() {
+    let mailbox = support::Mailbox::start();
+    let mut setup = support::Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    let daemon = support::Daemon::start(&setup, "2026-12-02T10:00:00Z");
+    let (status, body) = daemon.post_events(&support::example_events()).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(daemon.terminate().success());
+
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&setup.database_url)
+        .await
+        .expect("open the database");
+    for sql in [
+        "UPDATE events SET body = REPLACE(body, 'Sam Social', 'Sam\\r\\nBcc: intruder@elsewhere.example')",
+        "UPDATE outbox SET notification = REPLACE(notification, 'Sam Social', 'Sam\\r\\nBcc: intruder@elsewhere.example')",
+    ] {
+        let done = sqlx::query(sql).execute(&mut db).await.expect(sql);
+        assert!(done.rows_affected() > 0, "{sql}");
+    }
+    <sqlx::AnyConnection as sqlx::Connection>::close(db)
+        .await
+        .expect("close the database");
+
+    let daemon = support::Daemon::start(&setup, "2026-12-02T10:00:00Z");
+    // The care-plan reminders go to the social worker and the team manager on 9 December.
+    daemon.clock("2026-12-09T09:00:00Z").await;
+    let dead = daemon.outbox("dead").await;
+    let to_sam: Vec<&serde_json::Value> = dead
+        .iter()
+        .filter(|n| n["notification"]["email"] == "sam.social@council.example")
+        .collect();
+    assert!(!to_sam.is_empty(), "dead: {dead:?}");
+    for n in &to_sam {
+        let reason = n["last_error"].as_str().unwrap_or_default();
+        assert!(reason.contains("recipient's name"), "{reason}");
+        assert!(!reason.contains("Bcc"), "{reason}");
+    }
+    assert!(
+        dead.iter()
+            .all(|n| n["notification"]["email"] == "sam.social@council.example"),
+        "only Sam's messages are dead: {dead:?}"
+    );
+    let mail = mailbox.mail();
+    assert!(
+        mail.iter()
+            .any(|m| m.to == vec!["tara.manager@council.example".to_string()]),
+        "the team manager's reminder went"
+    );
+    assert!(
+        mail.iter()
+            .all(|m| m.header("Bcc").is_none() && !m.to.iter().any(|t| t.contains("intruder"))),
+        "no header was slipped in"
+    );
+    assert!(daemon.outbox("sending").await.is_empty(), "nothing stuck");
+    assert!(!daemon.logs().contains("intruder"), "the log holds no name");
 }

@@ -249,11 +249,17 @@ fn check_contact(value: &Value, path: &str) -> Result<(), (String, String)> {
         None => return Err((format!("{path}.email"), "is required".into())),
     }
     for key in ["name", "role"] {
-        if let Some(v) = obj.get(key)
-            && !v.is_string()
-            && !v.is_null()
-        {
-            return Err((format!("{path}.{key}"), "must be a string".into()));
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            // A name reaches a mail header: no line can be slipped in.
+            Some(Value::String(s)) if s.chars().any(crate::event::breaks_a_line) => {
+                return Err((
+                    format!("{path}.{key}"),
+                    crate::event::NO_CONTROL_CHARACTERS.into(),
+                ));
+            }
+            Some(Value::String(_)) => {}
+            Some(_) => return Err((format!("{path}.{key}"), "must be a string".into())),
         }
     }
     Ok(())
