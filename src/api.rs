@@ -2,9 +2,10 @@
 //! admin's reload, retry and (with a manual clock) time travel.
 //!
 //! Owns request parsing, status codes and bearer-token checks. Tokens are configured as SHA-256
-//! hashes and compared in constant time; each has scopes (ingest, read, admin). Error bodies say
-//! which event and which field are wrong, never echoing a value. Must not plan or deliver: it
-//! calls the service and the store.
+//! hashes and compared in constant time; each has scopes (ingest, read, admin). Every error is
+//! JSON, `{"error": ...}`, including what axum itself refuses (a body over the limit, an unknown
+//! path or method): error bodies say which event and which field are wrong, never echoing a
+//! value. Must not plan or deliver: it calls the service and the store.
 
 use crate::config::{Config, Scope};
 use crate::daemon::{Shared, reload};
@@ -50,12 +51,70 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/report", get(report))
         .route("/feeds/{file}", get(calendar_feed))
         .merge(crate::web::router())
+        .fallback(no_such_path)
+        .method_not_allowed_fallback(no_such_method)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             until_ready,
         ))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response_with_state(
+            limit,
+            json_errors,
+        ))
         .with_state(shared)
+}
+
+async fn no_such_path() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such path")
+}
+
+async fn no_such_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this path does not take that method",
+    )
+}
+
+/// Every error answer is the documented JSON shape, whoever made it: an error axum answers by
+/// itself (a body over `api.max_body_bytes`, a path or query it could not read) comes as plain
+/// text and is replaced by `{"error": ...}` with a fixed message, since axum's text can quote
+/// what was sent. JSON answers and the HTML pages are left as they are.
+async fn json_errors(State(limit): State<usize>, response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let shaped = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if shaped {
+        return response;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the body is larger than api.max_body_bytes ({limit} bytes); nothing was stored"
+        ),
+        StatusCode::NOT_FOUND => "no such path".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "this path does not take that method".to_string(),
+        StatusCode::BAD_REQUEST => {
+            "the request could not be read (its path, query string or body)".to_string()
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "the body's Content-Type is not one this path takes".to_string()
+        }
+        other => other
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_lowercase(),
+    };
+    let mut shaped = ApiError::new(status, message).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        shaped.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    shaped
 }
 
 /// Until the store is open (the database may still be down when the daemon starts), every call
@@ -84,10 +143,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             body: json!({"error": message.into()}),
+        }
+    }
+
+    /// `400` for a query parameter or body field that cannot be read: names it, never its value.
+    fn bad(field: &str, message: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": format!("{field}: {message}"), "field": field, "message": message}),
         }
     }
 
@@ -145,10 +212,12 @@ impl IntoResponse for ApiError {
 fn presented_token(headers: &HeaderMap, scope: Scope) -> Option<String> {
     use base64::Engine;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = if let Some(bearer) = value.strip_prefix("Bearer ") {
-        bearer.trim().to_string()
-    } else if scope == Scope::Read {
-        let basic = value.strip_prefix("Basic ")?.trim();
+    // The scheme is case-insensitive (RFC 9110): `bearer` is `Bearer`.
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        credentials.trim().to_string()
+    } else if scheme.eq_ignore_ascii_case("basic") && scope == Scope::Read {
+        let basic = credentials.trim();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
             .ok()?;
@@ -321,7 +390,27 @@ struct ObligationQuery {
     email: Option<String>,
     rule: Option<String>,
     case: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
+}
+
+/// `limit=N`: a whole number; below 1 counts as 1 and above [`MAX_LIMIT`] as [`MAX_LIMIT`].
+fn limit_of(text: Option<&str>) -> Result<i64, ApiError> {
+    match text {
+        None => Ok(1000),
+        Some(t) => t
+            .parse::<i64>()
+            .map(|n| n.clamp(1, MAX_LIMIT))
+            .map_err(|_| {
+                ApiError::bad("limit", "must be a whole number (at most 10000 are listed)")
+            }),
+    }
+}
+
+/// A required `YYYY-MM-DD` query parameter.
+fn date_of(field: &str, text: Option<&str>) -> Result<chrono::NaiveDate, ApiError> {
+    let text = text.ok_or_else(|| ApiError::bad(field, "is required"))?;
+    crate::event::parse_date(text)
+        .ok_or_else(|| ApiError::bad(field, "must be a date such as 2027-01-21"))
 }
 
 /// `GET /v1/obligations`: what a person or a manager needs to chase. `state` is `outstanding`
@@ -349,7 +438,7 @@ async fn obligations(
         email: q.email,
         rule: q.rule,
         case: q.case,
-        limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
+        limit: limit_of(q.limit.as_deref())?,
     };
     let now = s.service.now();
     let today = localtime::date_of(now);
@@ -384,7 +473,7 @@ async fn obligations(
 struct NotificationQuery {
     state: Option<String>,
     case: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
 }
 
 /// `GET /v1/notifications?state=dead`: the outbox, including what finally failed and why.
@@ -417,7 +506,7 @@ async fn notifications(
         state: q.state,
         case: q.case,
         key: None,
-        limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
+        limit: limit_of(q.limit.as_deref())?,
     };
     let found = s
         .service
@@ -471,11 +560,6 @@ async fn admin_digest(State(s): State<AppState>, headers: HeaderMap) -> Result<R
     Ok(Json(json!({"sent": sent})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct ClockRequest {
-    now: DateTime<Utc>,
-}
-
 /// How long a clock move waits for the scheduler to catch up before answering anyway.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
 
@@ -493,22 +577,33 @@ async fn admin_clock(
             "the clock is the system clock; start with --manual-clock to move it",
         ));
     }
-    let request: ClockRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: Value = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("expected {{\"now\": \"RFC 3339 time\"}}: {e}"),
+            "the body must be JSON: {\"now\": \"RFC 3339 time\"}",
         )
     })?;
+    let now = request
+        .get("now")
+        .and_then(Value::as_str)
+        .and_then(crate::event::parse_timestamp)
+        .ok_or_else(|| {
+            ApiError::bad(
+                "now",
+                "must be an RFC 3339 timestamp such as 2027-01-04T09:00:00Z",
+            )
+        })?
+        .with_timezone(&Utc);
     s.service
         .clock()
-        .set(request.now)
+        .set(now)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
     let caught_up = s.progress.caught_up();
     s.service.wake();
     let settled = tokio::time::timeout(CATCH_UP_LIMIT, caught_up)
         .await
         .is_ok();
-    Ok(Json(json!({"now": request.now, "caught_up": settled})).into_response())
+    Ok(Json(json!({"now": now, "caught_up": settled})).into_response())
 }
 
 /// `GET /metrics`: Prometheus text. Obligations and the outbox are counted from the store at
@@ -546,7 +641,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Respon
 
 #[derive(Debug, Deserialize)]
 struct FeedQuery {
-    email: String,
+    email: Option<String>,
 }
 
 /// `GET /v1/feeds?email=...` (admin): the secret URL of a person's calendar feed.
@@ -564,7 +659,10 @@ async fn feed_url(
             "calendar feeds are off: configure links.secret_env or links.secret_file",
         ));
     };
-    Ok(Json(json!({"url": links.feed_url(&q.email)})).into_response())
+    let email = q
+        .email
+        .ok_or_else(|| ApiError::bad("email", "is required"))?;
+    Ok(Json(json!({"url": links.feed_url(&email)})).into_response())
 }
 
 /// `GET /feeds/{token}.ics`: a person's outstanding deadlines, and the meetings those
@@ -659,8 +757,8 @@ async fn calendar_feed(
 
 #[derive(Debug, Deserialize)]
 struct ReportQuery {
-    from: chrono::NaiveDate,
-    to: chrono::NaiveDate,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `GET /v1/report?from=2026-04-01&to=2027-03-31`: the timeliness figures as JSON.
@@ -670,6 +768,8 @@ async fn report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Read)?;
+    let from = date_of("from", q.from.as_deref())?;
+    let to = date_of("to", q.to.as_deref())?;
     let (plans, events) = s.service.all_plans().await.map_err(ApiError::unavailable)?;
-    Ok(Json(crate::report::compute(&plans, &events, q.from, q.to)).into_response())
+    Ok(Json(crate::report::compute(&plans, &events, from, to)).into_response())
 }

@@ -5,7 +5,7 @@
 //! module's: the engine hard-codes no event names. Must not log or print `data`: it carries
 //! children's personal data.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -96,8 +96,61 @@ const ENVELOPE_FIELDS: [&str; 6] = ["id", "case", "type", "at", "data", "source"
 /// than planned centuries away.
 pub const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2199;
 
+/// A date written exactly `YYYY-MM-DD` (`2027-01-21`): no single-digit month or day, no
+/// spaces, no time. The one date format driftwatch reads from events, query strings and forms.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && [0, 1, 2, 3, 5, 6, 8, 9]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit());
+    shape
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+/// An RFC 3339 timestamp exactly as RFC 3339's grammar has it: `2027-01-21T14:00:00Z`,
+/// `2027-07-06T10:00:00.5+01:00` (`T` and `Z` may be lower case). No space for the `T`, no
+/// missing seconds or offset, no spaces around it.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<FixedOffset>> {
+    let b = text.as_bytes();
+    let digits = |from: usize, to: usize| {
+        b.get(from..to)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let head = b.len() >= 20
+        && parse_date(text.get(..10)?).is_some()
+        && matches!(b[10], b'T' | b't')
+        && digits(11, 13)
+        && b[13] == b':'
+        && digits(14, 16)
+        && b[16] == b':'
+        && digits(17, 19);
+    if !head {
+        return None;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &fraction[n..];
+    }
+    let offset = match rest {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    };
+    offset
+        .then(|| DateTime::parse_from_rfc3339(text).ok())
+        .flatten()
+}
+
 /// Whether a date falls in [`PLAUSIBLE_YEARS`].
-pub fn plausible(date: chrono::NaiveDate) -> bool {
+pub fn plausible(date: NaiveDate) -> bool {
     use chrono::Datelike;
     PLAUSIBLE_YEARS.contains(&date.year())
 }
@@ -139,8 +192,8 @@ impl Event {
         let case = required_name(obj, "case").map_err(|m| err("case", m))?;
         let kind = required_name(obj, "type").map_err(|m| err("type", m))?;
         let at = match obj.get("at") {
-            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-                .map_err(|_| {
+            Some(Value::String(s)) => parse_timestamp(s)
+                .ok_or_else(|| {
                     err(
                         "at",
                         "is not an RFC 3339 timestamp such as 2027-01-07T10:30:00Z",
@@ -361,6 +414,50 @@ mod tests {
         assert!(!e.to_string().contains("a\u{0}b"));
         text["data"] = json!({"x\ny": 1});
         assert_eq!(parse(text).unwrap_err().field, "data");
+    }
+
+    #[test]
+    fn only_rfc3339_and_plain_dates_are_read() {
+        for good in [
+            "2027-01-21T14:00:00Z",
+            "2027-01-21t14:00:00z",
+            "2027-07-06T10:00:00+01:00",
+            "2027-07-06T10:00:00.123456-05:30",
+        ] {
+            assert!(parse_timestamp(good).is_some(), "{good}");
+        }
+        for bad in [
+            "2027-03-01 09:00:00Z",
+            " 2027-03-01T09:00:00Z",
+            "2027-03-01T09:00:00Z ",
+            "2027-03-01T09:00Z",
+            "2027-03-01T09:00:00",
+            "2027-3-01T09:00:00Z",
+            "2027-03-01T09:00:00.Z",
+            "2027-03-01T09:00:00+0100",
+            "2027-03-01T09:00:00+01",
+            "2027-02-30T09:00:00Z",
+            "2027-03-01",
+            "",
+        ] {
+            assert!(parse_timestamp(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_date("2015-06-01"),
+            NaiveDate::from_ymd_opt(2015, 6, 1)
+        );
+        for bad in [
+            "2015-6-1",
+            " 2015-06-01",
+            "2015-06-01 ",
+            "2015-06-1",
+            "2015/06/01",
+            "2015-13-01",
+            "+2015-06-01",
+            "2015-06-01T00:00:00Z",
+        ] {
+            assert!(parse_date(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

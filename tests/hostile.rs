@@ -528,3 +528,257 @@ async fn a_name_stored_before_it_was_refused_makes_its_message_dead_not_a_panic(
     assert!(daemon.outbox("sending").await.is_empty(), "nothing stuck");
     assert!(!daemon.logs().contains("intruder"), "the log holds no name");
 }
+
+/// Every error is the documented JSON shape, `{"error": ...}`, whatever refused the request
+/// (driftwatch or the HTTP framework under it), and none repeats a value that was sent.
+#[tokio::test]
+async fn every_error_is_json_naming_the_field_never_the_value() {
+    let setup = support::Setup::new();
+    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<String>| {
+        let mut req = http
+            .request(method, format!("{}{path}", daemon.base))
+            .bearer_auth(support::TOKEN);
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        async move {
+            let res = req.send().await.expect("request");
+            let status = res.status().as_u16();
+            let json = res
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("application/json"));
+            let text = res.text().await.unwrap_or_default();
+            (status, json, text)
+        }
+    };
+    let planted = "planted-value-xyzzy";
+    let event = |kind: &str, at: &str, data: Value| {
+        json!({"id": "e1", "case": "C-1", "type": kind, "at": at, "data": data}).to_string()
+    };
+    let lac = |dob: &str| {
+        event(
+            "child_looked_after",
+            "2027-01-04T08:00:00Z",
+            json!({"start": "2027-01-04T08:00:00Z", "legal_basis": "s31", "date_of_birth": dob}),
+        )
+    };
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+    // (method, path, body, status, field named)
+    type Probe = (
+        reqwest::Method,
+        String,
+        Option<String>,
+        u16,
+        Option<&'static str>,
+    );
+    let cases: Vec<Probe> = vec![
+        // An unknown event type is named as the field, not repeated.
+        (
+            post.clone(),
+            "/v1/events".into(),
+            Some(event(planted, "2027-01-04T08:00:00Z", json!({}))),
+            422,
+            Some("type"),
+        ),
+        // Over api.max_body_bytes (64 KiB in the tests).
+        (
+            post.clone(),
+            "/v1/events".into(),
+            Some(format!("[\"{}\"]", planted.repeat(5000))),
+            413,
+            None,
+        ),
+        (
+            post.clone(),
+            "/v1/events".into(),
+            Some(format!("{{\"id\": \"{planted}\"")),
+            400,
+            None,
+        ),
+        (
+            get.clone(),
+            "/v1/obligations?limit=abc".into(),
+            None,
+            400,
+            Some("limit"),
+        ),
+        (
+            get.clone(),
+            format!("/v1/notifications?limit={planted}"),
+            None,
+            400,
+            Some("limit"),
+        ),
+        (
+            get.clone(),
+            "/v1/notifications?state=dead&state=sent".into(),
+            None,
+            400,
+            None,
+        ),
+        (
+            get.clone(),
+            "/v1/report?from=2026-4-1&to=2027-03-31".into(),
+            None,
+            400,
+            Some("from"),
+        ),
+        (
+            get.clone(),
+            "/v1/report?from=2026-04-01".into(),
+            None,
+            400,
+            Some("to"),
+        ),
+        (
+            get.clone(),
+            "/v1/report?from=2026-04-01&to=%202027-03-31".into(),
+            None,
+            400,
+            Some("to"),
+        ),
+        (get.clone(), "/v1/feeds".into(), None, 400, Some("email")),
+        (get.clone(), "/v1/cases/%FF%FE/plan".into(), None, 400, None),
+        (get.clone(), format!("/v1/{planted}"), None, 404, None),
+        (get.clone(), "/v1/events".into(), None, 405, None),
+        (
+            reqwest::Method::DELETE,
+            "/v1/notifications".into(),
+            None,
+            405,
+            None,
+        ),
+        // Dates and times: RFC 3339 and YYYY-MM-DD only.
+        (
+            post.clone(),
+            "/v1/events".into(),
+            Some(event(
+                "iro_service_notified",
+                "2027-03-01 09:00:00Z",
+                json!({}),
+            )),
+            422,
+            Some("at"),
+        ),
+        (
+            post.clone(),
+            "/v1/events".into(),
+            Some(event(
+                "iro_service_notified",
+                "2027-03-01T09:00Z",
+                json!({}),
+            )),
+            422,
+            Some("at"),
+        ),
+        (
+            post.clone(),
+            "/v1/events".into(),
+            Some(lac("2015-6-1")),
+            422,
+            Some("data.date_of_birth"),
+        ),
+        (
+            post.clone(),
+            "/v1/events".into(),
+            Some(lac(" 2015-06-01")),
+            422,
+            Some("data.date_of_birth"),
+        ),
+        (
+            post.clone(),
+            "/v1/admin/clock".into(),
+            Some(json!({"now": "2027-03-01 09:00:00Z"}).to_string()),
+            400,
+            Some("now"),
+        ),
+        (
+            post.clone(),
+            "/v1/admin/clock".into(),
+            Some(json!({"now": planted}).to_string()),
+            400,
+            Some("now"),
+        ),
+        (
+            post.clone(),
+            "/v1/admin/clock".into(),
+            Some(json!({"then": 5}).to_string()),
+            400,
+            Some("now"),
+        ),
+    ];
+    for (method, path, body, status, field) in cases {
+        let (got, is_json, text) = call(method.clone(), &path, body).await;
+        assert_eq!(got, status, "{method} {path}: {text}");
+        assert!(is_json, "{method} {path}: not JSON: {text}");
+        let body: Value = serde_json::from_str(&text).expect("JSON");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+        if let Some(field) = field {
+            assert_eq!(body["field"], field, "{method} {path}: {body}");
+        }
+        assert!(!text.contains(planted), "{method} {path}: {text}");
+        assert!(!text.contains("2027-03-01 09"), "{method} {path}: {text}");
+    }
+    let (status, _, text) = call(post.clone(), "/v1/events", Some(lac("2015-06-01"))).await;
+    assert_eq!(status, 202, "{text}");
+    let (status, _, text) = call(
+        post,
+        "/v1/admin/clock",
+        Some(json!({"now": "2027-01-04t10:00:00z"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        daemon
+            .get("/v1/report?from=2026-04-01&to=2027-03-31")
+            .await
+            .is_object()
+    );
+}
+
+/// The authorization scheme is case-insensitive; Basic still gives reading only.
+#[tokio::test]
+async fn the_authorization_scheme_is_case_insensitive() {
+    let setup = support::Setup::new();
+    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let http = reqwest::Client::new();
+    let event = json!({"id": "n-1", "case": "C-1", "type": "iro_service_notified", "at": "2027-01-04T08:00:00Z"});
+    for (scheme, expected) in [
+        ("bearer", 202),
+        ("BEARER", 202),
+        ("bEaReR", 202),
+        ("Token", 401),
+    ] {
+        let res = http
+            .post(format!("{}/v1/events", daemon.base))
+            .header("authorization", format!("{scheme} {}", support::TOKEN))
+            .header("content-type", "application/json")
+            .body(event.to_string())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status().as_u16(), expected, "{scheme}");
+    }
+    use base64::Engine;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("anyone:{}", support::TOKEN));
+    for (method, path, expected) in [
+        (reqwest::Method::GET, "/v1/notifications", 200),
+        (reqwest::Method::POST, "/v1/events", 401),
+    ] {
+        let res = http
+            .request(method, format!("{}{path}", daemon.base))
+            .header("authorization", format!("basic {basic}"))
+            .header("content-type", "application/json")
+            .body(event.to_string())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status().as_u16(), expected, "{path}");
+    }
+}
