@@ -12,6 +12,7 @@ use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::localtime;
 use crate::scheduler::courier_of;
+use crate::service::{CONFLICT_IN_BATCH, CONFLICT_WITH_STORED, Changed, IngestError};
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, StoreError};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
@@ -336,10 +337,37 @@ async fn post_events(
     let events = s.service.check(&values).inspect_err(|_| {
         telemetry::events_rejected("invalid");
     })?;
-    let accepted = s.service.ingest(&events).await.map_err(|e| {
-        telemetry::events_rejected("unavailable");
-        ApiError::unavailable(e)
-    })?;
+    let accepted = s
+        .service
+        .ingest_with(&events, Changed::Refuse)
+        .await
+        .map_err(|e| match e {
+            IngestError::Store(e) => {
+                telemetry::events_rejected("unavailable");
+                ApiError::unavailable(e)
+            }
+            IngestError::Conflict { id, stored } => {
+                telemetry::events_rejected("conflict");
+                let message = if stored {
+                    CONFLICT_WITH_STORED
+                } else {
+                    CONFLICT_IN_BATCH
+                };
+                ApiError {
+                    status: if stored {
+                        StatusCode::CONFLICT
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    },
+                    body: json!({
+                        "error": format!("event {id}: id: {message}"),
+                        "event": id,
+                        "field": "id",
+                        "message": message,
+                    }),
+                }
+            }
+        })?;
     for a in &accepted {
         telemetry::event_accepted(a.status == "stored");
     }

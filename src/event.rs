@@ -287,6 +287,18 @@ fn required_name(obj: &Map<String, Value>, field: &str) -> Result<String, &'stat
     }
 }
 
+/// The first id two events of a batch share with different contents: the batch cannot say
+/// which of them happened. Identical repeats are not a conflict (they count once).
+pub fn conflicting_id(events: &[Event]) -> Option<&str> {
+    let mut seen: std::collections::HashMap<&str, &Event> = std::collections::HashMap::new();
+    events
+        .iter()
+        .find_map(|e| match seen.insert(e.id.as_str(), e) {
+            Some(earlier) if earlier != e => Some(e.id.as_str()),
+            _ => None,
+        })
+}
+
 /// A problem on one line of a JSON Lines file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {error}")]

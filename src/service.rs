@@ -33,6 +33,38 @@ pub struct Service {
     wake: Notify,
 }
 
+/// Why a batch of events was not stored. Nothing of it was.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Two events of the batch, or an event of the batch and a stored one, have this id and
+    /// different contents.
+    #[error(
+        "event {id}: id: {}",
+        if *.stored { CONFLICT_WITH_STORED } else { CONFLICT_IN_BATCH }
+    )]
+    Conflict { id: String, stored: bool },
+}
+
+/// What a batch repeating a stored id with other contents is told.
+pub const CONFLICT_WITH_STORED: &str = "an event with this id is already stored with different \
+     contents; nothing was stored (an event cannot be changed: send what changed as a new event)";
+
+/// What a batch using one id for two different events is told.
+pub const CONFLICT_IN_BATCH: &str =
+    "is used by two events of the batch with different contents; nothing was stored";
+
+/// What an id already stored with other contents does to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// The batch is refused ([`IngestError::Conflict`]): what the case system posts.
+    Refuse,
+    /// The stored event stands and the new one counts as a duplicate: for imports run again
+    /// (a snapshot's events dated at the import keep their ids) and acknowledgement links.
+    KeepStored,
+}
+
 /// What became of one posted event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Accepted {
@@ -112,8 +144,25 @@ impl Service {
     }
 
     /// Stores events and re-plans their cases in one transaction: when this returns `Ok`, the
-    /// events and their consequences are on disk.
-    pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, StoreError> {
+    /// events and their consequences are on disk. A batch using one id for two different
+    /// events is refused; an event whose id is stored already counts as a duplicate (the stored
+    /// one stands, whatever the new one holds).
+    pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, IngestError> {
+        self.ingest_with(events, Changed::KeepStored).await
+    }
+
+    /// As [`Service::ingest`], with `changed` saying what an id stored with other contents does.
+    pub async fn ingest_with(
+        &self,
+        events: &[Event],
+        changed: Changed,
+    ) -> Result<Vec<Accepted>, IngestError> {
+        if let Some(id) = crate::event::conflicting_id(events) {
+            return Err(IngestError::Conflict {
+                id: id.to_string(),
+                stored: false,
+            });
+        }
         let config = self.config();
         let now = self.now();
         let mut tx = self.store.begin().await?;
@@ -123,6 +172,14 @@ impl Service {
             let stored = tx.append(event, now).await?;
             if stored {
                 cases.insert(event.case.as_str());
+            } else if changed == Changed::Refuse
+                && tx.event(&event.id).await?.is_some_and(|s| s != *event)
+            {
+                // Dropped without a commit: nothing of the batch is kept.
+                return Err(IngestError::Conflict {
+                    id: event.id.clone(),
+                    stored: true,
+                });
             }
             accepted.push(Accepted {
                 id: event.id.clone(),

@@ -462,9 +462,12 @@ async fn control_characters_in_names_and_references_are_refused_by_field_path() 
         .post_events(&summary("Arrange sibling contact\r\n\tweekly"))
         .await;
     assert_eq!(status, 202, "{body}");
-    let plan = daemon.get("/v1/cases/C-9/plan").await;
-    let events = plan["events"].as_array().map_or(0, Vec::len);
-    assert!(events <= 2, "only the two good events are stored: {plan}");
+    let stored = support::sample(
+        &daemon.metrics().await,
+        "driftwatch_events_accepted_total",
+        &[("status", "stored")],
+    );
+    assert_eq!(stored, Some(2.0), "only the two good events are stored");
 }
 
 /// A name with a line break stored before such names were refused (here written into the
@@ -781,4 +784,80 @@ async fn the_authorization_scheme_is_case_insensitive() {
             .expect("request");
         assert_eq!(res.status().as_u16(), expected, "{path}");
     }
+}
+
+/// One id for two different events: which one happened cannot be told, so the batch is refused
+/// naming the id, whatever the order; an identical repeat is a duplicate; a posted event that
+/// would change a stored one is refused with `409`, and the stored one stands.
+#[tokio::test]
+async fn one_id_with_two_contents_is_refused_naming_the_id() {
+    let setup = support::Setup::new();
+    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let start = |basis: &str| {
+        json!({"id": "lac-1", "case": "C-7", "type": "child_looked_after", "at": "2027-01-04T08:00:00Z",
+               "data": {"start": "2027-01-04T08:00:00Z", "legal_basis": basis, "date_of_birth": "2015-01-01"}})
+    };
+    let (a, b) = (start("s20"), start("s31"));
+    for batch in [json!([a, b]), json!([b, a])] {
+        let (status, body) = daemon.post_events(&batch).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(
+            (body["event"].as_str(), body["field"].as_str()),
+            (Some("lac-1"), Some("id")),
+            "{body}"
+        );
+        assert!(
+            !body.to_string().contains("s31") && !body.to_string().contains("s20"),
+            "{body}"
+        );
+    }
+    let (status, _) = daemon
+        .request(
+            reqwest::Method::GET,
+            "/v1/cases/C-7/plan",
+            Some(support::TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "nothing of a refused batch is stored");
+
+    // The same event twice, even written differently (another offset, other key order), is one.
+    let mut same = a.clone();
+    same["at"] = json!("2027-01-04T09:00:00+01:00");
+    let (status, body) = daemon.post_events(&json!([a, same])).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"][0]["status"], "stored");
+    assert_eq!(body["accepted"][1]["status"], "duplicate");
+
+    // Changing a stored event is refused, with the rest of its batch.
+    let other = json!({"id": "notified-1", "case": "C-7", "type": "iro_service_notified", "at": "2027-01-04T08:30:00Z"});
+    let (status, body) = daemon.post_events(&json!([other, b])).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        (body["event"].as_str(), body["field"].as_str()),
+        (Some("lac-1"), Some("id")),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("s31"), "{body}");
+    let (status, body) = daemon.post_events(&other).await;
+    assert_eq!(
+        (status, body["accepted"][0]["status"].as_str()),
+        (202, Some("stored")),
+        "nothing of the refused batch was stored: {body}"
+    );
+    let (status, body) = daemon.post_events(&a).await;
+    assert_eq!(
+        (status, body["accepted"][0]["status"].as_str()),
+        (202, Some("duplicate")),
+        "{body}"
+    );
+    let obligations = daemon
+        .get("/v1/obligations?case=C-7&state=outstanding")
+        .await;
+    assert!(
+        obligations["obligations"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["rule"] == "section20_status_begins")),
+        "the stored section 20 start stands: {obligations}"
+    );
 }

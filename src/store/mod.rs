@@ -831,6 +831,16 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The stored event with this id, as this transaction sees it.
+    pub async fn event(&mut self, id: &str) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query("SELECT body FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|r| json("event", &r.try_get::<String, _>("body")?))
+            .transpose()
+    }
+
     /// Takes the case for this transaction, so two daemons never plan one case at once.
     pub async fn lock_case(&mut self, case: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
