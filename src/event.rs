@@ -13,6 +13,11 @@ use std::fmt;
 /// Longest id, case reference or type accepted, so a hostile sender cannot bloat keys.
 pub const MAX_NAME_LEN: usize = 200;
 
+/// The most items a `contacts` or `list` field may hold: far more people than are ever invited
+/// to one review, or recommendations made at one, and few enough that one event cannot make
+/// the store and the scheduler do unbounded work.
+pub const MAX_LIST_ITEMS: usize = 500;
+
 /// Whether a character may never appear in a value that can reach a mail header or a log line
 /// (the envelope's `id`, `case`, `type` and `source`; a contact's `name`, `email` and `role`):
 /// the C0 controls (tab, CR and LF included), DEL, the C1 controls (NEL included) and the

@@ -414,6 +414,12 @@ pub fn case_write(
         .chain(&plan.derived_events)
         .map(|e| (e.id.as_str(), &e.data))
         .collect();
+    // A stored event's data is read from the event log when its notification is claimed, not
+    // copied into every row: an invitation to each of hundreds of participants would otherwise
+    // store the whole list once per participant. Only a derived event's data, which is stored
+    // nowhere else, goes into the row.
+    let derived: HashSet<&str> = plan.derived_events.iter().map(|e| e.id.as_str()).collect();
+    let stored: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let deadlines: HashMap<&str, (DateTime<Utc>, bool)> = plan
         .obligations
         .iter()
@@ -479,7 +485,15 @@ pub fn case_write(
         };
         let mut n = n.clone();
         n.late |= send && catching_up;
-        let data = data_of.get(n.event.as_str()).copied();
+        let event = n.event.as_str();
+        let data = if stored.contains(event) && !derived.contains(event) {
+            String::new()
+        } else {
+            data_of
+                .get(event)
+                .copied()
+                .map_or_else(|| "{}".to_string(), to_json)
+        };
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
@@ -487,7 +501,7 @@ pub fn case_write(
             send_at: n.send_at,
             state,
             notification: to_json(&n),
-            data: data.map_or_else(|| "{}".to_string(), to_json),
+            data,
         });
     }
     let retire = pending

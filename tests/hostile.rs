@@ -861,3 +861,98 @@ async fn one_id_with_two_contents_is_refused_naming_the_id() {
         "the stored section 20 start stands: {obligations}"
     );
 }
+
+/// The bytes a case's plan takes in the store: its obligations, the people told and its outbox.
+async fn stored_bytes(database_url: &str, case: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(database_url)
+        .await
+        .expect("open the database");
+    let mut total = 0;
+    for sql in [
+        "SELECT COALESCE(SUM(LENGTH(notification) + LENGTH(data)), 0) AS n FROM outbox WHERE case_ref = $1",
+        "SELECT COALESCE(SUM(LENGTH(body)), 0) AS n FROM obligations WHERE case_ref = $1",
+        "SELECT COALESCE(SUM(LENGTH(email) + LENGTH(role) + LENGTH(obligation)), 0) AS n FROM obligation_people WHERE case_ref = $1",
+    ] {
+        let row = sqlx::query(sql)
+            .bind(case)
+            .fetch_one(&mut db)
+            .await
+            .expect(sql);
+        total += sqlx::Row::try_get::<i64, _>(&row, "n").expect("a sum");
+    }
+    total
+}
+
+/// A review booked with `n` participants (and a case taken into care before it).
+fn booking(case: &str, n: usize) -> Value {
+    let participants: Vec<Value> = (0..n)
+        .map(|i| json!({"name": format!("Person {i}"), "email": format!("person.{i}@example.org"), "role": "parent"}))
+        .collect();
+    json!([
+        {"id": format!("{case}-lac"), "case": case, "type": "child_looked_after", "at": "2026-12-01T10:00:00Z",
+         "data": {"start": "2026-12-01T10:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-06-01"}},
+        {"id": format!("{case}-rs"), "case": case, "type": "review_scheduled", "at": "2026-12-10T15:00:00Z",
+         "data": {"review_id": "R1", "meeting_at": "2027-01-06T14:00:00Z", "participants": participants}}
+    ])
+}
+
+/// A list longer than 500 items is refused naming the limit; up to it, what an event costs the
+/// store grows with the list, not with its square (the whole list used to be copied into each
+/// participant's invitation), and every participant's invitation still says when the meeting is.
+#[tokio::test]
+async fn long_lists_are_bounded_and_cost_in_proportion_to_their_length() {
+    let mut setup = support::Setup::new();
+    // Room for 500 participants in one body.
+    setup.max_body_bytes = 1 << 20;
+    let daemon = support::Daemon::start(&setup, "2026-12-10T16:00:00Z");
+
+    for (field, event) in [
+        ("data.participants", booking("C-501", 501)[1].clone()),
+        (
+            "data.recommendations",
+            json!({"id": "ri-501", "case": "C-501", "type": "recommendations_issued", "at": "2026-12-10T15:00:00Z",
+                   "data": {"review_id": "R1", "recommendations": (0..501).map(|i| json!({
+                       "id": format!("R1-{i}"), "owner": {"email": "sam@council.example"}, "due": "2027-03-01"}))
+                       .collect::<Vec<_>>()}}),
+        ),
+    ] {
+        let (status, body) = daemon.post_events(&event).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["field"], field, "{body}");
+        assert!(
+            body["message"].as_str().unwrap_or_default().contains("500"),
+            "{body}"
+        );
+    }
+
+    for (case, n) in [("C-100", 100), ("C-400", 400), ("C-500", 500)] {
+        let (status, body) = daemon.post_events(&booking(case, n)).await;
+        assert_eq!(status, 202, "{case}: {body}");
+    }
+    let (small, large) = (
+        stored_bytes(&setup.database_url, "C-100").await,
+        stored_bytes(&setup.database_url, "C-400").await,
+    );
+    // Four times the people: about four times the bytes (sixteen if each row held the list).
+    assert!(
+        large < small * 6,
+        "100 participants take {small} bytes, 400 take {large}"
+    );
+
+    // The invitations go ten working days before the meeting, each with the meeting's time.
+    daemon.clock("2026-12-15T09:00:00Z").await;
+    let spool = support::spooled(&setup.spool());
+    let invitations: Vec<&(String, String)> = spool
+        .iter()
+        .filter(|(_, m)| m.contains("@example.org>") && m.contains("invited to a looked-after"))
+        .collect();
+    assert_eq!(invitations.len(), 1000, "500 + 400 + 100 invitations");
+    assert!(
+        invitations
+            .iter()
+            .all(|(_, m)| m.contains("The meeting is on 2027-01-06T14:00:00Z")),
+        "every invitation names the meeting"
+    );
+    assert!(daemon.outbox("dead").await.is_empty());
+}

@@ -26,7 +26,9 @@ use crate::rules::{
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
 
 /// Everything the planner needs besides the events and the time.
 #[derive(Debug, Clone, Copy)]
@@ -69,8 +71,9 @@ struct Segment {
     start: DateTime<Utc>,
     by: String,
     due: DueAt,
-    /// The trigger's data, overlaid by the data of re-planning events.
-    data: Map<String, Value>,
+    /// The trigger's data, overlaid by the data of re-planning events. Shared, not copied, by
+    /// the obligations one event opens (one per item of a list of hundreds).
+    data: Arc<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +125,7 @@ struct NoticeHit {
     part: String,
     event: String,
     at: DateTime<Utc>,
-    data: Map<String, Value>,
+    data: Arc<Map<String, Value>>,
     item: Option<Value>,
 }
 
@@ -134,6 +137,10 @@ struct Run<'p, 'a> {
     state: CaseState,
     history: History,
     obligations: Vec<Obligation>,
+    /// Deadline actions waiting to fire, earliest first: (moment, obligation, its segment
+    /// count then). An entry whose obligation has ended or moved since is dropped when it comes
+    /// up, so finding the next action does not walk every obligation.
+    actions: BinaryHeap<Reverse<(DateTime<Utc>, usize, usize)>>,
     notices: Vec<NoticeHit>,
     derived: Vec<Event>,
     /// Derived events already among the events of this pass (from an earlier pass).
@@ -278,6 +285,7 @@ impl<'p, 'a> Run<'p, 'a> {
             state: CaseState::new(case),
             history: History::default(),
             obligations: Vec::new(),
+            actions: BinaryHeap::new(),
             notices: Vec::new(),
             derived: Vec::new(),
             known_derived: known.iter().map(|e| e.id.clone()).collect(),
@@ -338,20 +346,29 @@ impl<'p, 'a> Run<'p, 'a> {
     }
 
     /// The earliest deadline action due by `now` among open obligations.
-    fn next_action(&self) -> Option<(DateTime<Utc>, usize)> {
-        self.obligations
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.end.is_none())
-            .filter_map(|(i, o)| {
-                let rule = self.rules().rules[o.rule].obligation()?;
-                if rule.at_deadline.is_empty() {
-                    return None;
-                }
-                let m = self.action_moment(rule, o.current());
-                (m <= self.now).then_some((m, i))
-            })
-            .min()
+    fn next_action(&mut self) -> Option<(DateTime<Utc>, usize)> {
+        while let Some(Reverse((m, i, segments))) = self.actions.peek().copied() {
+            let o = &self.obligations[i];
+            if o.end.is_some() || o.segments.len() != segments {
+                self.actions.pop();
+                continue;
+            }
+            return (m <= self.now).then_some((m, i));
+        }
+        None
+    }
+
+    /// Puts obligation `idx`'s deadline actions, if its rule has any, in the queue at the moment
+    /// its current segment gives them.
+    fn queue_actions(&mut self, idx: usize) {
+        let o = &self.obligations[idx];
+        let Some(rule) = self.rules().rules[o.rule].obligation() else {
+            return;
+        };
+        if !rule.at_deadline.is_empty() {
+            let m = self.action_moment(rule, o.current());
+            self.actions.push(Reverse((m, idx, o.segments.len())));
+        }
     }
 
     /// When a rule's deadline actions happen for a segment: sends at the start of working hours
@@ -446,7 +463,14 @@ impl<'p, 'a> Run<'p, 'a> {
         }
     }
 
-    fn matches(&mut self, m: &Matcher, ob_key: Option<&str>, event: &Event, what: &str) -> bool {
+    /// `what` names the matcher in a problem; it is only written out when a condition fails.
+    fn matches(
+        &mut self,
+        m: &Matcher,
+        ob_key: Option<&str>,
+        event: &Event,
+        what: impl FnOnce() -> String,
+    ) -> bool {
         if m.event != event.kind {
             return false;
         }
@@ -456,10 +480,12 @@ impl<'p, 'a> Run<'p, 'a> {
                 p.resolve(event, None).and_then(|v| key_text(&v)).as_deref() == Some(k)
             }
         };
-        key_ok && {
-            let ctx = self.context(event, None);
-            self.condition(&m.when, &ctx, what)
-        }
+        // Without a condition, no context: every open obligation is asked about every event.
+        key_ok
+            && (m.when.is_none() || {
+                let ctx = self.context(event, None);
+                self.condition(&m.when, &ctx, &what())
+            })
     }
 
     fn apply(&mut self, event: &Event) {
@@ -490,15 +516,20 @@ impl<'p, 'a> Run<'p, 'a> {
             let Some(orule) = rule.obligation() else {
                 continue;
             };
+            // Most events concern few of a case's obligations: pass over the others cheaply.
+            let named = |m: &Matcher| m.event == event.kind;
+            if !(orule.cancelled_by.iter().any(named)
+                || orule.met_by.iter().any(named)
+                || orule.replanned_by.iter().any(|r| named(&r.matcher)))
+            {
+                continue;
+            }
             let key = self.obligations[idx].key.clone();
             let key = key.as_deref();
             if let Some(_m) = orule.cancelled_by.iter().find(|m| {
-                self.matches(
-                    m,
-                    key,
-                    event,
-                    &format!("rule {} cancelled_by {}", rule.id, event.kind),
-                )
+                self.matches(m, key, event, || {
+                    format!("rule {} cancelled_by {}", rule.id, event.kind)
+                })
             }) {
                 self.obligations[idx].end = Some(End {
                     at: event.at,
@@ -506,12 +537,9 @@ impl<'p, 'a> Run<'p, 'a> {
                     by: event.id.clone(),
                 });
             } else if let Some(m) = orule.met_by.iter().find(|m| {
-                self.matches(
-                    m,
-                    key,
-                    event,
-                    &format!("rule {} met_by {}", rule.id, event.kind),
-                )
+                self.matches(m, key, event, || {
+                    format!("rule {} met_by {}", rule.id, event.kind)
+                })
             }) {
                 let at =
                     m.at.as_ref()
@@ -525,18 +553,17 @@ impl<'p, 'a> Run<'p, 'a> {
                     by: event.id.clone(),
                 });
             } else if let Some(r) = orule.replanned_by.iter().find(|r| {
-                self.matches(
-                    &r.matcher,
-                    key,
-                    event,
-                    &format!("rule {} replanned_by {}", rule.id, event.kind),
-                )
+                self.matches(&r.matcher, key, event, || {
+                    format!("rule {} replanned_by {}", rule.id, event.kind)
+                })
             }) {
                 let anchor = r.from.resolve(event, None);
                 self.replan(idx, rule, orule, anchor, event);
             }
         }
 
+        // The event's data, copied once however many obligations and notices it opens.
+        let mut shared: Option<Arc<Map<String, Value>>> = None;
         for (ri, rule) in rules
             .rules
             .iter()
@@ -550,10 +577,14 @@ impl<'p, 'a> Run<'p, 'a> {
                 },
                 None => vec![None],
             };
+            // Built once per rule, not per item: it holds the whole event.
+            let mut ctx = rule.when.as_ref().map(|_| self.context(event, None));
             for (index, item) in items.into_iter().enumerate() {
-                let ctx = self.context(event, item.as_ref());
-                if !self.condition(&rule.when, &ctx, &format!("rule {} when", rule.id)) {
-                    continue;
+                if let Some(ctx) = ctx.as_mut() {
+                    ctx["item"] = item.clone().unwrap_or(Value::Null);
+                    if !self.condition(&rule.when, ctx, &format!("rule {} when", rule.id)) {
+                        continue;
+                    }
                 }
                 let key = match &rule.key {
                     Some(path) => match path
@@ -578,10 +609,16 @@ impl<'p, 'a> Run<'p, 'a> {
                         part: key.clone().unwrap_or_else(|| index.to_string()),
                         event: event.id.clone(),
                         at: event.at,
-                        data: event.data.clone(),
+                        data: Arc::clone(
+                            shared.get_or_insert_with(|| Arc::new(event.data.clone())),
+                        ),
                         item,
                     }),
-                    RuleBody::Obligation(orule) => self.open(ri, rule, orule, key, item, event),
+                    RuleBody::Obligation(orule) => {
+                        let data = shared.get_or_insert_with(|| Arc::new(event.data.clone()));
+                        let data = Arc::clone(data);
+                        self.open(ri, rule, orule, key, item, event, data)
+                    }
                 }
             }
         }
@@ -622,6 +659,7 @@ impl<'p, 'a> Run<'p, 'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         ri: usize,
@@ -630,6 +668,7 @@ impl<'p, 'a> Run<'p, 'a> {
         key: Option<String>,
         item: Option<Value>,
         event: &Event,
+        data: Arc<Map<String, Value>>,
     ) {
         // A second trigger for an obligation still open moves its deadline instead of opening another.
         if let Some(idx) = self
@@ -661,10 +700,11 @@ impl<'p, 'a> Run<'p, 'a> {
                 start: event.at,
                 by: event.id.clone(),
                 due,
-                data: event.data.clone(),
+                data,
             }],
             end: None,
         });
+        self.queue_actions(self.obligations.len() - 1);
     }
 
     fn replan(
@@ -679,14 +719,15 @@ impl<'p, 'a> Run<'p, 'a> {
             return;
         };
         let ob = &mut self.obligations[idx];
-        let mut data = ob.current().data.clone();
+        let mut data = Map::clone(&ob.current().data);
         data.extend(event.data.clone());
         ob.segments.push(Segment {
             start: event.at,
             by: event.id.clone(),
             due,
-            data,
+            data: Arc::new(data),
         });
+        self.queue_actions(idx);
     }
 
     /// Addresses a message as the case stood at `at` (or now, if `at` is still to come).

@@ -212,6 +212,14 @@ fn check_value(spec: &FieldSpec, value: &Value, path: &str) -> Result<(), (Strin
         (FieldType::Number, Value::Number(_)) => Ok(()),
         (FieldType::Number, _) => fail("must be a number"),
         (FieldType::Contact, v) => check_contact(v, path),
+        (FieldType::Contacts | FieldType::List(_), Value::Array(items))
+            if items.len() > crate::event::MAX_LIST_ITEMS =>
+        {
+            fail(&format!(
+                "has more than {} items, the most an event may carry",
+                crate::event::MAX_LIST_ITEMS
+            ))
+        }
         (FieldType::Contacts, Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 check_contact(item, &format!("{path}[{i}]"))?;

@@ -471,20 +471,34 @@ impl Store {
             );
         }
         let mut claimed = Vec::with_capacity(rows.len());
+        // Rows whose event's data is read from the event log (stored as an empty `data`).
+        let mut from_log = Vec::new();
         for r in &rows {
             let key: String = r.try_get("key")?;
+            let mut in_log = false;
             let decoded = (|| -> Result<Claimed, StoreError> {
+                let data: String = r.try_get("data")?;
+                in_log = data.is_empty();
                 Ok(Claimed {
                     key: key.clone(),
                     owner: owner.to_string(),
                     case: r.try_get("case_ref")?,
                     attempts: r.try_get("attempts")?,
                     notification: json("notification", &r.try_get::<String, _>("notification")?)?,
-                    data: json("notification data", &r.try_get::<String, _>("data")?)?,
+                    data: if in_log {
+                        serde_json::Map::new()
+                    } else {
+                        json("notification data", &data)?
+                    },
                 })
             })();
             match decoded {
-                Ok(c) => claimed.push(c),
+                Ok(c) => {
+                    if in_log {
+                        from_log.push(claimed.len());
+                    }
+                    claimed.push(c)
+                }
                 // One unreadable row must not hold up the rest, nor come back for ever.
                 Err(e) => {
                     tracing::error!(key = key.as_str(), error = %e, "a stored notification cannot be read; kept as dead");
@@ -499,10 +513,47 @@ impl Store {
                 }
             }
         }
+        self.event_data_into(&mut claimed, &from_log).await?;
         claimed.sort_by(|a, b| {
             (a.notification.send_at, &a.key).cmp(&(b.notification.send_at, &b.key))
         });
         Ok(claimed)
+    }
+
+    /// Gives the claimed notifications at `which` the data of their stored events, reading each
+    /// event once however many notifications it is behind.
+    async fn event_data_into(
+        &self,
+        claimed: &mut [Claimed],
+        which: &[usize],
+    ) -> Result<(), StoreError> {
+        let mut ids: Vec<&str> = which
+            .iter()
+            .map(|&i| claimed[i].notification.event.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found: HashMap<String, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT body FROM events WHERE id IN ({})",
+                numbered(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let event: Event = json("event", &r.try_get::<String, _>("body")?)?;
+                found.insert(event.id, event.data);
+            }
+        }
+        for &i in which {
+            if let Some(data) = found.get(&claimed[i].notification.event) {
+                claimed[i].data = data.clone();
+            }
+        }
+        Ok(())
     }
 
     /// Puts back every claim at once: on SQLite, where only one daemon runs, a claim left at

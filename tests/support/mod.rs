@@ -54,6 +54,8 @@ pub struct Setup {
     pub delivery: String,
     /// More config, appended as written.
     pub extra: String,
+    /// `api.max_body_bytes`.
+    pub max_body_bytes: usize,
 }
 
 impl Setup {
@@ -72,6 +74,7 @@ impl Setup {
             extra_rules: None,
             delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
             extra: String::new(),
+            max_body_bytes: 65536,
         }
     }
 
@@ -135,7 +138,7 @@ roles:
   url: "{db}"
 api:
   listen: 127.0.0.1:0
-  max_body_bytes: 65536
+  max_body_bytes: {max_body_bytes}
   tokens:
     - {{name: example, sha256: {admin}, scopes: [ingest, read, admin]}}
     - {{name: dashboard, sha256: {read}, scopes: [read]}}
@@ -155,6 +158,7 @@ log: {{format: json, level: "{level}"}}
             from = self.email_from,
             spool = self.spool().display(),
             delivery = self.delivery,
+            max_body_bytes = self.max_body_bytes,
             level = std::env::var("DRIFTWATCH_TEST_LOG").unwrap_or_else(|_| "info".into()),
         );
         let path = self.dir.path().join("driftwatch.yaml");
