@@ -58,12 +58,44 @@ pub fn router(shared: Arc<Shared>) -> Router {
             Arc::clone(&shared),
             until_ready,
         ))
+        .layer(axum::middleware::from_fn(body_in_time))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response_with_state(
             limit,
             json_errors,
         ))
         .with_state(shared)
+}
+
+/// How long a request's body may take to arrive once its headers have.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a request's whole body (within `api.max_body_bytes`) before anything else sees it, and
+/// answers `408` to a client that sends it too slowly: one sending a byte at a time would
+/// otherwise hold its connection, and what is buffered for it, for ever.
+async fn body_in_time(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::extract::FromRequest;
+    let (parts, body) = request.into_parts();
+    let limits = axum::extract::Request::from_parts(parts.clone(), body);
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(limits, &())).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        // 413 over the limit, 400 for a body cut short; made JSON by `json_errors`.
+        Ok(Err(rejection)) => rejection.into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} seconds; nothing was stored",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn no_such_path() -> ApiError {

@@ -174,14 +174,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     let mut cron = periodic_jobs(&shared).await?;
     let signals = tokio::spawn(handle_signals(Arc::clone(&shared), stop_tx.clone()));
 
-    let mut server_stop = stop_tx.subscribe();
     let app = api::router(Arc::clone(&shared));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        })
-        .await
-        .map_err(DaemonError::Serve)?;
+    crate::serve::serve(
+        listener,
+        app,
+        crate::serve::Limits::for_this_process(),
+        stop_tx.subscribe(),
+    )
+    .await;
 
     tracing::info!("stopping: finishing deliveries in flight");
     let _ = stop_tx.send(true);

@@ -827,3 +827,103 @@ async fn two_daemons_on_postgres_one_killed_mid_wave_deliver_everything_once_but
     assert_logs_private(&a_setup);
     assert_logs_private(&b_setup);
 }
+
+/// Raises this test process's open-files limit to its hard limit, which must leave room for
+/// `needed` sockets: a flood is opened from here.
+fn room_for_sockets(needed: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
+    let now = getrlimit(Resource::Nofile).current;
+    assert!(
+        now.is_none_or(|n| n >= needed),
+        "this test opens {needed} sockets; raise the hard limit on open files (ulimit -Hn)"
+    );
+}
+
+/// Whether the server has closed a connection (it reads end-of-file), without waiting.
+fn closed_by_server(stream: &std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut byte = [0u8; 1];
+    !matches!((&*stream).read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// 1,200 connections opened and left silent, as a client that never sends its request (or a
+/// slow-loris attack) leaves them, against a daemon limited to 1,024 open files: it used to run
+/// out of file descriptors, and then the API, ingest and the scheduler ("unable to open database
+/// file") all stopped. The daemon keeps its connections under its limit, closing the ones waiting
+/// longest for a request to make room: the API answers, an event is stored, and the notice it
+/// makes due reaches the SMTP server.
+#[tokio::test]
+async fn a_flood_of_silent_connections_stops_neither_the_api_nor_the_scheduler() {
+    const FLOOD: usize = 1200;
+    room_for_sockets(FLOOD as u64 + 512);
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    setup.open_files = Some(1024);
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+    let address: std::net::SocketAddr = daemon
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the daemon's address");
+
+    let flood: Vec<std::net::TcpStream> = tokio::task::spawn_blocking(move || {
+        (0..FLOOD)
+            .map(|_| {
+                std::net::TcpStream::connect_timeout(&address, Duration::from_secs(10))
+                    .expect("the daemon takes connections during the flood")
+            })
+            .collect()
+    })
+    .await
+    .expect("the flood");
+
+    let within = Duration::from_secs(20);
+    let (status, body) = tokio::time::timeout(within, health(&daemon, "/readyz"))
+        .await
+        .expect("the API answers during the flood");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = tokio::time::timeout(
+        within,
+        daemon.post_events(&significant_event(
+            "C-4001",
+            "se-flood",
+            "2027-02-01T11:30:00Z",
+        )),
+    )
+    .await
+    .expect("ingest answers during the flood");
+    assert_eq!(status, 202, "{body}");
+    tokio::time::timeout(within, daemon.clock("2027-02-01T12:00:00Z"))
+        .await
+        .expect("the clock moves during the flood");
+    assert!(
+        mailbox
+            .mail()
+            .iter()
+            .any(|m| m.to == vec!["iro.manager@council.example".to_string()]),
+        "the significant-event notice was delivered during the flood"
+    );
+    // Room was made by closing silent connections, never by running out of files.
+    let closed = flood.iter().filter(|s| closed_by_server(s)).count();
+    assert!(
+        closed >= FLOOD - (1024 - 256),
+        "only {closed} of {FLOOD} silent connections were closed"
+    );
+    let logs = daemon.logs();
+    assert!(logs.contains("the connection limit is reached"), "{logs}");
+    for symptom in ["Too many open files", "unable to open database file"] {
+        assert!(!logs.contains(symptom), "{symptom}:\n{logs}");
+    }
+    drop(flood);
+    assert!(daemon.terminate().success());
+}

@@ -4,8 +4,9 @@
 //! Owns the SQL, the migrations and transactions. One implementation serves both databases
 //! through sqlx's `Any` driver: every statement is portable (`$N` parameters, `ON CONFLICT`,
 //! `RETURNING`), except the claim, which adds `FOR UPDATE SKIP LOCKED` on PostgreSQL, and the case
-//! lock, which SQLite does not need (it has one writer). Times are stored as milliseconds since
-//! the epoch, JSON as text. Must not plan, render or deliver: the service passes in what the
+//! lock, which SQLite does not need (it has one writer). The scheduler claims and records
+//! deliveries over connections of its own. Times are stored as milliseconds since the epoch,
+//! JSON as text. Must not plan, render or deliver: the service passes in what the
 //! planner decided.
 
 mod rows;
@@ -48,6 +49,9 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The scheduler's own connection(s), for claiming and recording deliveries: the API,
+    /// however busy, never holds what the scheduler needs to send what is due.
+    scheduler: AnyPool,
     backend: Backend,
 }
 
@@ -176,28 +180,27 @@ impl Store {
             return Err(StoreError::Url(format!("{scheme}:...")));
         };
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let pool = match backend {
+        let (pool, scheduler) = match backend {
             Backend::Sqlite => {
                 create_sqlite_folder(url)?;
-                // One connection: SQLite has one writer, and a single connection never meets
-                // SQLITE_BUSY on upgrading a read transaction. WAL and synchronous=FULL make a
-                // commit durable before the API answers.
-                options
-                    .max_connections(1)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = FULL").await?;
-                            conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            conn.execute("PRAGMA cache_size = -16384").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_lazy(url)?
+                // One connection for the API and one for the scheduler. Every write
+                // transaction starts with a write, so neither meets SQLITE_BUSY on upgrading a
+                // read transaction; one waits for the other's commit (busy_timeout).
+                (
+                    sqlite_pool(options.clone(), url)?,
+                    sqlite_pool(options, url)?,
+                )
             }
-            Backend::Postgres => options.max_connections(10).connect_lazy(url)?,
+            Backend::Postgres => (
+                options.clone().max_connections(10).connect_lazy(url)?,
+                options.max_connections(2).connect_lazy(url)?,
+            ),
         };
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            scheduler,
+            backend,
+        })
     }
 
     /// Runs the migrations shipped in the binary; the first call that needs the database.
@@ -232,6 +235,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.scheduler.close().await;
     }
 
     pub async fn count_events(&self) -> Result<i64, StoreError> {
@@ -411,7 +415,7 @@ impl Store {
         )
         .bind(ms(now))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scheduler)
         .await?;
         strings(&rows, "case_ref")
     }
@@ -423,12 +427,12 @@ impl Store {
         let outbox: Option<i64> = sqlx::query(
             "SELECT MIN(attempt_at) AS t FROM outbox WHERE state IN ('pending', 'sending')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.scheduler)
         .await?
         .try_get("t")?;
         let cases: Option<i64> =
             sqlx::query("SELECT MIN(replan_at) AS t FROM cases WHERE replan_at IS NOT NULL")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.scheduler)
                 .await?
                 .try_get("t")?;
         Ok(outbox.into_iter().chain(cases).min().map(time))
@@ -466,7 +470,7 @@ impl Store {
                     .bind(ms(now))
                     .bind(left)
                     .bind(state)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.scheduler)
                     .await?,
             );
         }
@@ -508,7 +512,7 @@ impl Store {
                     )
                     .bind(&key)
                     .bind("the stored notification cannot be read")
-                    .execute(&self.pool)
+                    .execute(&self.scheduler)
                     .await?;
                 }
             }
@@ -543,7 +547,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(*id);
             }
-            for r in q.fetch_all(&self.pool).await? {
+            for r in q.fetch_all(&self.scheduler).await? {
                 let event: Event = json("event", &r.try_get::<String, _>("body")?)?;
                 found.insert(event.id, event.data);
             }
@@ -574,7 +578,7 @@ impl Store {
     /// Marks a round's deliveries sent in one transaction: one sync to disk for the round, not
     /// one per notification. Until it commits, a crash sends them again under the same keys.
     pub async fn mark_sent(&self, sent: &[&Claimed], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scheduler.begin().await?;
         for c in sent {
             sqlx::query(
                 "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, \
@@ -601,7 +605,7 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scheduler.begin().await?;
         let done = sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, last_error = $3, \
              claimed_by = NULL, updated_at = $4 WHERE key = $1 AND state = 'sending' AND claimed_by = $5",
@@ -641,7 +645,7 @@ impl Store {
         .bind(error)
         .bind(ms(now))
         .bind(&c.owner)
-        .execute(&self.pool)
+        .execute(&self.scheduler)
         .await?;
         Ok(())
     }
@@ -790,6 +794,28 @@ const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, a
      WHERE key IN (SELECT key FROM outbox WHERE state = $5 \
      AND attempt_at <= $3 ORDER BY attempt_at, key LIMIT $4 {lock}) \
      RETURNING key, case_ref, attempts, notification, data";
+
+/// A pool of one SQLite connection. WAL and synchronous=FULL make a commit durable before the
+/// API answers. The connection, once open, stays open (no idle timeout, no lifetime) and sorts
+/// in memory: it never needs another file descriptor, even when something else has used them
+/// all, so "unable to open database file" cannot stop the daemon.
+fn sqlite_pool(options: AnyPoolOptions, url: &str) -> Result<AnyPool, StoreError> {
+    Ok(options
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA cache_size = -16384").await?;
+                conn.execute("PRAGMA temp_store = MEMORY").await?;
+                Ok(())
+            })
+        })
+        .connect_lazy(url)?)
+}
 
 fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
     let rest = url

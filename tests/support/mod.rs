@@ -56,6 +56,8 @@ pub struct Setup {
     pub extra: String,
     /// `api.max_body_bytes`.
     pub max_body_bytes: usize,
+    /// The daemon's limit on open files (`ulimit -n`), when not the test's own.
+    pub open_files: Option<u64>,
 }
 
 impl Setup {
@@ -75,6 +77,7 @@ impl Setup {
             delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
             extra: String::new(),
             max_body_bytes: 65536,
+            open_files: None,
         }
     }
 
@@ -188,7 +191,18 @@ impl Daemon {
         let config = setup.write();
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = setup.dir.path().join(format!("daemon-{n}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        let mut command = match setup.open_files {
+            // The shell sets the limit and becomes the daemon (same process id).
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_driftwatch"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_driftwatch")),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&config)
             .args(["run", "--manual-clock", clock])
