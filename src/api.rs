@@ -660,9 +660,17 @@ async fn admin_clock(
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
     let caught_up = s.progress.caught_up();
     s.service.wake();
-    let settled = tokio::time::timeout(CATCH_UP_LIMIT, caught_up)
-        .await
-        .is_ok();
+    let settled = tokio::select! {
+        settled = tokio::time::timeout(CATCH_UP_LIMIT, caught_up) => settled.is_ok(),
+        // SIGTERM: answer now; the scheduler finishes the deliveries in flight and stops.
+        () = s.stopping() => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "driftwatch is stopping: the clock was moved, but what falls due by then may not \
+                 all be handled until it runs again",
+            ));
+        }
+    };
     Ok(Json(json!({"now": now, "caught_up": settled})).into_response())
 }
 

@@ -828,6 +828,19 @@ async fn two_daemons_on_postgres_one_killed_mid_wave_deliver_everything_once_but
     assert_logs_private(&b_setup);
 }
 
+/// A case in care with an IRO, and a significant event at `at`: the IRO's urgent notice falls
+/// due then (`iro.CASE@council.example`).
+fn notice_to_iro(case: &str, id: &str, at: &str) -> Value {
+    let mut events = significant_event(case, id, at);
+    if let Value::Array(list) = &mut events {
+        list.push(serde_json::json!({
+            "id": format!("{id}-iro"), "case": case, "type": "iro_allocated", "at": "2027-01-05T10:00:00Z",
+            "data": {"iro": {"name": "Ira", "email": format!("iro.{}@council.example", case.to_lowercase())}}
+        }));
+    }
+    events
+}
+
 /// Raises this test process's open-files limit to its hard limit, which must leave room for
 /// `needed` sockets: a flood is opened from here.
 fn room_for_sockets(needed: u64) {
@@ -894,23 +907,20 @@ async fn a_flood_of_silent_connections_stops_neither_the_api_nor_the_scheduler()
     assert_eq!(status, 200, "{body}");
     let (status, body) = tokio::time::timeout(
         within,
-        daemon.post_events(&significant_event(
-            "C-4001",
-            "se-flood",
-            "2027-02-01T11:30:00Z",
-        )),
+        daemon.post_events(&notice_to_iro("C-4001", "se-flood", "2027-02-01T12:30:00Z")),
     )
     .await
     .expect("ingest answers during the flood");
     assert_eq!(status, 202, "{body}");
-    tokio::time::timeout(within, daemon.clock("2027-02-01T12:00:00Z"))
+    tokio::time::timeout(within, daemon.clock("2027-02-01T12:30:00Z"))
         .await
         .expect("the clock moves during the flood");
     assert!(
-        mailbox
-            .mail()
-            .iter()
-            .any(|m| m.to == vec!["iro.manager@council.example".to_string()]),
+        mailbox.mail().iter().any(|m| {
+            m.to == vec!["iro.c-4001@council.example".to_string()]
+                && m.header("Subject")
+                    .is_some_and(|s| s.starts_with("Significant event"))
+        }),
         "the significant-event notice was delivered during the flood"
     );
     // Room was made by closing silent connections, never by running out of files.
@@ -926,4 +936,94 @@ async fn a_flood_of_silent_connections_stops_neither_the_api_nor_the_scheduler()
     }
     drop(flood);
     assert!(daemon.terminate().success());
+}
+
+/// SIGTERM while a clock move waits for the scheduler, with deliveries in flight (the SMTP
+/// server holding back its `250`): the clock request answers `503` at once, the deliveries in
+/// flight finish and are recorded, and the daemon exits 0 well inside systemd's 30 seconds. It
+/// used to ignore SIGTERM for over 40 seconds, the clock request waiting out its two minutes.
+#[tokio::test]
+async fn sigterm_during_a_clock_move_stops_the_daemon_promptly() {
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    let mut daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+    // Significant events dated 13:00: their urgent notices fall due when the clock gets there.
+    for i in 0..12 {
+        let (status, body) = daemon
+            .post_events(&notice_to_iro(
+                &format!("C-50{i:02}"),
+                &format!("se-term-{i}"),
+                "2027-02-01T13:00:00Z",
+            ))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // What the cases' earlier events made due has gone; only the clock move sends more.
+    daemon.clock("2027-02-01T12:00:00Z").await;
+    mailbox.hold(true);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/admin/clock", daemon.base);
+    let moving = tokio::spawn(async move {
+        let res = http
+            .post(url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(r#"{"now": "2027-02-01T13:00:00Z"}"#)
+            .send()
+            .await;
+        match res {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap_or_default())
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    });
+    assert!(
+        eventually(Duration::from_secs(20), || !mailbox.held().is_empty()).await,
+        "a delivery is in flight"
+    );
+    let in_flight: BTreeSet<String> = mailbox.held().iter().map(key_of).collect();
+
+    let asked = std::time::Instant::now();
+    daemon.signal("TERM");
+    let (status, text) = tokio::time::timeout(Duration::from_secs(5), moving)
+        .await
+        .expect("the clock request answers at once")
+        .expect("the clock request");
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("stopping"), "{text}");
+    mailbox.hold(false);
+    let exit = daemon
+        .exited_within(Duration::from_secs(20))
+        .expect("the daemon stopped");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "stopping took {:?}",
+        asked.elapsed()
+    );
+    drop(daemon);
+
+    // What was in flight finished and was recorded: started again, it is not sent twice, and
+    // the rest goes.
+    let daemon = Daemon::start(&setup, "2027-02-01T13:00:00Z");
+    daemon.clock("2027-02-01T13:00:00Z").await;
+    let sent = keys(&daemon.outbox("sent").await);
+    assert!(in_flight.is_subset(&sent), "{in_flight:?} not in {sent:?}");
+    let counts = deliveries(&mailbox);
+    assert!(
+        in_flight.iter().all(|k| counts.get(k) == Some(&1)),
+        "in flight, then sent again: {counts:?}"
+    );
+    let notices = daemon
+        .outbox("sent")
+        .await
+        .iter()
+        .filter(|n| n["rule"] == "significant_event_notice")
+        .count();
+    assert_eq!(notices, 12, "every notice went");
+    assert!(daemon.outbox("sending").await.is_empty());
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
 }
