@@ -162,7 +162,31 @@ fn build(
     // lettre panics on some header values (a name with CR LF once did); whatever else it may
     // refuse that way must still end as an error, never a panic.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let email = assemble(key, from, name, address, message, now)?;
+        let to = Mailbox::new(
+            name.map(str::to_string),
+            address
+                .parse()
+                .map_err(|_| "the recipient's email address is not valid".to_string())?,
+        );
+        let domain = from.email.domain().to_string();
+        let builder = lettre::Message::builder()
+            .message_id(Some(format!("<{key}@{domain}>")))
+            .from(from.clone())
+            .to(to)
+            .subject(one_line(&message.subject))
+            .date(now.into());
+        let email = match &message.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                message.text.clone(),
+                html.clone(),
+            )),
+            None => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(message.text.clone()),
+            ),
+        }
+        .map_err(|e| format!("cannot build the message: {e}"))?;
         // Formatting is where a bad header shows; done once here so that sending cannot fail so.
         let _ = email.formatted();
         Ok(email)
@@ -186,41 +210,6 @@ fn one_line(text: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn assemble(
-    key: &str,
-    from: &Mailbox,
-    name: Option<&str>,
-    address: &str,
-    message: &Message,
-    now: DateTime<Utc>,
-) -> Result<lettre::Message, String> {
-    let to = Mailbox::new(
-        name.map(str::to_string),
-        address
-            .parse()
-            .map_err(|_| "the recipient's email address is not valid".to_string())?,
-    );
-    let domain = from.email.domain().to_string();
-    let builder = lettre::Message::builder()
-        .message_id(Some(format!("<{key}@{domain}>")))
-        .from(from.clone())
-        .to(to)
-        .subject(one_line(&message.subject))
-        .date(now.into());
-    let built = match &message.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-            message.text.clone(),
-            html.clone(),
-        )),
-        None => builder.singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(message.text.clone()),
-        ),
-    };
-    built.map_err(|e| format!("cannot build the message: {e}"))
 }
 
 /// Writes `KEY.eml` whole or not at all (a temporary file renamed into place).
