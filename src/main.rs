@@ -92,9 +92,9 @@ enum Command {
     /// Timeliness figures for a period (the IRO annual report): by rule, due, on time, late,
     /// overdue; IRO caseloads; events by type.
     Report {
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         from: NaiveDate,
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         to: NaiveDate,
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
@@ -156,6 +156,7 @@ enum TokenCommand {
 enum CalendarCommand {
     /// The statutory working day N working days after DATE (before, if N is negative).
     Add {
+        #[arg(value_parser = date_arg)]
         date: NaiveDate,
         #[arg(allow_negative_numbers = true)]
         n: i32,
@@ -165,7 +166,9 @@ enum CalendarCommand {
     },
     /// The number of statutory working days in (A, B].
     Between {
+        #[arg(value_parser = date_arg)]
         a: NaiveDate,
+        #[arg(value_parser = date_arg)]
         b: NaiveDate,
         /// Count the council's working days (closure days left out) instead of statutory ones.
         #[arg(long)]
@@ -454,16 +457,21 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A date argument, exactly `YYYY-MM-DD` as everywhere else driftwatch reads dates.
+fn date_arg(text: &str) -> Result<NaiveDate, String> {
+    driftwatch::event::parse_date(text).ok_or_else(|| "expected a date such as 2027-01-21".into())
+}
+
 fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>> {
     let Some(text) = now else {
         return Ok(Utc::now());
     };
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+    if let Some(t) = driftwatch::event::parse_timestamp(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        Ok(d) => Ok(localtime::start_of(d)),
-        Err(_) => bail!("--now: `{text}` is neither an RFC 3339 time nor a YYYY-MM-DD date"),
+    match driftwatch::event::parse_date(text) {
+        Some(d) => Ok(localtime::start_of(d)),
+        None => bail!("--now: `{text}` is neither an RFC 3339 time nor a YYYY-MM-DD date"),
     }
 }
 

@@ -285,6 +285,7 @@ fn example_notification(
             at: Some(at(14)),
         }),
         data: None,
+        data_from: Vec::new(),
     }
 }
 
@@ -321,7 +322,8 @@ pub fn check_webhook_body(
                 .get(&rule.on)
                 .map(|e| sample_data(&e.fields))
                 .unwrap_or_default();
-            if let Err(e) = render_webhook(rules, "EXAMPLE-1", &example, &data, Some(body)) {
+            let at = example.send_at;
+            if let Err(e) = render_webhook(rules, "EXAMPLE-1", &example, &data, Some(body), at) {
                 problems.insert(e.to_string());
             }
         }
@@ -365,19 +367,19 @@ pub fn render(
     })
 }
 
-/// The JSON body of a webhook: the template's `webhook.json` when it has one (so a Teams or
-/// Slack incoming webhook gets the shape it wants), otherwise a standard envelope with the
-/// rendered subject and text.
 /// The body of a webhook request: the notification's own template's `webhook.json` if it has
 /// one; else the webhook's `body` template (a Teams card, a Slack message), which sees the
 /// rendered message as `message.subject` and `message.text` besides the usual values; else a
-/// JSON envelope with the case reference, rule, step, subject and text.
+/// JSON envelope with the case reference, rule, step, subject and text, and `sent_at`,
+/// driftwatch's time of sending (under a manual clock, the clock's time; the signed
+/// `webhook-timestamp` header is always the real time).
 pub fn render_webhook(
     rules: &RuleSet,
     case: &str,
     n: &Notification,
     data: &Map<String, Value>,
     body_template: Option<&str>,
+    sent_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, RenderError> {
     let error = |message: String| RenderError {
         template: n.template.clone(),
@@ -422,6 +424,7 @@ pub fn render_webhook(
         "notification": ctx["notification"],
         "subject": m.subject,
         "text": m.text,
+        "sent_at": sent_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
     Ok(body.to_string())
 }

@@ -33,6 +33,38 @@ pub struct Service {
     wake: Notify,
 }
 
+/// Why a batch of events was not stored. Nothing of it was.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Two events of the batch, or an event of the batch and a stored one, have this id and
+    /// different contents.
+    #[error(
+        "event {id}: id: {}",
+        if *.stored { CONFLICT_WITH_STORED } else { CONFLICT_IN_BATCH }
+    )]
+    Conflict { id: String, stored: bool },
+}
+
+/// What a batch repeating a stored id with other contents is told.
+pub const CONFLICT_WITH_STORED: &str = "an event with this id is already stored with different \
+     contents; nothing was stored (an event cannot be changed: send what changed as a new event)";
+
+/// What a batch using one id for two different events is told.
+pub const CONFLICT_IN_BATCH: &str =
+    "is used by two events of the batch with different contents; nothing was stored";
+
+/// What an id already stored with other contents does to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// The batch is refused ([`IngestError::Conflict`]): what the case system posts.
+    Refuse,
+    /// The stored event stands and the new one counts as a duplicate: for imports run again
+    /// (a snapshot's events dated at the import keep their ids) and acknowledgement links.
+    KeepStored,
+}
+
 /// What became of one posted event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Accepted {
@@ -112,8 +144,25 @@ impl Service {
     }
 
     /// Stores events and re-plans their cases in one transaction: when this returns `Ok`, the
-    /// events and their consequences are on disk.
-    pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, StoreError> {
+    /// events and their consequences are on disk. A batch using one id for two different
+    /// events is refused; an event whose id is stored already counts as a duplicate (the stored
+    /// one stands, whatever the new one holds).
+    pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, IngestError> {
+        self.ingest_with(events, Changed::KeepStored).await
+    }
+
+    /// As [`Service::ingest`], with `changed` saying what an id stored with other contents does.
+    pub async fn ingest_with(
+        &self,
+        events: &[Event],
+        changed: Changed,
+    ) -> Result<Vec<Accepted>, IngestError> {
+        if let Some(id) = crate::event::conflicting_id(events) {
+            return Err(IngestError::Conflict {
+                id: id.to_string(),
+                stored: false,
+            });
+        }
         let config = self.config();
         let now = self.now();
         let mut tx = self.store.begin().await?;
@@ -123,6 +172,14 @@ impl Service {
             let stored = tx.append(event, now).await?;
             if stored {
                 cases.insert(event.case.as_str());
+            } else if changed == Changed::Refuse
+                && tx.event(&event.id).await?.is_some_and(|s| s != *event)
+            {
+                // Dropped without a commit: nothing of the batch is kept.
+                return Err(IngestError::Conflict {
+                    id: event.id.clone(),
+                    stored: true,
+                });
             }
             accepted.push(Accepted {
                 id: event.id.clone(),
@@ -365,6 +422,7 @@ pub fn case_write(
         .chain(&plan.derived_events)
         .map(|e| (e.id.as_str(), &e.data))
         .collect();
+    let stored: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let deadlines: HashMap<&str, (DateTime<Utc>, bool)> = plan
         .obligations
         .iter()
@@ -470,11 +528,7 @@ pub fn case_write(
                 n.send_at = placed;
             }
         }
-        // The data the planner used (the moved meeting's, not only the booking's).
-        let data = n
-            .data
-            .as_deref()
-            .or_else(|| data_of.get(n.event.as_str()).copied());
+        let data = row_data(&n, &stored, &data_of);
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
@@ -482,7 +536,7 @@ pub fn case_write(
             send_at: n.send_at,
             state,
             notification: to_json(&n),
-            data: data.map_or_else(|| "{}".to_string(), to_json),
+            data,
         });
     }
     let retire = pending
@@ -563,6 +617,39 @@ fn meeting_ahead(data: Option<&Map<String, Value>>, now: DateTime<Utc>) -> bool 
         Some(text) => DateTime::parse_from_rfc3339(text).map_or(true, |t| t > now),
         None => true,
     }
+}
+
+/// What an outbox row keeps of a notification's data. A stored event's data is read from the
+/// event log when the notification is claimed, not copied into every row: an invitation to each
+/// of hundreds of participants would otherwise store the whole list once per participant. So
+/// when every event the data came from is stored (not derived by driftwatch), the row names them
+/// (`$from`) and keeps only what the planner laid over them (the case's contacts); otherwise it
+/// keeps the data itself.
+fn row_data(
+    n: &Notification,
+    stored: &HashSet<&str>,
+    data_of: &HashMap<&str, &Map<String, Value>>,
+) -> String {
+    let Some(data) = n.data.as_deref() else {
+        return data_of
+            .get(n.event.as_str())
+            .copied()
+            .map_or_else(|| "{}".to_string(), to_json);
+    };
+    let in_log =
+        !n.data_from.is_empty() && n.data_from.iter().all(|id| stored.contains(id.as_str()));
+    if !in_log {
+        return to_json(data);
+    }
+    let mut row = Map::new();
+    row.insert(
+        crate::store::DATA_FROM.to_string(),
+        serde_json::json!(n.data_from),
+    );
+    if let Some(contacts) = data.get(crate::message::CONTACTS_KEY) {
+        row.insert(crate::message::CONTACTS_KEY.to_string(), contacts.clone());
+    }
+    to_json(&row)
 }
 
 /// Serialises one of the planner's shapes. They hold only strings, numbers and dates, so this

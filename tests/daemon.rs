@@ -189,6 +189,40 @@ async fn email_goes_through_a_real_smtp_server_and_a_refusal_is_retried() {
     assert_eq!(daemon.outbox("sent").await.len(), mail.len());
 }
 
+/// A Standard Webhooks receiver refuses a timestamp more than five minutes from its own clock.
+/// Under a manual clock set months ahead, the signed `webhook-timestamp` is still the real time
+/// of sending, so the receiver takes it; the clock's time is in the body as `sent_at`.
+#[tokio::test]
+async fn a_webhook_under_a_manual_clock_is_signed_with_the_real_time() {
+    let receiver = Receiver::start().await;
+    let mut setup = Setup::new();
+    setup.webhook_url = Some(receiver.url.clone());
+    setup.extra_rules = Some(WEBHOOK_RULE.into());
+    let daemon = Daemon::start(&setup, "2031-02-03T12:00:00Z");
+    let (status, body) = daemon
+        .post_events(&significant_event("C-2002", "se-7", "2031-02-03T11:00:00Z"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    daemon.clock("2031-02-03T12:00:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert!(hooks[0].signature_valid, "{hooks:?}");
+    assert!(
+        hooks[0].timestamp_fresh,
+        "webhook-timestamp {} is not the real time",
+        hooks[0].timestamp
+    );
+    assert_eq!(hooks[0].answered, 200);
+    assert_eq!(hooks[0].body["sent_at"], "2031-02-03T12:00:00Z");
+    let sent = daemon.outbox("sent").await;
+    assert!(
+        sent.iter()
+            .any(|n| n["idempotency_key"] == hooks[0].id.as_str()),
+        "{sent:?}"
+    );
+    assert!(daemon.outbox("dead").await.is_empty());
+}
+
 #[tokio::test]
 async fn webhooks_are_signed_retried_after_a_500_and_dead_after_a_404() {
     let receiver = Receiver::start().await;

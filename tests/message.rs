@@ -134,8 +134,9 @@ fn the_shipped_teams_and_slack_bodies_have_the_shapes_their_receivers_take() {
         .unwrap();
     let data = n.data.as_deref().unwrap();
     let render = |body: &str| -> serde_json::Value {
-        let text = driftwatch::message::render_webhook(&c.rules, "C-1001", n, data, Some(body))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let text =
+            driftwatch::message::render_webhook(&c.rules, "C-1001", n, data, Some(body), n.send_at)
+                .unwrap_or_else(|e| panic!("{e}"));
         serde_json::from_str(&text).unwrap()
     };
 

@@ -44,14 +44,33 @@ fn every_notification_still_to_go_waits_in_the_outbox_under_its_key() {
             NotificationStatus::Due => {}
         }
     }
-    // Each row carries the data of the event behind it, for its template.
+    // A row of a stored event leaves its data in the event log (read when the row is claimed,
+    // so a list of hundreds of participants is not copied into each of their invitations); a
+    // row of a derived event, stored nowhere else, carries it.
     let invitation = write
         .outbox
         .iter()
         .find(|w| w.rule == "review_invitations" && w.notification.contains("\"action\""))
         .expect("the invitations are planned");
-    assert!(invitation.data.contains("meeting_at"));
+    // It names the events its data comes from and keeps only the case's contacts.
+    let data: serde_json::Value = serde_json::from_str(&invitation.data).unwrap();
+    assert!(
+        data["$from"].as_array().is_some_and(|a| !a.is_empty()),
+        "{data}"
+    );
+    assert!(
+        !invitation.data.contains("participants"),
+        "{}",
+        invitation.data
+    );
     assert_eq!(invitation.channel, "email");
+    let derived: Vec<_> = write
+        .outbox
+        .iter()
+        .filter(|w| w.notification.contains("\"event\":\"derived:"))
+        .collect();
+    assert!(!derived.is_empty());
+    assert!(derived.iter().all(|w| w.data.contains("legal_basis")));
 }
 
 #[test]

@@ -167,6 +167,7 @@ impl Courier {
                     n,
                     &c.data,
                     body_template,
+                    now,
                 ) {
                     Ok(b) => b,
                     Err(e) => {
@@ -175,7 +176,7 @@ impl Courier {
                         };
                     }
                 };
-                hook.send(&self.http, &c.key, &body, now).await
+                hook.send(&self.http, &c.key, &body).await
             }
             // The plan found nobody to tell: dead at once, with the reason, for an admin.
             target @ Target::Nobody { .. } => Outcome::Failed {

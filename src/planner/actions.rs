@@ -17,21 +17,31 @@ use std::collections::HashSet;
 impl Run<'_, '_> {
     /// The earliest deadline action due by `now` among open obligations (those whose sends
     /// already found nobody in this stretch wait for a change).
-    pub(super) fn next_action(&self) -> Option<(DateTime<Utc>, usize)> {
-        self.obligations
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.end.is_none())
-            .filter(|(_, o)| !o.nobody.iter().any(|(s, _)| *s == o.segments.len() - 1))
-            .filter_map(|(i, o)| {
-                let rule = self.rules().rules[o.rule].obligation()?;
-                if rule.at_deadline.is_empty() {
-                    return None;
-                }
-                let m = self.action_moment(rule, o.current());
-                (m <= self.now).then_some((m, i))
-            })
-            .min()
+    pub(super) fn next_action(&mut self) -> Option<(DateTime<Utc>, usize)> {
+        while let Some(std::cmp::Reverse((m, i, segments))) = self.actions.peek().copied() {
+            let o = &self.obligations[i];
+            let waiting = o.nobody.iter().any(|(s, _)| *s + 1 == segments);
+            if o.end.is_some() || o.segments.len() != segments || waiting {
+                self.actions.pop();
+                continue;
+            }
+            return (m <= self.now).then_some((m, i));
+        }
+        None
+    }
+
+    /// Puts obligation `idx`'s deadline actions, if its rule has any, in the queue at the moment
+    /// its current segment gives them.
+    pub(super) fn queue_actions(&mut self, idx: usize) {
+        let o = &self.obligations[idx];
+        let Some(rule) = self.rules().rules[o.rule].obligation() else {
+            return;
+        };
+        if !rule.at_deadline.is_empty() {
+            let m = self.action_moment(rule, o.current());
+            self.actions
+                .push(std::cmp::Reverse((m, idx, o.segments.len())));
+        }
     }
 
     /// When a rule's deadline actions happen for a segment: sends at the start of working hours
@@ -166,20 +176,20 @@ impl Run<'_, '_> {
         if orule
             .ended_by
             .iter()
-            .any(|m| self.matches(m, key, event, &what("ended_by")))
+            .any(|m| self.matches(m, key, event, || what("ended_by")))
         {
             self.obligations[idx].settled = true;
         } else if orule
             .cancelled_by
             .iter()
-            .any(|m| self.matches(m, key, event, &what("cancelled_by")))
+            .any(|m| self.matches(m, key, event, || what("cancelled_by")))
         {
             self.tell_cancelled(idx, event.at);
             self.obligations[idx].settled = true;
         } else if let Some(r) = orule
             .replanned_by
             .iter()
-            .find(|r| self.matches(&r.matcher, key, event, &what("replanned_by")))
+            .find(|r| self.matches(&r.matcher, key, event, || what("replanned_by")))
         {
             let anchor = r.from.resolve(event, None);
             self.move_after_sending(idx, rule, orule, anchor, event);

@@ -280,6 +280,10 @@ pub struct Notification {
     /// and laid over the meeting's. Kept beside the plan, not in its JSON.
     #[serde(skip)]
     pub data: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The stored events `data` was laid together from, in order (the case's contacts aside):
+    /// the store keeps a reference to them rather than a copy.
+    #[serde(skip)]
+    pub data_from: Vec<String>,
 }
 
 /// A derived event that will be recorded at `at` if the obligation is still open then.

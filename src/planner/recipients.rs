@@ -189,6 +189,7 @@ impl Run<'_, '_> {
         let mut data = (*meta.data).clone();
         data.insert(crate::message::CONTACTS_KEY.to_string(), contacts);
         let data = std::sync::Arc::new(data);
+        let from = meta.data.from.to_vec();
         for Addressed { target, instead_of } in addressed {
             let identity = target.identity();
             let mut parts: Vec<&str> = vec![&self.case];
@@ -218,6 +219,7 @@ impl Run<'_, '_> {
                 instead_of,
                 replaces: meta.replaces.clone(),
                 data: Some(data.clone()),
+                data_from: from.clone(),
             });
         }
     }

@@ -43,6 +43,8 @@ pub struct Meeting {
     pub at: DateTime<Utc>,
     /// The booking's data, overlaid by the data of the events that moved it.
     pub data: Map<String, Value>,
+    /// The events `data` was laid together from, in order.
+    pub from: Vec<String>,
     pub status: MeetingStatus,
 }
 
@@ -137,16 +139,19 @@ impl CaseState {
             let meeting = self.meetings.entry(key).or_insert_with(|| Meeting {
                 at,
                 data: Map::new(),
+                from: Vec::new(),
                 status: MeetingStatus::Booked,
             });
             meeting.at = at;
             meeting.status = MeetingStatus::Booked;
             meeting.data.extend(event.data.clone());
+            meeting.from.push(event.id.clone());
         } else if model.held_by.contains(&event.kind) {
             // A meeting held counts once in the period, booked through driftwatch or not.
             let meeting = self.meetings.entry(key.clone()).or_insert_with(|| Meeting {
                 at: event.at,
                 data: event.data.clone(),
+                from: vec![event.id.clone()],
                 status: MeetingStatus::Held,
             });
             meeting.status = MeetingStatus::Held;

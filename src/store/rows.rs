@@ -59,7 +59,8 @@ pub struct OutboxWrite {
     pub state: PlannedState,
     /// The planner's notification as JSON.
     pub notification: String,
-    /// The data of the event behind it, as JSON.
+    /// The data of the event behind it, as JSON; empty when that event is stored (the claim
+    /// reads its data from the event log, so a long list is not copied into every row).
     pub data: String,
 }
 
