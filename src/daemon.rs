@@ -122,6 +122,19 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     if crate::telemetry::handle().is_none() {
         tracing::warn!("metrics are not recorded: another recorder was installed first");
     }
+    // Where everything is, for whoever started it.
+    tracing::info!(
+        config = %config.source.describe(),
+        rules = %config.rules_dir.display(),
+        templates = %config.templates_dir.display(),
+        bank_holidays = %config.bank_holidays_path.display(),
+        database = %crate::config::service::redact_url(&url),
+        email = %match &config.email.smtp {
+            Some(smtp) => format!("SMTP {}", smtp.host),
+            None => format!(".eml files in {}", config.email.spool.display()),
+        },
+        "driftwatch configured"
+    );
     // Nothing is asked of the database yet: see `open_store`.
     let store = Store::connect(&url)?;
     let courier = Courier::from_config(&config)?;
@@ -355,7 +368,7 @@ pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
         );
         ReloadError { problems }
     };
-    let config = Config::load(&old.path)
+    let config = Config::load_from(&old.source)
         .map_err(|d| refused(d.0.iter().map(ToString::to_string).collect()))?;
     let courier = Courier::from_config(&config).map_err(|e| refused(vec![e.to_string()]))?;
     if config.database_url != old.database_url || config.api.listen != old.api.listen {

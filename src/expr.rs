@@ -6,6 +6,7 @@
 //! loader and no functions beyond the few registered here. Must not decide what to send.
 
 use crate::diagnostic::Diagnostic;
+use crate::sources::TemplateFiles;
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
@@ -68,60 +69,41 @@ impl Engine {
         );
     }
 
-    /// Loads every template folder under `dir` (`dir/NAME/subject.txt`, ...). Returns a diagnostic
+    /// Adds every template folder of `templates` (`NAME/subject.txt`, ...). Returns a diagnostic
     /// for each part that does not compile or each folder missing a required part.
-    pub fn load_templates(&mut self, dir: &Path) -> Vec<Diagnostic> {
+    pub fn add_templates(&mut self, templates: &TemplateFiles) -> Vec<Diagnostic> {
         let mut problems = Vec::new();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => {
-                return vec![Diagnostic::whole_file(
-                    dir,
-                    format!("cannot read the templates folder: {e}"),
-                )];
-            }
-        };
-        let mut folders: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        folders.sort();
-        for folder in folders {
-            let Some(name) = folder
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_string)
-            else {
-                continue;
-            };
+        for (name, parts) in templates {
             // Known even if broken, so rules using it are not also reported as unknown.
             self.templates.insert(name.clone());
             // A folder with only a `webhook.json` is a webhook body (a Teams card, a Slack
             // message) that a webhook's `body:` names: it needs no subject or text of its own.
-            let body_only = folder.join("webhook.json").is_file()
-                && !folder.join("subject.txt").exists()
-                && !folder.join("body.txt").exists();
+            let body_only = parts.contains_key("webhook.json")
+                && !parts.contains_key("subject.txt")
+                && !parts.contains_key("body.txt");
             for part in TEMPLATE_PARTS {
-                let file = folder.join(part);
                 let required = !body_only && matches!(part, "subject.txt" | "body.txt");
-                let source = match std::fs::read_to_string(&file) {
-                    Ok(s) => s,
-                    Err(_) if !required => continue,
-                    Err(e) => {
+                let Some(file) = parts.get(part) else {
+                    if required {
+                        let folder = parts
+                            .values()
+                            .next()
+                            .and_then(|f| f.path.parent())
+                            .map(|d| d.join(part))
+                            .unwrap_or_else(|| Path::new(name).join(part));
                         problems.push(Diagnostic::whole_file(
-                            &file,
-                            format!("template `{name}` needs this file: {e}"),
+                            &folder,
+                            format!("template `{name}` needs this file"),
                         ));
-                        continue;
                     }
+                    continue;
                 };
                 if let Err(e) = self
                     .env
-                    .add_template_owned(format!("{name}/{part}"), source)
+                    .add_template_owned(format!("{name}/{part}"), file.text.clone())
                 {
                     let line = e.line().unwrap_or(1);
-                    problems.push(Diagnostic::new(&file, Some((line, 1)), describe(&e)));
+                    problems.push(Diagnostic::new(&file.path, Some((line, 1)), describe(&e)));
                 }
             }
         }

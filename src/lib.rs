@@ -41,6 +41,7 @@ pub mod scheduler;
 pub mod serve;
 pub mod service;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod web;

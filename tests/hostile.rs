@@ -293,7 +293,9 @@ fn a_template_cannot_read_files_or_the_environment() {
         std::fs::write(t.join("body.txt"), text).expect("body");
     }
     let mut engine = driftwatch::expr::Engine::new();
-    let problems = engine.load_templates(&folder);
+    let (templates, read) = driftwatch::sources::read_templates_dir(&folder);
+    assert!(read.is_empty());
+    let problems = engine.add_templates(&templates);
     for (name, _) in &attempts {
         match engine.render(name, "body.txt", &json!({"case": {"ref": "C1"}})) {
             Ok(out) => panic!("{name} rendered: {out:?}"),

@@ -155,10 +155,13 @@ impl Run<'_, '_> {
             && let Some(what) = what
         {
             let tried: Vec<String> = send.to.iter().map(ToString::to_string).collect();
-            self.problems.push(format!(
-                "error: {what}: nobody to send to ({}); it is recorded as undeliverable",
-                tried.join(", ")
-            ));
+            // An error once it is due; until then someone may yet be allocated.
+            if at <= self.now {
+                self.problems.push(format!(
+                    "error: {what}: nobody to send to ({}); it is recorded as undeliverable",
+                    tried.join(", ")
+                ));
+            }
             addressed.push(Addressed::to(Target::Nobody { tried }));
         }
         self.push_targets(out, key_base, addressed, send, at, status, &meta);

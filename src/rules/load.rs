@@ -16,6 +16,7 @@ use super::{
 use crate::calendar::OffsetUnit;
 use crate::diagnostic::{Diagnostic, Diagnostics, from_yaml_error};
 use crate::expr::Engine;
+use crate::sources::{SourceFile, TemplateFiles};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -37,37 +38,20 @@ impl Source {
 }
 
 pub(super) fn load(
-    rules_dir: &Path,
-    templates_dir: &Path,
+    files: &[SourceFile],
+    templates: &TemplateFiles,
     services: &Services,
 ) -> Result<RuleSet, Diagnostics> {
     let mut problems = Vec::new();
-    let mut files = Vec::new();
-    collect_yaml(rules_dir, &mut files, &mut problems);
-    files.sort();
-    if files.is_empty() && problems.is_empty() {
-        problems.push(Diagnostic::whole_file(
-            rules_dir,
-            "no *.yaml rules files here",
-        ));
-    }
-
     let mut sources = Vec::new();
-    for path in &files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(Diagnostic::whole_file(path, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        match serde_yaml::from_str::<RawFile>(&text) {
+    for file in files {
+        match serde_yaml::from_str::<RawFile>(&file.text) {
             Ok(raw) => sources.push(Source {
-                path: path.clone(),
-                locator: Locator::new(&text),
+                path: file.path.clone(),
+                locator: Locator::new(&file.text),
                 raw,
             }),
-            Err(e) => problems.push(from_yaml_error(path, &e)),
+            Err(e) => problems.push(from_yaml_error(&file.path, &e)),
         }
     }
 
@@ -75,7 +59,7 @@ pub(super) fn load(
     if let Some((start, end)) = services.school_day {
         engine.set_school_day(start, end);
     }
-    problems.extend(engine.load_templates(templates_dir));
+    problems.extend(engine.add_templates(templates));
 
     let mut checker = Checker {
         services,
@@ -95,32 +79,11 @@ pub(super) fn load(
             case: checker.case,
             rules,
             engine: checker.engine,
-            files,
+            files: files.iter().map(|f| f.path.clone()).collect(),
             services: services.clone(),
         })
     } else {
         Err(Diagnostics(checker.problems))
-    }
-}
-
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Diagnostic>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            problems.push(Diagnostic::whole_file(
-                dir,
-                format!("cannot read the rules folder: {e}"),
-            ));
-            return;
-        }
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_yaml(&path, out, problems);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
     }
 }
 
