@@ -128,7 +128,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         rules = %config.rules_dir.display(),
         templates = %config.templates_dir.display(),
         bank_holidays = %config.bank_holidays_path.display(),
-        database = %crate::config::service::redact_url(&url),
+        database = %crate::config::service::describe_database(&url),
         email = %match &config.email.smtp {
             Some(smtp) => format!("SMTP {}", smtp.host),
             None => format!(".eml files in {}", config.email.spool.display()),

@@ -30,6 +30,7 @@ pub mod event;
 pub mod explain;
 pub mod expr;
 pub mod feed;
+pub mod inbox;
 pub mod links;
 pub mod localtime;
 pub mod message;

@@ -389,22 +389,32 @@ pub(super) fn check(
     problems
 }
 
-/// `sqlite:relative/path.db` made absolute against the config folder, with `mode=rwc` so the
-/// file is created on first start. Other URLs are returned unchanged.
-/// A database URL with any password in it hidden, for logs (`postgres://dw:***@db/dw`).
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+/// Where the store is, for logs and people: `SQLite file /var/lib/driftwatch/driftwatch.db`,
+/// `PostgreSQL database dw on db.council.example:5432`. Never the URL: no user, no password.
+pub fn describe_database(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return "a database of unknown kind".into();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+    let rest = rest.trim_start_matches("//");
+    let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+    if scheme == "sqlite" {
+        return format!("SQLite file {rest}");
+    }
+    let hosted = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let (host, name) = hosted.split_once('/').unwrap_or((hosted, ""));
+    let host = if host.is_empty() {
+        "the local socket"
+    } else {
+        host
+    };
+    match name {
+        "" => format!("PostgreSQL on {host}"),
+        name => format!("PostgreSQL database {name} on {host}"),
     }
 }
 
+/// `sqlite:relative/path.db` made absolute against the config folder, with `mode=rwc` so the
+/// file is created on first start. Other URLs are returned unchanged.
 pub fn resolve_database_url(url: &str, base: &Path) -> String {
     let Some(rest) = url
         .strip_prefix("sqlite://")
@@ -437,16 +447,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_in_database_urls_are_hidden() {
+    fn a_database_is_described_without_its_url() {
         assert_eq!(
-            redact_url("postgres://dw:secret@db.council.example/dw"),
-            "postgres://dw:***@db.council.example/dw"
+            describe_database("postgres://dw:secret@db.council.example:5432/dw?sslmode=require"),
+            "PostgreSQL database dw on db.council.example:5432"
         );
         assert_eq!(
-            redact_url("sqlite:var/driftwatch.db"),
-            "sqlite:var/driftwatch.db"
+            describe_database("postgresql://dw:p@ss@word@db/x"),
+            "PostgreSQL database x on db"
         );
-        assert_eq!(redact_url("postgres://db/dw"), "postgres://db/dw");
+        assert_eq!(
+            describe_database("sqlite:///var/lib/driftwatch/driftwatch.db?mode=rwc"),
+            "SQLite file /var/lib/driftwatch/driftwatch.db"
+        );
+        assert_eq!(
+            describe_database("sqlite:var/driftwatch.db"),
+            "SQLite file var/driftwatch.db"
+        );
+        assert_eq!(
+            describe_database("postgres:///dw"),
+            "PostgreSQL database dw on the local socket"
+        );
     }
 
     #[test]
