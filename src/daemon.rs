@@ -396,6 +396,26 @@ pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
     }
 }
 
+/// What reloading would do, changing nothing: the config, calendar, rules and templates read
+/// again from the config file in force, checked as a reload checks them, and every case planned
+/// with them beside the rules in force (see [`crate::preview`]).
+pub async fn preview_reload(shared: &Shared) -> Result<crate::preview::RulesChange, ReloadError> {
+    let old = shared.service.config();
+    let config = Config::load_from(&old.source).map_err(|d| ReloadError {
+        problems: d.0.iter().map(ToString::to_string).collect(),
+    })?;
+    Courier::from_config(&config).map_err(|e| ReloadError {
+        problems: vec![e.to_string()],
+    })?;
+    shared
+        .service
+        .preview_rules(&config)
+        .await
+        .map_err(|e| ReloadError {
+            problems: vec![format!("the caseload could not be read: {e}")],
+        })
+}
+
 /// The jobs that run by the calendar rather than by the outbox, in Europe/London time:
 /// - 06:00 daily: warn when the bank-holiday data runs out within a year;
 /// - `digest.at` (08:30) daily: the digests, on working days;

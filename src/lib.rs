@@ -36,6 +36,7 @@ pub mod localtime;
 pub mod message;
 pub mod notify;
 pub mod planner;
+pub mod preview;
 pub mod report;
 pub mod rules;
 pub mod scheduler;

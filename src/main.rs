@@ -132,6 +132,25 @@ enum Command {
         #[arg(long, default_value = "2027-01-04T10:00")]
         from: String,
     },
+    /// What a changed rules folder would do to the caseload before it is put in place and
+    /// reloaded: deadlines that move and by how many working days, obligations opened or taken
+    /// away, messages added (and sent at once) or withdrawn in the next ten working days, by
+    /// rule, with example cases. Changes nothing.
+    Preview {
+        /// The changed rules folder; the config's own rules are the ones in force.
+        #[arg(long)]
+        rules: PathBuf,
+        /// A changed templates folder to go with it (default: the config's).
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = PreviewFormat::Table)]
+        format: PreviewFormat,
+        /// Plan as at this moment (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// Show what the daemon would send when it starts after downtime, counted by rule: what
     /// still applies goes, stale earlier steps are recorded as superseded.
     Catchup {
@@ -202,6 +221,12 @@ enum CalendarCommand {
 enum SchemaOf {
     Rules,
     Config,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PreviewFormat {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -326,6 +351,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return import_from_folder(config, &file, settle, options);
             }
             import(config, &file, options)
+        }
+        Command::Preview {
+            rules,
+            templates,
+            format,
+            now,
+            database_url,
+        } => {
+            let folders = driftwatch::config::Folders {
+                rules: Some(rules),
+                templates,
+            };
+            preview(
+                config,
+                &folders,
+                format,
+                parse_now(now.as_deref())?,
+                database_url,
+            )
         }
         Command::Catchup {
             dry_run: _,
@@ -798,6 +842,47 @@ fn import_from_folder(
         );
     }
     Ok(code)
+}
+
+fn preview(
+    config: Config,
+    folders: &driftwatch::config::Folders,
+    format: PreviewFormat,
+    now: DateTime<Utc>,
+    database_url: Option<String>,
+) -> Result<ExitCode> {
+    let changed = match Config::load_changed(&config.source, folders) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprint!("{problems}");
+            eprintln!("driftwatch: the changed rules have problems; a reload would refuse them");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let url = database_url
+        .as_deref()
+        .map(from_command_line)
+        .unwrap_or_else(|| config.database_url.clone());
+    runtime()?.block_on(async {
+        let store = Store::open(&url).await?;
+        let service = Service::new(store, config, Clock::manual(now));
+        let change = service.preview_rules(&changed).await?;
+        match format {
+            PreviewFormat::Table => {
+                say!(
+                    "Rules in force: {}; changed: {}; as at {}.",
+                    service.config().rules_dir.display(),
+                    changed.rules_dir.display(),
+                    localtime::display(now)
+                );
+                emit(&change.to_text());
+            }
+            PreviewFormat::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&change)?)),
+        }
+        service.store().close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> Result<ExitCode> {
