@@ -1438,3 +1438,110 @@ async fn a_rules_change_is_previewed_before_it_is_reloaded() {
         due_15
     );
 }
+
+/// Posts a significant event for case `OA-n` at `at` (its notice goes at once) and moves the
+/// clock there.
+async fn post_and_move(daemon: &Daemon, n: u32, at: &str) {
+    let events = significant_event(&format!("OA-{n}"), &format!("oa-{n}"), at);
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    daemon.clock(at).await;
+}
+
+/// Councils on Microsoft 365 or Google Workspace sign in to SMTP with an OAuth 2.0 token
+/// (XOAUTH2), not a password: driftwatch gets one from the token endpoint with the client secret
+/// from a file, uses it until shortly before it expires, gets a new one when the server refuses
+/// it, and says why when the endpoint will not give one, never showing the secret or a token.
+#[tokio::test]
+#[ignore = "needs Debian's python3-aiosmtpd (a real XOAUTH2 SMTP server); run with --include-ignored"]
+async fn smtp_signs_in_with_an_oauth2_token_renewed_before_it_expires() {
+    const SECRET: &str = "client-secret-Zm9vYmFy";
+    const MAILBOX: &str = "driftwatch@council.example";
+    const SCOPE: &str = "https://outlook.office365.com/.default";
+    let endpoint = TokenEndpoint::start("driftwatch-app", SECRET, SCOPE, MAILBOX, 3600).await;
+    let smtp = XoauthSmtp::start(&endpoint);
+    let mut setup = Setup::new();
+    std::fs::write(
+        setup.dir.path().join("oauth2-secret"),
+        format!("{SECRET}\n"),
+    )
+    .unwrap();
+    setup.smtp_port = Some(smtp.port);
+    setup.smtp_sign_in = format!(
+        ", username: {MAILBOX}, oauth2: {{token_url: \"{}\", client_id: driftwatch-app, \
+         client_secret_file: oauth2-secret, scope: \"{SCOPE}\"}}",
+        endpoint.url
+    );
+    let daemon = Daemon::start(&setup, "2027-02-03T11:00:00Z");
+
+    // The first message: one token asked for, and the message signed in with it as the mailbox.
+    post_and_move(&daemon, 1, "2027-02-03T11:00:00Z").await;
+    let first = daemon.outbox("sent").await.len();
+    assert!(first >= 1);
+    let mail = smtp.mail_when(first);
+    assert_eq!(endpoint.issued().len(), 1);
+    let token_1 = endpoint.issued()[0].clone();
+    assert!(
+        mail.iter().all(|m| m.user == MAILBOX && m.token == token_1),
+        "{mail:?}"
+    );
+
+    // Forty minutes on, the hour's token is still good: no new one.
+    post_and_move(&daemon, 2, "2027-02-03T11:40:00Z").await;
+    let second = daemon.outbox("sent").await.len();
+    assert!(second > first);
+    smtp.mail_when(second);
+    assert_eq!(endpoint.issued(), std::slice::from_ref(&token_1));
+
+    // Fifty-six minutes after it was issued it is renewed before it lapses.
+    post_and_move(&daemon, 3, "2027-02-03T11:56:00Z").await;
+    let third = daemon.outbox("sent").await.len();
+    let mail = smtp.mail_when(third);
+    assert_eq!(endpoint.issued().len(), 2);
+    let token_2 = endpoint.issued()[1].clone();
+    assert!(
+        mail[second..].iter().all(|m| m.token == token_2),
+        "{mail:?}"
+    );
+
+    // Revoked by the identity provider: the server refuses it, and a new one is fetched at once.
+    endpoint.revoke(&token_2);
+    post_and_move(&daemon, 4, "2027-02-03T12:00:00Z").await;
+    let fourth = daemon.outbox("sent").await.len();
+    assert!(fourth > third);
+    let mail = smtp.mail_when(fourth);
+    assert_eq!(endpoint.issued().len(), 3);
+    let token_3 = endpoint.issued()[2].clone();
+    assert!(mail[third..].iter().all(|m| m.token == token_3), "{mail:?}");
+
+    // The endpoint refuses the client (a secret rotated and not updated): nothing goes, the
+    // outbox says why in a way an admin can act on, and no secret is shown anywhere.
+    endpoint.refuse(true);
+    post_and_move(&daemon, 5, "2027-02-03T13:00:00Z").await;
+    assert_eq!(daemon.outbox("sent").await.len(), fourth);
+    let waiting = daemon.outbox("pending").await;
+    let refused = waiting
+        .iter()
+        .find(|n| n["case"] == "OA-5")
+        .unwrap_or_else(|| panic!("the notice waits to be tried again: {waiting:?}"));
+    let reason = refused["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("token endpoint 127.0.0.1 refused the client credentials")
+            && reason.contains("HTTP 401, invalid_client"),
+        "{reason}"
+    );
+    let everything = format!("{waiting:?}{}", daemon.logs());
+    for secret in [SECRET, &token_1, &token_2, &token_3, "Zm9vYmFy"] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` shown:\n{everything}"
+        );
+    }
+
+    // Put right, the notice goes at its next try.
+    endpoint.refuse(false);
+    daemon.clock("2027-02-03T13:10:00Z").await;
+    let fifth = daemon.outbox("sent").await.len();
+    assert!(fifth > fourth, "{:?}", daemon.outbox("pending").await);
+    smtp.mail_when(fifth);
+    assert_eq!(endpoint.issued().len(), 4);
+}

@@ -17,7 +17,7 @@ use chrono::{Days, NaiveDate, NaiveTime};
 use serde::{Deserialize, Deserializer};
 pub use service::{
     ApiConfig, DeliveryConfig, DigestConfig, EmailConfig, LinksConfig, LogConfig, LogFormat, Scope,
-    SmtpConfig, SmtpTls, TokenConfig,
+    SmtpConfig, SmtpOAuth2, SmtpTls, TokenConfig,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -525,6 +525,12 @@ impl Config {
                     spool: normalize(&base.join(&file.email.spool)),
                     smtp: file.email.smtp.map(|smtp| SmtpConfig {
                         password_file: smtp.password_file.map(|f| normalize(&base.join(f))),
+                        oauth2: smtp.oauth2.map(|o| service::SmtpOAuth2 {
+                            client_secret_file: o
+                                .client_secret_file
+                                .map(|f| normalize(&base.join(f))),
+                            ..o
+                        }),
                         ..smtp
                     }),
                     ..file.email
