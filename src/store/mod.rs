@@ -17,7 +17,7 @@ use crate::event::Event;
 use crate::planner::Notification;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -218,7 +218,22 @@ impl Store {
             let scheme = url.split(':').next().unwrap_or_default();
             return Err(StoreError::Url(format!("{scheme}:...")));
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A transaction dropped without a commit queues its ROLLBACK; the ping
+                    // runs it. When SQLite has already rolled the transaction back itself (a
+                    // full disk at COMMIT), that ROLLBACK fails and sqlx still counts the
+                    // transaction open: the next BEGIN would become a SAVEPOINT whose
+                    // rollback never ends it, holding the write lock for ever. Such a
+                    // connection is closed, never handed out again.
+                    if conn.is_in_transaction() {
+                        conn.ping().await?;
+                    }
+                    Ok(!conn.is_in_transaction())
+                })
+            });
         let (pool, scheduler) = match backend {
             Backend::Sqlite => {
                 create_sqlite_folder(url)?;
