@@ -5,14 +5,14 @@
 //! times people write, and turning a file into checked [`TestFile`]s. Must not plan or compare:
 //! see [`super::matching`].
 
-use super::{Expected, Moment, NotificationSpec, ObligationSpec, Test, TestFile};
+use super::{Exactly, Expected, Moment, NotificationSpec, ObligationSpec, Test, TestFile};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Diagnostics, from_yaml_error};
 use crate::event::Event;
 use crate::localtime;
 use crate::planner::{NotificationKind, NotificationStatus, ObligationState};
 use crate::rules::locate::Locator;
-use crate::rules::{RuleBody, closest};
+use crate::rules::{Rule, RuleBody, closest};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Deserialize;
 use serde_json::Value;
@@ -72,9 +72,10 @@ pub struct RawMoment {
     /// Europe/London local time: `2027-01-05 12:00`, `Tuesday 5 January 2027 at 12:00`, or a date
     /// alone for the start of that day.
     pub at: String,
-    /// Demand that the plan has nothing else in each list given here.
+    /// `true`: the plan has nothing more than each list given here expects. A list of rule ids:
+    /// nothing more from those rules, in the obligations and notifications given.
     #[serde(default)]
-    pub exactly: bool,
+    pub exactly: RawExactly,
     #[serde(default)]
     pub obligations: Option<Vec<RawObligation>>,
     #[serde(default)]
@@ -82,6 +83,20 @@ pub struct RawMoment {
     /// Pieces of text, each of which must appear in one of the plan's problems.
     #[serde(default)]
     pub problems: Option<Vec<String>>,
+}
+
+/// `exactly:` as written: a yes or no, or the rules it applies to.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum RawExactly {
+    All(bool),
+    Rules(Vec<String>),
+}
+
+impl Default for RawExactly {
+    fn default() -> Self {
+        RawExactly::All(false)
+    }
 }
 
 /// An obligation the plan must have. Fields left out are not compared.
@@ -147,17 +162,15 @@ impl Scalar {
     }
 }
 
-/// An obligation's state, as the JSON plan (`met_late`) or the table (`met late`) writes it.
+/// An obligation's state, as the JSON plan writes it (`met_late`, `not_done`).
 #[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StateName {
     Open,
     Met,
-    #[serde(alias = "met late")]
     MetLate,
     Overdue,
     Cancelled,
-    #[serde(alias = "not done")]
     NotDone,
 }
 
@@ -430,14 +443,31 @@ impl Checker<'_> {
             raw.notifications.as_ref().map(Vec::len),
             raw.problems.as_ref().map(Vec::len),
         ];
-        let checks_something = given
-            .iter()
-            .any(|n| n.is_some_and(|n| n > 0) || (raw.exactly && n.is_some()));
+        let exactly = match raw.exactly {
+            RawExactly::All(false) => Exactly::No,
+            RawExactly::All(true) => Exactly::All,
+            RawExactly::Rules(ids) => {
+                for (n, id) in ids.iter().enumerate() {
+                    self.known_rule(&format!("{yaml}.exactly[{n}]"), id);
+                }
+                Exactly::Rules(ids.into_iter().collect())
+            }
+        };
+        // An empty list checks something when `exactly` makes it mean "none".
+        let checks_something = given.iter().enumerate().any(|(i, n)| match n {
+            Some(n) if *n > 0 => true,
+            Some(_) => match &exactly {
+                Exactly::No => false,
+                Exactly::All => true,
+                Exactly::Rules(_) => i < 2,
+            },
+            None => false,
+        });
         if !checks_something {
             self.problem(
                 yaml,
                 "this moment checks nothing: list the obligations, notifications or problems \
-                 expected (an empty list with `exactly: true` expects none)",
+                 expected (an empty list with `exactly:` expects none)",
             );
         }
         let obligations = raw.obligations.map(|list| {
@@ -472,25 +502,28 @@ impl Checker<'_> {
             at: localtime::instant(at.date.and_time(at.time.unwrap_or(NaiveTime::MIN))),
             shown: at.text(),
             position: self.at(&format!("{yaml}.at")),
-            exactly: raw.exactly,
+            exactly,
             obligations,
             notifications,
             problems,
         }
     }
 
-    /// Checks a rule id an expectation names; `obligation` when it must be an obligation rule.
-    fn rule(&mut self, yaml: &str, id: &str, obligation: bool) {
+    /// Checks that a rule id at `yaml` names a rule in force.
+    fn known_rule(&mut self, yaml: &str, id: &str) -> Option<&Rule> {
         let config = self.config;
         let rules = &config.rules;
-        match rules.rule(id) {
-            None => {
-                let hint = closest(id, rules.rules.iter().map(|r| r.id.as_str()));
-                self.problem(
-                    &format!("{yaml}.rule"),
-                    format!("unknown rule `{id}`{hint}"),
-                );
-            }
+        let found = rules.rule(id);
+        if found.is_none() {
+            let hint = closest(id, rules.rules.iter().map(|r| r.id.as_str()));
+            self.problem(yaml, format!("unknown rule `{id}`{hint}"));
+        }
+        found
+    }
+
+    /// Checks the rule an expectation names; `obligation` when it must be an obligation rule.
+    fn rule(&mut self, yaml: &str, id: &str, obligation: bool) {
+        match self.known_rule(&format!("{yaml}.rule"), id) {
             Some(r) if obligation && matches!(r.body, RuleBody::Notice(_)) => {
                 self.problem(
                     &format!("{yaml}.rule"),
@@ -499,7 +532,7 @@ impl Checker<'_> {
                     ),
                 );
             }
-            Some(_) => {}
+            _ => {}
         }
     }
 

@@ -4,10 +4,10 @@
 //! test gives is equal (fields left out are not compared), and two identical expectations need
 //! two such items. Expectations are paired with plan items as a maximum matching, so the order
 //! they are written in does not matter. With `exactly: true`, a plan item no expectation pairs
-//! with is a failure too. For an expectation left unpaired, the nearest plan items of the same
+//! with is a failure too (with `exactly: [RULE, ...]`, one of those rules). For an expectation left unpaired, the nearest plan items of the same
 //! rule are shown with how they differ. Owns nothing but that comparison; pure.
 
-use super::{Candidate, Expected, Failure, FailureKind, Moment};
+use super::{Candidate, Exactly, Expected, Failure, FailureKind, Moment};
 use crate::localtime;
 use crate::planner::{CasePlan, Notification, NotificationKind, ObligationPlan, Target};
 
@@ -220,18 +220,21 @@ fn section(
             kind: missing(noun, want, &wants, &items, &owner),
         });
     }
-    if moment.exactly {
-        for (i, item) in items.iter().enumerate() {
-            if owner[i].is_none() {
-                failures.push(Failure {
-                    moment: moment.shown.clone(),
-                    position: moment.position,
-                    kind: FailureKind::Unexpected {
-                        noun,
-                        found: flow(item),
-                    },
-                });
-            }
+    let unexpected = |item: &Item| match &moment.exactly {
+        Exactly::No => false,
+        Exactly::All => true,
+        Exactly::Rules(rules) => have(item, "rule").iter().any(|r| rules.contains(r)),
+    };
+    for (i, item) in items.iter().enumerate() {
+        if owner[i].is_none() && unexpected(item) {
+            failures.push(Failure {
+                moment: moment.shown.clone(),
+                position: moment.position,
+                kind: FailureKind::Unexpected {
+                    noun,
+                    found: flow(item),
+                },
+            });
         }
     }
     failures
@@ -283,7 +286,7 @@ fn missing(
         .collect();
     let note = if !taken.is_empty() {
         Some(format!(
-            "the plan has it only as many times as other expectations already take (line {})",
+            "the plan has no more of these than line {} already expects",
             taken.join(", line ")
         ))
     } else if nearest.is_empty() {

@@ -47,12 +47,22 @@ pub struct Moment {
     /// The moment as the file gives it, in local time (`2027-01-05 12:00`).
     pub shown: String,
     pub position: Option<(usize, usize)>,
-    /// The plan must have nothing more than what each list given here expects.
-    pub exactly: bool,
+    pub exactly: Exactly,
     pub obligations: Option<Vec<Expected<ObligationSpec>>>,
     pub notifications: Option<Vec<Expected<NotificationSpec>>>,
     /// Pieces of text, each to be found in one of the plan's problems.
     pub problems: Option<Vec<Expected<String>>>,
+}
+
+/// Whether the plan may have more than a moment expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exactly {
+    /// Items nothing expects are fine.
+    No,
+    /// Nothing more than each list given expects.
+    All,
+    /// Nothing more from these rules, in the obligations and notifications given.
+    Rules(std::collections::BTreeSet<String>),
 }
 
 /// One expected item and where it is written.
@@ -126,7 +136,7 @@ pub enum FailureKind {
         /// Why nothing nearer is shown, when that needs saying.
         note: Option<String>,
     },
-    /// With `exactly: true`, an item the plan has that nothing expects.
+    /// With `exactly:`, an item the plan has that nothing expects.
     Unexpected { noun: &'static str, found: String },
 }
 

@@ -73,7 +73,7 @@ pub fn render(outcomes: &[FileOutcome]) -> (String, Summary) {
                     FailureKind::Unexpected { noun, found } => {
                         let _ = writeln!(
                             out,
-                            "    {at}: at {}: the plan has a {noun} not expected (exactly: true)",
+                            "    {at}: at {}: the plan has a {noun} not expected (exactly)",
                             failure.moment
                         );
                         let _ = writeln!(out, "      found:    {found}");
