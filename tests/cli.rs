@@ -5,20 +5,7 @@ use common::root;
 use std::process::Command;
 
 fn driftwatch(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args([
-            "--config",
-            root().join("config/driftwatch.yaml").to_str().unwrap(),
-        ])
-        .args(args)
-        .env_remove("DRIFTWATCH_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    common::driftwatch_with(&root().join("config/driftwatch.yaml"), args)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::root;
+use common::{root, yaml_files_in};
 use std::process::Command;
 
 fn schema(of: &str) -> serde_json::Value {
@@ -20,30 +20,19 @@ fn yaml(path: &std::path::Path) -> serde_json::Value {
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The YAML files directly in a folder of the checkout.
-fn yaml_in(folder: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(root().join(folder))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn shipped_files_name_and_pass_the_committed_schemas() {
     for (of, file, shipped, up) in [
         (
             "rules",
             "schemas/rules.schema.json",
-            yaml_in("rules"),
+            yaml_files_in("rules"),
             "../",
         ),
         (
             "tests",
             "schemas/tests.schema.json",
-            yaml_in("rules/tests"),
+            yaml_files_in("rules/tests"),
             "../../",
         ),
         (

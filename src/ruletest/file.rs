@@ -107,8 +107,9 @@ pub struct RawObligation {
     /// The obligation's key (a review id, a recommendation id).
     #[serde(default)]
     pub key: Option<Scalar>,
+    /// As the JSON plan writes it: `open`, `met`, `met_late`, `overdue`, `cancelled`, `not_done`.
     #[serde(default)]
-    pub state: Option<StateName>,
+    pub state: Option<ObligationState>,
     /// The due date (`2027-01-04`), with its time for a deadline in hours (`2027-01-04 10:00`).
     #[serde(default)]
     pub due: Option<String>,
@@ -123,7 +124,7 @@ pub struct RawObligation {
 pub struct RawNotification {
     pub rule: String,
     #[serde(default)]
-    pub kind: Option<KindName>,
+    pub kind: Option<NotificationKind>,
     /// The step's title, or its id when it has none (`reminder -5 working days`, `at deadline`,
     /// `notice`), as `driftwatch plan` shows it.
     #[serde(default)]
@@ -139,7 +140,7 @@ pub struct RawNotification {
     #[serde(default)]
     pub send_at: Option<String>,
     #[serde(default)]
-    pub status: Option<StatusName>,
+    pub status: Option<NotificationStatus>,
     /// Sent after its usual time (opened late, going live, catching up).
     #[serde(default)]
     pub late: Option<bool>,
@@ -158,71 +159,6 @@ impl Scalar {
         match self {
             Scalar::Text(s) => s.clone(),
             Scalar::Integer(n) => n.to_string(),
-        }
-    }
-}
-
-/// An obligation's state, as the JSON plan writes it (`met_late`, `not_done`).
-#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StateName {
-    Open,
-    Met,
-    MetLate,
-    Overdue,
-    Cancelled,
-    NotDone,
-}
-
-impl From<StateName> for ObligationState {
-    fn from(s: StateName) -> Self {
-        match s {
-            StateName::Open => ObligationState::Open,
-            StateName::Met => ObligationState::Met,
-            StateName::MetLate => ObligationState::MetLate,
-            StateName::Overdue => ObligationState::Overdue,
-            StateName::Cancelled => ObligationState::Cancelled,
-            StateName::NotDone => ObligationState::NotDone,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KindName {
-    Reminder,
-    Escalation,
-    Action,
-    Notice,
-}
-
-impl From<KindName> for NotificationKind {
-    fn from(k: KindName) -> Self {
-        match k {
-            KindName::Reminder => NotificationKind::Reminder,
-            KindName::Escalation => NotificationKind::Escalation,
-            KindName::Action => NotificationKind::Action,
-            KindName::Notice => NotificationKind::Notice,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusName {
-    Scheduled,
-    Due,
-    Superseded,
-    Acknowledged,
-}
-
-impl From<StatusName> for NotificationStatus {
-    fn from(s: StatusName) -> Self {
-        match s {
-            StatusName::Scheduled => NotificationStatus::Scheduled,
-            StatusName::Due => NotificationStatus::Due,
-            StatusName::Superseded => NotificationStatus::Superseded,
-            StatusName::Acknowledged => NotificationStatus::Acknowledged,
         }
     }
 }
@@ -314,6 +250,8 @@ pub fn parse(path: &Path, text: &str, config: &Config) -> Result<TestFile, Diagn
         }
         tests.push(checker.test(&yaml, test));
     }
+    // In the order they stand in the file, as an admin reads it.
+    checker.problems.sort_by_key(|d| d.position);
     if checker.problems.is_empty() {
         Ok(TestFile {
             path: path.to_path_buf(),
@@ -546,7 +484,7 @@ impl Checker<'_> {
             spec: ObligationSpec {
                 rule: raw.rule,
                 key: raw.key.map(|k| k.text()),
-                state: raw.state.map(Into::into),
+                state: raw.state,
                 due,
                 working_days_late: raw.working_days_late,
             },
@@ -573,12 +511,12 @@ impl Checker<'_> {
             position: self.at(yaml),
             spec: NotificationSpec {
                 rule: raw.rule,
-                kind: raw.kind.map(Into::into),
+                kind: raw.kind,
                 step: raw.step,
                 to: raw.to,
                 instead_of: raw.instead_of,
                 send_at,
-                status: raw.status.map(Into::into),
+                status: raw.status,
                 late: raw.late,
             },
         }
