@@ -87,7 +87,10 @@ pub struct RawMoment {
 
 /// `exactly:` as written: a yes or no, or the rules it applies to.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "`exactly:` is true, false or a list of rule ids"
+)]
 pub enum RawExactly {
     All(bool),
     Rules(Vec<String>),
@@ -148,7 +151,7 @@ pub struct RawNotification {
 
 /// A key written as text or as a number.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a key is text or a number")]
 pub enum Scalar {
     Text(String),
     Integer(i64),
