@@ -167,7 +167,8 @@ enum Command {
     /// and roles in force, compared with what it expects. Exit status 0 when all pass, 1 when any
     /// fails, 2 when a test file (or the config) cannot be read.
     Test {
-        /// Test files (default: every *.yaml in the rules folder's `tests` folder).
+        /// Test files (default: every *.yaml in the rules folder's `tests` folder, or the
+        /// built-in tests with the built-in rules).
         files: Vec<PathBuf>,
     },
     /// Print the JSON Schema of rules files, rule test files or the config (editors use it to complete and
@@ -456,39 +457,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// `driftwatch test`: 0 when every test passes, 1 when any fails, 2 when a file is malformed
 /// (its problems on standard error, `file:line:column: message`; the other files still run).
-fn rule_tests(config: &Config, mut files: Vec<PathBuf>) -> Result<ExitCode> {
+fn rule_tests(config: &Config, files: Vec<PathBuf>) -> Result<ExitCode> {
+    use driftwatch::diagnostic::{Diagnostic, Diagnostics};
     use driftwatch::ruletest;
-    if files.is_empty() {
-        let folder = config.rules_dir.join(driftwatch::sources::RULE_TESTS);
-        let entries = std::fs::read_dir(&folder).with_context(|| {
-            format!("no test files given, and cannot read {}", folder.display())
-        })?;
-        files = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("no test files given, and no *.yaml in {}", folder.display());
-        }
-    }
+    use driftwatch::sources::SourceFile;
+    let read: Vec<Result<SourceFile, Diagnostic>> = if files.is_empty() {
+        default_rule_tests(config)?.into_iter().map(Ok).collect()
+    } else {
+        files
+            .into_iter()
+            .map(|path| match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(SourceFile { path, text }),
+                Err(e) => Err(Diagnostic::whole_file(&path, format!("cannot read: {e}"))),
+            })
+            .collect()
+    };
     let planner = Planner::from_config(config);
     let mut outcomes = Vec::new();
     let mut malformed = 0;
-    for path in &files {
-        let parsed = std::fs::read_to_string(path)
-            .map_err(|e| {
-                driftwatch::diagnostic::Diagnostics(vec![
-                    driftwatch::diagnostic::Diagnostic::whole_file(
-                        path,
-                        format!("cannot read: {e}"),
-                    ),
-                ])
-            })
-            .and_then(|text| ruletest::parse(path, &text, config));
+    for file in read {
+        let parsed = file
+            .map_err(|d| Diagnostics(vec![d]))
+            .and_then(|f| ruletest::parse(&f.path, &f.text, config));
         match parsed {
-            Ok(file) => outcomes.push(ruletest::run(&file, &planner)),
+            Ok(tests) => outcomes.push(ruletest::run(&tests, &planner)),
             Err(problems) => {
                 malformed += 1;
                 for p in &problems.0 {
@@ -512,6 +504,35 @@ fn rule_tests(config: &Config, mut files: Vec<PathBuf>) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The rule tests of the rules in force, when no file is named: every *.yaml in the rules
+/// folder's `tests/`, or the built-in tests when the built-in rules are in force.
+fn default_rule_tests(config: &Config) -> Result<Vec<driftwatch::sources::SourceFile>> {
+    use driftwatch::sources::{self, SourceFile};
+    if config.rules_dir == Path::new(sources::BUILT_IN).join("rules") {
+        return Ok(sources::built_in_rule_tests());
+    }
+    let folder = config.rules_dir.join(sources::RULE_TESTS);
+    let entries = std::fs::read_dir(&folder)
+        .with_context(|| format!("no test files given, and cannot read {}", folder.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        bail!("no test files given, and no *.yaml in {}", folder.display());
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(SourceFile { path, text })
+        })
+        .collect()
 }
 
 fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{copy_dir, driftwatch_with, root, yaml_files_in};
+use common::{copy_dir, driftwatch_in, driftwatch_with, root, yaml_files_in};
 use std::path::{Path, PathBuf};
 
 fn shipped_config() -> PathBuf {
@@ -257,4 +257,18 @@ fn the_tests_folder_is_not_read_as_rules_and_runs_against_a_copy_of_them() {
     let (code, out, err) = driftwatch_with(&config, &["test"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("rules/tests/reviews.yaml"), "{out}");
+}
+
+#[test]
+fn outside_a_checkout_the_built_in_tests_run_against_the_built_in_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = driftwatch_in(dir.path(), &["test"], &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("Testing built-in/rules/tests/reviews.yaml"),
+        "{out}"
+    );
+    let (_, in_checkout, _) = test_files(&shipped_tests());
+    let count = |text: &str| text.lines().filter(|l| l.starts_with("  ok ")).count();
+    assert_eq!(count(&out), count(&in_checkout), "{out}");
 }
