@@ -9,7 +9,8 @@
 //!
 //! Also pure: [`service::case_write`] (what the store keeps of a plan, and how catching up
 //! informs instead of flooding), [`snapshot`] (a caseload CSV into events), [`explain`],
-//! [`feed`], [`links`] and [`notify::retry`].
+//! [`feed`], [`links`], [`notify::retry`] and [`ruletest`] (an admin's rule tests, each case
+//! planned at the moments the test names).
 //!
 //! The shell reads files and talks to people: [`config`] loads what the core needs; [`store`]
 //! keeps events, obligations and the outbox; [`service`] stores events and re-plans their cases;
@@ -39,6 +40,7 @@ pub mod planner;
 pub mod preview;
 pub mod report;
 pub mod rules;
+pub mod ruletest;
 pub mod scheduler;
 pub mod serve;
 pub mod service;

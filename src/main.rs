@@ -163,7 +163,15 @@ enum Command {
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
-    /// Print the JSON Schema of rules files or of the config (editors use it to complete and
+    /// Run rule tests: each test's events planned at its moments against the rules, calendar
+    /// and roles in force, compared with what it expects. Exit status 0 when all pass, 1 when any
+    /// fails, 2 when a test file (or the config) cannot be read.
+    Test {
+        /// Test files (default: every *.yaml in the rules folder's `tests` folder, or the
+        /// built-in tests with the built-in rules).
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of rules files, rule test files or the config (editors use it to complete and
     /// check them; the shipped files name it in their first line).
     Schema {
         #[arg(value_enum)]
@@ -220,6 +228,7 @@ enum CalendarCommand {
 #[derive(Clone, Copy, ValueEnum)]
 enum SchemaOf {
     Rules,
+    Tests,
     Config,
 }
 
@@ -291,6 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Schema { of } = cli.command {
         let schema = match of {
             SchemaOf::Rules => driftwatch::rules::RuleSet::schema(),
+            SchemaOf::Tests => driftwatch::ruletest::schema(),
             SchemaOf::Config => Config::schema(),
         };
         say!("{}", serde_json::to_string_pretty(&schema)?);
@@ -307,6 +317,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let source = ConfigSource::find(cli.config.as_deref(), &state_dir);
     let config = match load(&source) {
         Ok(c) => c,
+        // Rule tests cannot run at all: not the same as a test that fails.
+        Err(_) if matches!(cli.command, Command::Test { .. }) => return Ok(ExitCode::from(2)),
         Err(code) => return Ok(code),
     };
     match cli.command {
@@ -439,7 +451,88 @@ fn run(cli: Cli) -> Result<ExitCode> {
             case,
         } => plan(&config, &events, now.as_deref(), format, case.as_deref()),
         Command::Calendar { command } => calendar(&config, command),
+        Command::Test { files } => rule_tests(&config, files),
     }
+}
+
+/// `driftwatch test`: 0 when every test passes, 1 when any fails, 2 when a file is malformed
+/// (its problems on standard error, `file:line:column: message`; the other files still run).
+fn rule_tests(config: &Config, files: Vec<PathBuf>) -> Result<ExitCode> {
+    use driftwatch::diagnostic::{Diagnostic, Diagnostics};
+    use driftwatch::ruletest;
+    use driftwatch::sources::SourceFile;
+    let read: Vec<Result<SourceFile, Diagnostic>> = if files.is_empty() {
+        default_rule_tests(config)?.into_iter().map(Ok).collect()
+    } else {
+        files
+            .into_iter()
+            .map(|path| match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(SourceFile { path, text }),
+                Err(e) => Err(Diagnostic::whole_file(&path, format!("cannot read: {e}"))),
+            })
+            .collect()
+    };
+    let planner = Planner::from_config(config);
+    let mut outcomes = Vec::new();
+    let mut malformed = 0;
+    for file in read {
+        let parsed = file
+            .map_err(|d| Diagnostics(vec![d]))
+            .and_then(|f| ruletest::parse(&f.path, &f.text, config));
+        match parsed {
+            Ok(tests) => outcomes.push(ruletest::run(&tests, &planner)),
+            Err(problems) => {
+                malformed += 1;
+                for p in &problems.0 {
+                    eprintln!("{p}");
+                }
+            }
+        }
+    }
+    let (text, summary) = ruletest::render(&outcomes);
+    if !outcomes.is_empty() {
+        emit(&text);
+    }
+    if malformed > 0 {
+        eprintln!(
+            "driftwatch: {malformed} test file(s) could not be read; their tests did not run"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The rule tests of the rules in force, when no file is named: every *.yaml in the rules
+/// folder's `tests/`, or the built-in tests when the built-in rules are in force.
+fn default_rule_tests(config: &Config) -> Result<Vec<driftwatch::sources::SourceFile>> {
+    use driftwatch::sources::{self, SourceFile};
+    if config.rules_dir == Path::new(sources::BUILT_IN).join("rules") {
+        return Ok(sources::built_in_rule_tests());
+    }
+    let folder = config.rules_dir.join(sources::RULE_TESTS);
+    let entries = std::fs::read_dir(&folder)
+        .with_context(|| format!("no test files given, and cannot read {}", folder.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        bail!("no test files given, and no *.yaml in {}", folder.display());
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(SourceFile { path, text })
+        })
+        .collect()
 }
 
 fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {

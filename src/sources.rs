@@ -121,9 +121,21 @@ pub fn read_templates_dir(dir: &Path) -> (TemplateFiles, Vec<Diagnostic>) {
 
 /// The rules built into the binary (the shipped `rules/`, without its tests).
 pub fn built_in_rules() -> Vec<SourceFile> {
+    built_in_rules_folder(false)
+}
+
+/// The rule tests built into the binary (the shipped `rules/tests/`), which `driftwatch test`
+/// runs when the built-in rules are in force.
+pub fn built_in_rule_tests() -> Vec<SourceFile> {
+    built_in_rules_folder(true)
+}
+
+/// The YAML files of the built-in `rules/`: its tests, or everything else.
+fn built_in_rules_folder(tests: bool) -> Vec<SourceFile> {
     let mut files = Vec::new();
     collect_built_in(&RULES, &mut files, &|p| {
-        !p.starts_with(RULE_TESTS) && p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+        p.starts_with(RULE_TESTS) == tests
+            && p.extension().is_some_and(|e| e == "yaml" || e == "yml")
     });
     files
         .into_iter()

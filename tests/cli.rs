@@ -1,24 +1,11 @@
 //! The `driftwatch` binary as an admin runs it: exit codes and what it prints.
 
 mod common;
-use common::root;
+use common::{driftwatch_in, root};
 use std::process::Command;
 
 fn driftwatch(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .args([
-            "--config",
-            root().join("config/driftwatch.yaml").to_str().unwrap(),
-        ])
-        .args(args)
-        .env_remove("DRIFTWATCH_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    common::driftwatch_with(&root().join("config/driftwatch.yaml"), args)
 }
 
 #[test]
@@ -513,28 +500,6 @@ fn the_readme_report_of_the_example_case() {
         driftwatch(&[&args[..], &["--database-url", &url, "--format", "json"]].concat());
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["caseloads"][0]["guidance"], "under");
-}
-
-/// `driftwatch` run in a folder, with no `--config`.
-fn driftwatch_in(
-    dir: &std::path::Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("DRIFTWATCH_CONFIG")
-        .env_remove("DRIFTWATCH_STATE_DIR")
-        .env_remove("STATE_DIRECTORY")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! The JSON Schemas editors use: the committed files are what `driftwatch schema` prints, every
-//! shipped rules file and the example config name them and pass them, and they catch a typo.
+//! shipped rules file, rule test file and the example config name them and pass them, and they
+//! catch a typo.
 
 mod common;
 
-use common::root;
+use common::{root, yaml_files_in};
 use std::process::Command;
 
 fn schema(of: &str) -> serde_json::Value {
@@ -21,14 +22,27 @@ fn yaml(path: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn shipped_files_name_and_pass_the_committed_schemas() {
-    for (of, file, shipped) in [
-        ("rules", "schemas/rules.schema.json", vec![]),
+    for (of, file, shipped, up) in [
+        (
+            "rules",
+            "schemas/rules.schema.json",
+            yaml_files_in("rules"),
+            "../",
+        ),
+        (
+            "tests",
+            "schemas/tests.schema.json",
+            yaml_files_in("rules/tests"),
+            "../../",
+        ),
         (
             "config",
             "schemas/config.schema.json",
             vec![root().join("config/driftwatch.yaml")],
+            "../",
         ),
     ] {
+        assert!(!shipped.is_empty(), "no shipped files name {file}");
         let printed = schema(of);
         let committed: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(root().join(file)).unwrap()).unwrap();
@@ -37,14 +51,7 @@ fn shipped_files_name_and_pass_the_committed_schemas() {
             "{file} is out of date: run `driftwatch schema {of} > {file}`"
         );
         let validator = jsonschema::validator_for(&committed).unwrap();
-        let mut files = shipped;
-        if of == "rules" {
-            files = std::fs::read_dir(root().join("rules"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-        }
-        for path in files {
+        for path in shipped {
             let first = std::fs::read_to_string(&path)
                 .unwrap()
                 .lines()
@@ -53,7 +60,7 @@ fn shipped_files_name_and_pass_the_committed_schemas() {
                 .to_string();
             assert_eq!(
                 first,
-                format!("# yaml-language-server: $schema=../{file}"),
+                format!("# yaml-language-server: $schema={up}{file}"),
                 "{}",
                 path.display()
             );
@@ -84,4 +91,18 @@ fn the_rules_schema_catches_a_misspelt_field_and_a_bad_offset() {
     )
     .unwrap();
     assert!(!validator.is_valid(&bad_offset));
+}
+
+#[test]
+fn the_tests_schema_catches_a_misspelt_field_and_a_bad_state() {
+    let validator = jsonschema::validator_for(&schema("tests")).unwrap();
+    let test = |expectation: &str| -> serde_json::Value {
+        serde_yaml::from_str(&format!(
+            "tests:\n  - name: t\n    events: [{{type: care_plan_updated, at: 2027-01-04T10:00:00Z}}]\n    expect:\n      - at: 2027-01-05 12:00\n        obligations: [{expectation}]\n"
+        ))
+        .unwrap()
+    };
+    assert!(validator.is_valid(&test("{rule: first_review, state: met_late, key: R1}")));
+    assert!(!validator.is_valid(&test("{rule: first_review, stat: open}")));
+    assert!(!validator.is_valid(&test("{rule: first_review, state: late}")));
 }

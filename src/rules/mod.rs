@@ -13,6 +13,8 @@ pub mod locate;
 pub mod raw;
 pub mod vocabulary;
 
+pub(crate) use load::closest;
+
 use crate::calendar::Offset;
 use crate::expr::Engine;
 use std::collections::BTreeSet;

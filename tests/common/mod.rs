@@ -127,3 +127,54 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Runs the `driftwatch` binary with `--config CONFIG` and `args`, as an admin would (no
+/// `DRIFTWATCH_CONFIG` from the environment): its exit code, standard output and standard error.
+pub fn driftwatch_with(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    outcome(
+        std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env_remove("DRIFTWATCH_CONFIG"),
+    )
+}
+
+/// `driftwatch` run in a folder, with no `--config` (nor a config or state folder from the
+/// environment, but for `env`).
+pub fn driftwatch_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    outcome(
+        std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .current_dir(dir)
+            .args(args)
+            .env_remove("DRIFTWATCH_CONFIG")
+            .env_remove("DRIFTWATCH_STATE_DIR")
+            .env_remove("STATE_DIRECTORY")
+            .envs(env.iter().copied()),
+    )
+}
+
+/// A command's exit code, standard output and standard error.
+fn outcome(command: &mut std::process::Command) -> (i32, String, String) {
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The `*.yaml` files directly in a folder of the checkout, in order (`rules/tests/*.yaml`).
+pub fn yaml_files_in(folder: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(folder))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}

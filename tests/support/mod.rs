@@ -99,7 +99,10 @@ impl Setup {
             std::fs::create_dir_all(&rules).expect("rules folder");
             for entry in std::fs::read_dir(repo().join("rules")).expect("shipped rules") {
                 let path = entry.expect("rules entry").path();
-                if let Some(name) = path.file_name() {
+                // The rules files only: rules/tests holds rule tests.
+                if path.is_file()
+                    && let Some(name) = path.file_name()
+                {
                     std::fs::copy(&path, rules.join(name)).expect("copy rule file");
                 }
             }
