@@ -10,7 +10,7 @@
 use crate::clock::Clock;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::{Courier, Outcome};
-use crate::service::Service;
+use crate::service::{Service, stale_after};
 use crate::store::{Claimed, StoreError};
 use crate::telemetry;
 use chrono::{DateTime, Utc};
@@ -119,34 +119,42 @@ impl Scheduler {
         tracing::info!("scheduler stopped");
     }
 
-    /// Claims and delivers one batch; when nothing is due to go, re-plans the cases due by
-    /// `now`. Deliveries come first because at 09:00 thousands of cases pass a deadline
-    /// together: the notifications already waiting in the outbox must not queue behind the
-    /// bookkeeping of those deadlines (anything a re-plan adds goes in the next rounds). `true`
-    /// if there was anything to do (so the loop looks again at once).
+    /// Re-plans a batch of the cases whose plans changed with time, then claims and delivers one
+    /// batch of what is due. A notification is claimed only once its case's plan as at `now`
+    /// is stored (see [`crate::store::Store::claim`]), so what is sent is what the plan says at
+    /// the moment of sending. Re-planning goes a batch at a time between deliveries, so at 09:00,
+    /// when thousands of cases pass a deadline together, the first messages do not wait for the
+    /// last case's bookkeeping. `true` if there was anything to do (so the loop looks again at
+    /// once).
     async fn round(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let config = self.service.config();
+        let store = self.service.store();
         let lease =
             chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
+        let released = store.release_expired(now).await?;
+        if released > 0 {
+            tracing::warn!(
+                notifications = released,
+                "claims whose lease ran out wait again, to be sent once their cases are planned again"
+            );
+        }
+        let replanned = self.service.replan_due().await?;
+        if replanned > 0 {
+            tracing::debug!(
+                cases = replanned,
+                "re-planned cases whose plans changed with time"
+            );
+        }
         // As many as go at once: every claimed notification starts sending straight away, so
         // its lease covers its own send, not a wait behind others.
         let batch = i64::try_from(config.delivery.concurrency)
             .unwrap_or(BATCH)
             .clamp(1, BATCH);
-        let claimed = self
-            .service
-            .store()
-            .claim(&self.owner, now, now + lease, batch)
+        let claimed = store
+            .claim(&self.owner, now, now + lease, stale_after(&config), batch)
             .await?;
         if claimed.is_empty() {
-            let replanned = self.service.replan_due().await?;
-            if replanned > 0 {
-                tracing::debug!(
-                    cases = replanned,
-                    "re-planned cases whose plans changed with time"
-                );
-            }
-            return Ok(replanned > 0);
+            return Ok(replanned > 0 || released > 0);
         }
         let courier = courier_of(&self.courier);
         let policy = RetryPolicy::from_config(&config.delivery);

@@ -138,21 +138,31 @@ impl Service {
         Ok(accepted)
     }
 
-    /// Re-plans every case whose plan changes by now (a derived event falls due). Returns how
-    /// many were re-planned.
+    /// Re-plans one batch of the cases whose plans changed with time by now (a future-dated or
+    /// derived event falls due, a deadline action happens) or whose waiting notifications went
+    /// stale since they were last planned. Their notifications are not claimed until this is
+    /// done, so what goes is what the plan says at the moment of sending. Returns how many were
+    /// re-planned; the caller calls again while that is more than none.
     pub async fn replan_due(&self) -> Result<usize, StoreError> {
         let now = self.now();
         let config = self.config();
-        let mut done = HashSet::new();
-        loop {
-            let due = self.store.cases_due(now, REPLAN_BATCH).await?;
-            let fresh: Vec<String> = due.into_iter().filter(|c| !done.contains(c)).collect();
-            if fresh.is_empty() {
-                return Ok(done.len());
+        let mut cases = self.store.cases_due(now, REPLAN_BATCH).await?;
+        if cases.len() < REPLAN_BATCH_SIZE {
+            let room = REPLAN_BATCH - i64::try_from(cases.len()).unwrap_or(REPLAN_BATCH);
+            for case in self
+                .store
+                .cases_stale(now, stale_after(&config), room)
+                .await?
+            {
+                if !cases.contains(&case) {
+                    cases.push(case);
+                }
             }
-            self.replan_cases(&config, &fresh, now).await?;
-            done.extend(fresh);
         }
+        if !cases.is_empty() {
+            self.replan_cases(&config, &cases, now).await?;
+        }
+        Ok(cases.len())
     }
 
     /// Re-plans every case with the rules in force (after a reload).
@@ -173,19 +183,17 @@ impl Service {
         }
     }
 
-    /// After downtime: re-plans every case with a notification waiting since before the stale
-    /// limit, so that only what still applies is sent. Returns how many were re-planned.
+    /// After downtime, before anything is sent: re-plans every case whose plan changed with time
+    /// while the daemon was down, or with a notification waiting since before the stale limit,
+    /// so that only what still applies is sent. Returns how many were re-planned.
     pub async fn catch_up(&self) -> Result<usize, StoreError> {
-        let now = self.now();
-        let config = self.config();
-        let cases = self
-            .store
-            .cases_waiting_since(now - stale_after(&config))
-            .await?;
-        for batch in cases.chunks(REPLAN_BATCH_SIZE) {
-            self.replan_cases(&config, batch, now).await?;
+        let mut count = 0;
+        loop {
+            match self.replan_due().await? {
+                0 => return Ok(count),
+                n => count += n,
+            }
         }
-        Ok(cases.len())
     }
 
     /// Every case planned at now, with all the events: for reports.
@@ -383,6 +391,8 @@ pub fn case_write(
 
     let mut outbox = Vec::new();
     let mut wanted = HashSet::new();
+    // Whether any notification waits to go late: what goes then changes with time.
+    let mut catching_up_any = false;
     for n in &plan.notifications {
         let obligation = n.obligation.as_deref().and_then(|o| deadlines.get(o));
         let closed = obligation.is_some_and(|(_, open)| !open);
@@ -408,6 +418,7 @@ pub fn case_write(
             },
         };
         let digest_only = routing.delivery(n) == Delivery::Digest;
+        catching_up_any |= send && catching_up && !digest_only;
         let state = if send && digest_only {
             PlannedState::InDigest
         } else if send {
@@ -462,13 +473,7 @@ pub fn case_write(
             people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
         }
     }
-    let replan_at = plan
-        .upcoming_events
-        .iter()
-        .map(|u| u.at)
-        .chain(events.iter().map(|e| e.at))
-        .filter(|t| *t > plan.now)
-        .min();
+    let replan_at = next_change(plan, events, &data_of, catching_up_any, routing.rules);
     CaseWrite {
         case: plan.case.clone(),
         planned_at: plan.now,
@@ -481,6 +486,62 @@ pub fn case_write(
         outbox,
         retire,
     }
+}
+
+/// The next moment after `plan.now` at which the case's plan changes with time alone, so the case
+/// must be planned again before any of its notifications goes: a future-dated event takes effect,
+/// a derived event falls due, or a deadline action happens (which ends its obligation: the
+/// obligation is met then, and later steps of its ladder fall away). A deadline action that
+/// addresses nobody leaves no notification to read its moment from; the obligation's deadline
+/// stands in for it. While a notification waits to go late (`catching_up`), what goes also
+/// depends on the moment: a later step falling due supersedes it, a reminder's deadline passing
+/// or an invitation's meeting going by stops it.
+fn next_change(
+    plan: &CasePlan,
+    events: &[Event],
+    data_of: &HashMap<&str, &Map<String, Value>>,
+    catching_up: bool,
+    rules: &crate::rules::RuleSet,
+) -> Option<DateTime<Utc>> {
+    let acts_at_deadline = |rule: &str| {
+        rules
+            .rule(rule)
+            .and_then(|r| r.obligation())
+            .is_some_and(|o| !o.at_deadline.is_empty())
+    };
+    let open = |o: &&crate::planner::ObligationPlan| {
+        matches!(o.state, ObligationState::Open | ObligationState::Overdue)
+    };
+    let mut moments: Vec<DateTime<Utc>> = plan
+        .upcoming_events
+        .iter()
+        .map(|u| u.at)
+        .chain(events.iter().map(|e| e.at))
+        .chain(
+            plan.notifications
+                .iter()
+                .filter(|n| n.kind == NotificationKind::Action)
+                .map(|n| n.send_at),
+        )
+        .chain(
+            plan.obligations
+                .iter()
+                .filter(open)
+                .filter(|o| acts_at_deadline(&o.rule))
+                .map(|o| o.deadline),
+        )
+        .collect();
+    if catching_up {
+        moments.extend(plan.notifications.iter().map(|n| n.send_at));
+        moments.extend(plan.obligations.iter().filter(open).map(|o| o.deadline));
+        moments.extend(
+            plan.notifications
+                .iter()
+                .filter(|n| n.kind == NotificationKind::Action)
+                .filter_map(|n| meeting_at(data_of.get(n.event.as_str()))),
+        );
+    }
+    moments.into_iter().filter(|t| *t > plan.now).min()
 }
 
 pub fn stale_after(config: &Config) -> chrono::Duration {
@@ -498,13 +559,15 @@ fn is_ladder(n: &Notification) -> bool {
 /// Whether the meeting a deadline action is about (its event's `meeting_at`) is still ahead;
 /// an action about no meeting is always worth sending.
 fn meeting_ahead(data: Option<&&Map<String, Value>>, now: DateTime<Utc>) -> bool {
-    match data
-        .and_then(|d| d.get("meeting_at"))
-        .and_then(Value::as_str)
-    {
-        Some(text) => DateTime::parse_from_rfc3339(text).map_or(true, |t| t > now),
-        None => true,
-    }
+    meeting_at(data).is_none_or(|t| t > now)
+}
+
+/// The meeting a deadline action is about (its event's `meeting_at`), if it names one.
+fn meeting_at(data: Option<&&Map<String, Value>>) -> Option<DateTime<Utc>> {
+    let text = data?.get("meeting_at")?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Serialises one of the planner's shapes. They hold only strings, numbers and dates, so this

@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use driftwatch::config::Config;
 use driftwatch::event::Event;
-use driftwatch::planner::{CasePlan, NotificationKind, NotificationStatus, Planner, Target};
+use driftwatch::planner::{
+    CasePlan, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
+};
 use driftwatch::service::{CatchUp, Routing, case_write};
 use driftwatch::store::PlannedState;
 
@@ -136,6 +138,28 @@ fn people_and_the_next_replan_come_from_the_plan() {
     assert_eq!(Some(next), upcoming.into_iter().chain(later_event).min());
     assert!(next > plan.now);
     assert_eq!(write.obligations.len(), plan.obligations.len());
+}
+
+#[test]
+fn a_deadline_action_is_a_moment_the_case_is_planned_again() {
+    // Up to the booking of the review, planned on 10 December: nothing more is known, but at
+    // 09:00 on the 15th the invitations go and meet their obligation (and any later step of its
+    // ladder falls away), so the case must be planned again then.
+    let c = config();
+    let events = &example_events()[..5];
+    let plan = example_plan(&c, events, "2026-12-10T16:00:00Z");
+    assert!(plan.upcoming_events.iter().all(|u| u.at <= plan.now));
+    assert!(events.iter().all(|e| e.at <= plan.now));
+    let write = case_write(&plan, events, &[], live(), Routing::from_config(&c));
+    assert_eq!(write.replan_at, Some(t("2026-12-15T09:00:00Z")));
+    // Planned then, the obligation is met and nothing about the invitations changes again.
+    let later = example_plan(&c, events, "2026-12-15T09:00:00Z");
+    assert_eq!(
+        obligation(&later, "review_invitations").state,
+        ObligationState::Met
+    );
+    let write = case_write(&later, events, &[], live(), Routing::from_config(&c));
+    assert!(write.replan_at.is_none_or(|t| t > later.now));
 }
 
 /// The outbox rows of a plan as (notification, state).

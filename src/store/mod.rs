@@ -381,26 +381,8 @@ impl Store {
         strings(&rows, "case_ref")
     }
 
-    /// Cases with a notification waiting since before `before`: after downtime, these are
-    /// re-planned so that catching up sends only what still applies. A row written after its
-    /// time (planned already due, at going live or by an earlier catch-up) has been waiting
-    /// only since it was written: without that, the first start after importing a caseload
-    /// re-planned every case with something overdue.
-    pub async fn cases_waiting_since(
-        &self,
-        before: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT case_ref FROM outbox WHERE state = 'pending' AND attempt_at < $1 \
-             AND updated_at < $1 ORDER BY case_ref",
-        )
-        .bind(ms(before))
-        .fetch_all(&self.pool)
-        .await?;
-        strings(&rows, "case_ref")
-    }
-
-    /// Cases whose plan changes by `now` (a derived or future-dated event falls due).
+    /// Cases whose plan changes by `now` (a future-dated or derived event falls due, a deadline
+    /// action happens): their notifications are not claimed until they are planned again.
     pub async fn cases_due(
         &self,
         now: DateTime<Utc>,
@@ -410,6 +392,31 @@ impl Store {
             "SELECT case_ref FROM cases WHERE replan_at <= $1 ORDER BY replan_at LIMIT $2",
         )
         .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        strings(&rows, "case_ref")
+    }
+
+    /// Cases with a notification due to go by `now` that has gone stale (more than `stale` late)
+    /// since the case was last planned: the catch-up rules judge it again before it may go (only
+    /// the step of a ladder that applies now goes late). Normally none: a notification goes at
+    /// its time. After downtime, a clock that jumped or retries that took long, these are the
+    /// cases to plan again first.
+    pub async fn cases_stale(
+        &self,
+        now: DateTime<Utc>,
+        stale: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT o.case_ref FROM outbox o JOIN cases c ON c.case_ref = o.case_ref \
+             WHERE o.state = 'pending' AND o.send_at < $1 AND o.attempt_at <= $2 \
+             AND c.planned_at <= o.send_at + $3 ORDER BY o.case_ref LIMIT $4",
+        )
+        .bind(ms(now - stale))
+        .bind(ms(now))
+        .bind(stale.num_milliseconds())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -434,42 +441,34 @@ impl Store {
         Ok(outbox.into_iter().chain(cases).min().map(time))
     }
 
-    /// Claims up to `limit` notifications due by `now` for `owner`, until `lease_until`; a
-    /// claim whose lease ran out (its daemon died mid-send) is claimed again. On PostgreSQL two
+    /// Claims up to `limit` notifications due by `now` for `owner`, until `lease_until`, oldest
+    /// first. Only notifications whose case's stored plan holds at `now` are taken: none of a
+    /// case whose plan changed with time since it was last planned (see [`Store::cases_due`]),
+    /// nor one gone stale since (see [`Store::cases_stale`]); those wait until the case is planned
+    /// again, so what goes is what the plan says at the moment of sending. On PostgreSQL two
     /// daemons never claim the same row (`FOR UPDATE SKIP LOCKED`).
     pub async fn claim(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        stale: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
-        // Claims whose lease ran out (a daemon died mid-send) first, then what waits. One state
-        // at a time, so the (state, attempt_at, key) index gives the due order without sorting
-        // every waiting row: at a wave of 50,000, sorting them all for each round of 32 made
-        // claiming quadratic.
-        let mut rows = Vec::new();
-        for state in ["sending", "pending"] {
-            let left = limit - i64::try_from(rows.len()).unwrap_or(limit);
-            if left <= 0 {
-                break;
-            }
-            let sql = CLAIM_SQL.replace("{lock}", lock);
-            rows.extend(
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(owner)
-                    .bind(ms(lease_until))
-                    .bind(ms(now))
-                    .bind(left)
-                    .bind(state)
-                    .fetch_all(&self.pool)
-                    .await?,
-            );
-        }
+        let sql = CLAIM_SQL.replace("{lock}", lock);
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(limit)
+            .bind(ms(now - stale))
+            .bind(stale.num_milliseconds())
+            .fetch_all(&self.pool)
+            .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
             let key: String = r.try_get("key")?;
@@ -505,17 +504,38 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Puts back the claims whose lease ran out by `now` (a daemon died mid-send, or another
+    /// daemon's clock ran ahead): they wait again, and their cases are planned again before they
+    /// go, so one the plan no longer wants is not sent. Returns how many.
+    pub async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.put_back("state = 'sending' AND attempt_at <= $1", now)
+            .await
+    }
+
     /// Puts back every claim at once: on SQLite, where only one daemon runs, a claim left at
     /// start-up was cut short by a crash and is sent again now rather than when its lease ends.
     pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, updated_at = $1 \
-             WHERE state = 'sending'",
-        )
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        self.put_back("state = 'sending'", now).await
+    }
+
+    /// Claims matching `which` (`$1` is `now`) wait again from `now`, and their cases are
+    /// planned again before they go.
+    async fn put_back(&self, which: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, \
+             updated_at = $1 WHERE {which} RETURNING case_ref"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(ms(now))
+            .fetch_all(&mut *tx)
+            .await?;
+        let cases: std::collections::BTreeSet<String> = strings(&rows, "case_ref")?;
+        for case in &cases {
+            replan_now(&mut tx, case, now).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     /// Recorded only by the daemon still holding the claim: one whose lease ran out and was
@@ -540,9 +560,8 @@ impl Store {
         Ok(())
     }
 
-    /// Back to pending until `retry_at`; `error` says why (no personal data). The case is
-    /// re-planned first, so a retry the plan no longer wants (its obligation met meanwhile) is
-    /// cancelled rather than sent.
+    /// Back to pending until `retry_at`; `error` says why (no personal data). The retry is
+    /// claimed like any waiting notification: only while its case's plan still wants it.
     pub async fn mark_retry(
         &self,
         c: &Claimed,
@@ -550,8 +569,7 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, last_error = $3, \
              claimed_by = NULL, updated_at = $4 WHERE key = $1 AND state = 'sending' AND claimed_by = $5",
         )
@@ -560,19 +578,8 @@ impl Store {
         .bind(error)
         .bind(ms(now))
         .bind(&c.owner)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE cases SET replan_at = $2 WHERE case_ref = $1 \
-                 AND (replan_at IS NULL OR replan_at > $2)",
-            )
-            .bind(&c.case)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -595,17 +602,23 @@ impl Store {
         Ok(())
     }
 
-    /// A dead notification goes again at once, with a fresh count of attempts.
+    /// A dead notification goes again at once, with a fresh count of attempts, if its case's
+    /// plan (planned again first) still wants it.
     pub async fn retry_dead(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, attempts = 0, updated_at = $2 \
-             WHERE key = $1 AND state = 'dead'",
+             WHERE key = $1 AND state = 'dead' RETURNING case_ref",
         )
         .bind(key)
         .bind(ms(now))
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        for case in strings::<Vec<String>>(&rows, "case_ref")? {
+            replan_now(&mut tx, &case, now).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() == 1)
     }
 
     /// The outbox, filtered, oldest first.
@@ -734,11 +747,33 @@ fn param(binds: &mut Vec<String>, value: &str) -> String {
     format!("${}", binds.len())
 }
 
+/// `$1` owner, `$2` lease end, `$3` now, `$4` limit, `$5` now less the stale limit, `$6` the
+/// stale limit. A row is held back while its case must be planned again (`replan_at` passed) or
+/// it went stale after its case was last planned: the catch-up rules have not judged it yet.
 const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, attempt_at = $2, \
      attempts = attempts + 1, updated_at = $3 \
-     WHERE key IN (SELECT key FROM outbox WHERE state = $5 \
-     AND attempt_at <= $3 ORDER BY attempt_at, key LIMIT $4 {lock}) \
+     WHERE key IN (SELECT o.key FROM outbox o WHERE o.state = 'pending' AND o.attempt_at <= $3 \
+     AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_ref = o.case_ref \
+         AND (c.replan_at <= $3 OR (o.send_at < $5 AND c.planned_at <= o.send_at + $6))) \
+     ORDER BY o.attempt_at, o.key LIMIT $4 {lock}) \
      RETURNING key, case_ref, attempts, notification, data";
+
+/// Asks for `case` to be planned again at `now` (before any of its notifications is claimed).
+async fn replan_now(
+    tx: &mut Transaction<'static, Any>,
+    case: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE cases SET replan_at = $2 WHERE case_ref = $1 \
+         AND (replan_at IS NULL OR replan_at > $2)",
+    )
+    .bind(case)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
     let rest = url

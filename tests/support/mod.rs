@@ -322,6 +322,40 @@ impl Daemon {
         );
     }
 
+    /// The case's plan as the daemon's API gives it, at the daemon's clock.
+    pub async fn plan(&self, case: &str) -> Value {
+        self.get(&format!("/v1/cases/{case}/plan")).await
+    }
+
+    /// The case's stored obligations by id, each with the state the API gives it (`open`,
+    /// `overdue`, `met`, `met_late` or `cancelled`): what the plan says, if the store agrees.
+    pub async fn stored_obligations(
+        &self,
+        case: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut states = std::collections::BTreeMap::new();
+        for query in ["outstanding", "met", "met_late", "cancelled"] {
+            let body = self
+                .get(&format!(
+                    "/v1/obligations?case={case}&state={query}&limit=10000"
+                ))
+                .await;
+            for o in body["obligations"].as_array().into_iter().flatten() {
+                let state = o["state"].as_str().unwrap_or_default().replace(' ', "_");
+                states.insert(o["id"].as_str().unwrap_or_default().to_string(), state);
+            }
+        }
+        states
+    }
+
+    /// Every outbox row, whatever its state.
+    pub async fn outbox_all(&self) -> Vec<Value> {
+        self.get("/v1/notifications?limit=10000").await["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The outbox rows in a state.
     pub async fn outbox(&self, state: &str) -> Vec<Value> {
         self.get(&format!("/v1/notifications?state={state}&limit=10000"))
@@ -407,8 +441,23 @@ struct SmtpHandler {
 }
 
 impl mailin_embedded::Handler for SmtpHandler {
-    /// Refusals come at RCPT, like a greylisting server's `451`.
-    fn rcpt(&mut self, _to: &str) -> mailin_embedded::Response {
+    /// Refusals come at RCPT, like a greylisting server's `451` or an unknown mailbox's `550`.
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        let address = to.trim_matches(['<', '>']).to_ascii_lowercase();
+        if let Some((code, left)) = self
+            .mailbox
+            .refuse_to
+            .lock()
+            .expect("refusals")
+            .get_mut(&address)
+            .filter(|(_, left)| *left > 0)
+        {
+            *left -= 1;
+            return match code {
+                550 => mailin_embedded::response::NO_MAILBOX,
+                _ => mailin_embedded::response::INTERNAL_ERROR,
+            };
+        }
         let refuse = self
             .mailbox
             .refuse
@@ -467,6 +516,8 @@ pub struct Mailbox {
     mail: Mutex<Vec<Mail>>,
     /// Refuse this many messages with `451` before accepting again.
     refuse: AtomicU32,
+    /// Refusals by recipient address (lower case): the reply code and how many more times.
+    refuse_to: Mutex<std::collections::HashMap<String, (u16, u32)>>,
     arrived: Notify,
     /// While set, each message is kept as it arrives but its `250` is held back; these are the
     /// messages waiting for it.
@@ -490,6 +541,7 @@ impl Mailbox {
             port,
             mail: Mutex::new(Vec::new()),
             refuse: AtomicU32::new(0),
+            refuse_to: Mutex::new(std::collections::HashMap::new()),
             arrived: Notify::new(),
             hold: Mutex::new(None),
             released: std::sync::Condvar::new(),
@@ -512,6 +564,15 @@ impl Mailbox {
 
     pub fn refuse_next(&self, n: u32) {
         self.refuse.store(n, Ordering::SeqCst);
+    }
+
+    /// Refuses messages to `address` with `code` (`451`, a passing failure, or `550`, an
+    /// address refused for good) the next `times` times, whatever order they arrive in.
+    pub fn refuse_address(&self, address: &str, code: u16, times: u32) {
+        self.refuse_to
+            .lock()
+            .expect("refusals")
+            .insert(address.to_ascii_lowercase(), (code, times));
     }
 
     /// While on, every message is received and kept, but the server's `250` is held back until
