@@ -1,6 +1,12 @@
 //! The scheduler: one loop that sleeps until the next thing is due, or until new work wakes it,
 //! then re-plans the cases whose plans changed with time and delivers what is due, oldest first.
 //!
+//! Notifications wait in lanes ([`Lane`]): urgent ones apart from bulk traffic, email apart from
+//! webhooks. Each lane delivers one batch at a time, as a task of its own, while the loop goes on
+//! claiming for the other lanes and re-planning; so an urgent notice never waits behind a wave of
+//! reminders, and a mail server that stops answering holds up only email, for at most its
+//! configured timeout an attempt.
+//!
 //! Not a poll: each round asks the store for what is due now and for the next moment anything
 //! is due, both through indexes, so a round costs what is due, not what is stored. Notifications
 //! that fell due while the daemon was down are simply due at start-up and go first. Owns claiming,
@@ -11,16 +17,17 @@ use crate::clock::Clock;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::{Courier, Outcome};
 use crate::service::{Service, stale_after};
-use crate::store::{Claimed, StoreError};
+use crate::store::{Claimed, Lane, StoreError};
 use crate::telemetry;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// The most notifications claimed in one round.
+/// The most notifications one lane claims at a time.
 const BATCH: i64 = 64;
 
 /// The courier in force; a reload swaps it.
@@ -72,22 +79,65 @@ impl Progress {
     }
 }
 
+/// The lanes delivering a batch now, each as a task of its own.
+#[derive(Default)]
+struct Lanes {
+    tasks: JoinSet<()>,
+    by_task: HashMap<tokio::task::Id, Lane>,
+}
+
+impl Lanes {
+    fn is_busy(&self, lane: Lane) -> bool {
+        self.by_task.values().any(|l| *l == lane)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_task.is_empty()
+    }
+
+    fn start(&mut self, lane: Lane, batch: impl std::future::Future<Output = ()> + Send + 'static) {
+        let id = self.tasks.spawn(batch).id();
+        self.by_task.insert(id, lane);
+    }
+
+    /// The lane whose batch just ended, and whether it ended without recording its outcomes
+    /// (a bug: its claims are put back).
+    fn ended(
+        &mut self,
+        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) -> Option<(Lane, bool)> {
+        let (id, failed) = match done {
+            Ok((id, ())) => (id, false),
+            Err(e) => {
+                tracing::error!(error = %e, "a lane's deliveries failed");
+                (e.id(), true)
+            }
+        };
+        self.by_task.remove(&id).map(|lane| (lane, failed))
+    }
+}
+
 impl Scheduler {
-    /// Runs until `stop` turns true; a round in progress (and every delivery in it) finishes
+    /// Runs until `stop` turns true; every batch being delivered finishes (and is recorded)
     /// first.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let clock = self.service.clock().clone();
+        let mut lanes = Lanes::default();
         loop {
+            while let Some(done) = lanes.tasks.try_join_next_with_id() {
+                self.lane_ended(&mut lanes, done).await;
+            }
             if *stop.borrow() {
                 break;
             }
             let round = self.progress.started.fetch_add(1, Ordering::SeqCst) + 1;
             let now = clock.now();
-            match self.round(now).await {
+            match self.round(now, &mut lanes).await {
                 Ok(true) => continue,
-                Ok(false) => {
+                Ok(false) if lanes.is_empty() => {
                     self.progress.settled.send_replace(round);
                 }
+                Ok(false) => {}
                 Err(e) => {
                     tracing::error!(
                         error = %e,
@@ -103,39 +153,109 @@ impl Scheduler {
                     continue;
                 }
             }
-            let next = match self.service.store().next_wake().await {
+            let free: Vec<Lane> = Lane::ALL
+                .into_iter()
+                .filter(|l| !lanes.is_busy(*l))
+                .collect();
+            let next = match self.service.store().next_wake(&free).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!(error = %e, "scheduler: cannot read the next due time");
                     Some(now + chrono::Duration::seconds(5))
                 }
             };
+            // Something due that no free lane could claim: it waits for its case to be planned,
+            // which this round would have done. Looked at again in a second rather than at once,
+            // so that a row nothing can claim never spins the loop.
+            let stuck = next.is_some_and(|t| t <= now) && lanes.is_empty();
             tokio::select! {
-                _ = sleep_until(&clock, next) => {}
+                Some(done) = lanes.tasks.join_next_with_id(), if !lanes.is_empty() => {
+                    self.lane_ended(&mut lanes, done).await;
+                }
+                _ = sleep_until(&clock, next.filter(|t| *t > now)), if !stuck => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)), if stuck => {}
                 _ = self.service.woken() => {}
                 _ = stop.changed() => {}
             }
         }
+        while let Some(done) = lanes.tasks.join_next_with_id().await {
+            self.lane_ended(&mut lanes, done).await;
+        }
         tracing::info!("scheduler stopped");
     }
 
-    /// Re-plans a batch of the cases whose plans changed with time, then claims and delivers one
-    /// batch of what is due. A notification is claimed only once its case's plan as at `now`
-    /// is stored (see [`crate::store::Store::claim`]), so what is sent is what the plan says at
-    /// the moment of sending. Re-planning goes a batch at a time between deliveries, so at 09:00,
-    /// when thousands of cases pass a deadline together, the first messages do not wait for the
-    /// last case's bookkeeping. `true` if there was anything to do (so the loop looks again at
-    /// once).
-    async fn round(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    /// A lane's batch ended: the lane may claim again. Had the batch ended without recording
+    /// its outcomes, its claims wait again (to be sent once their cases are planned again)
+    /// rather than for their lease.
+    async fn lane_ended(
+        &self,
+        lanes: &mut Lanes,
+        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) {
+        let Some((lane, true)) = lanes.ended(done) else {
+            return;
+        };
+        let store = self.service.store();
+        if let Err(e) = store
+            .release_lane(&self.owner, lane, self.service.now())
+            .await
+        {
+            tracing::error!(error = %e, lane = lane.as_str(), "its claims wait out their lease");
+        }
+    }
+
+    /// Claims a batch for every lane not busy delivering one and starts delivering it, then
+    /// re-plans a batch of the cases whose plans changed with time. A notification is claimed
+    /// only once its case's plan as at `now` is stored (see [`crate::store::Store::claim`]), so
+    /// what is sent is what the plan says at the moment of sending. Re-planning goes a batch at a
+    /// time while batches are being delivered, so at 09:00, when thousands of cases pass a
+    /// deadline together, the first messages do not wait for the last case's bookkeeping. `true`
+    /// if there was anything to do (so the loop looks again at once).
+    async fn round(&self, now: DateTime<Utc>, lanes: &mut Lanes) -> Result<bool, StoreError> {
         let config = self.service.config();
         let store = self.service.store();
-        let lease =
-            chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
-        let released = store.release_expired(now).await?;
+        let released = store.release_expired(&self.owner, now).await?;
         if released > 0 {
             tracing::warn!(
                 notifications = released,
                 "claims whose lease ran out wait again, to be sent once their cases are planned again"
+            );
+        }
+        let lease =
+            chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
+        // As many as go at once: every claimed notification starts sending straight away, so
+        // its lease covers its own send, not a wait behind others.
+        let batch = i64::try_from(config.delivery.concurrency)
+            .unwrap_or(BATCH)
+            .clamp(1, BATCH);
+        let courier = courier_of(&self.courier);
+        let mut claimed_any = false;
+        for lane in Lane::ALL {
+            if lanes.is_busy(lane) {
+                continue;
+            }
+            let claimed = store
+                .claim(
+                    &self.owner,
+                    lane,
+                    now,
+                    now + lease,
+                    stale_after(&config),
+                    batch,
+                )
+                .await?;
+            if claimed.is_empty() {
+                continue;
+            }
+            claimed_any = true;
+            lanes.start(
+                lane,
+                deliver(
+                    Arc::clone(&self.service),
+                    Arc::clone(&courier),
+                    Arc::clone(&config),
+                    claimed,
+                ),
             );
         }
         let replanned = self.service.replan_due().await?;
@@ -145,88 +265,90 @@ impl Scheduler {
                 "re-planned cases whose plans changed with time"
             );
         }
-        // As many as go at once: every claimed notification starts sending straight away, so
-        // its lease covers its own send, not a wait behind others.
-        let batch = i64::try_from(config.delivery.concurrency)
-            .unwrap_or(BATCH)
-            .clamp(1, BATCH);
-        let claimed = store
-            .claim(&self.owner, now, now + lease, stale_after(&config), batch)
-            .await?;
-        if claimed.is_empty() {
-            return Ok(replanned > 0 || released > 0);
-        }
-        let courier = courier_of(&self.courier);
-        let policy = RetryPolicy::from_config(&config.delivery);
-        let permits = Arc::new(Semaphore::new(config.delivery.concurrency.max(1)));
-        let mut tasks = JoinSet::new();
-        for c in claimed {
-            // Taken here, in due order, so deliveries start oldest first.
-            let permit = Arc::clone(&permits).acquire_owned().await;
-            let (service, courier, config) = (
-                Arc::clone(&self.service),
-                Arc::clone(&courier),
-                Arc::clone(&config),
-            );
-            tasks.spawn(async move {
-                let _permit = permit;
-                let now = service.now();
-                if c.attempts == 1 {
-                    let lag = (now - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
-                    telemetry::scheduler_lag(lag);
-                }
-                let started = std::time::Instant::now();
-                let outcome = courier.deliver(&config, &c, now).await;
-                let took = started.elapsed().as_secs_f64();
-                (c, outcome, took)
-            });
-        }
-        let mut sent = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok((c, Outcome::Delivered, took)) => {
-                    telemetry::delivery(c.notification.recipient.channel(), "sent", took);
-                    sent.push(c);
-                }
-                Ok((c, outcome, took)) => {
-                    if let Err(e) = record_failure(&self.service, &policy, &c, outcome, took).await
-                    {
-                        // The lease runs out and the notification goes again under its key.
-                        tracing::error!(error = %e, "could not record a failed delivery");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
-            }
-        }
-        if !sent.is_empty() {
-            let now = self.service.now();
-            let store = self.service.store();
-            let mut marked: Vec<&Claimed> = sent.iter().collect();
-            marked.sort_by(|a, b| (&a.case, &a.key).cmp(&(&b.case, &b.key)));
-            if let Err(e) = store.mark_sent(&marked, now).await {
-                // On PostgreSQL a re-plan by another daemon can hold some of these rows and
-                // the transaction be chosen as a deadlock victim: mark them one by one. If
-                // that fails too, the leases run out and they go again under the same keys.
-                tracing::warn!(error = %e, "marking a round sent failed; marking one by one");
-                for c in &marked {
-                    store.mark_sent(&[c], now).await?;
-                }
-            }
-            for c in &sent {
-                let n = &c.notification;
-                tracing::info!(
-                    key = c.key.as_str(),
-                    case = c.case.as_str(),
-                    rule = n.rule.as_str(),
-                    to = n.recipient.label().as_str(),
-                    step = n.step.as_str(),
-                    late = n.late,
-                    "notification sent"
-                );
-            }
-        }
-        Ok(true)
+        Ok(claimed_any || replanned > 0 || released > 0)
     }
+}
+
+/// Delivers one lane's batch, every notification at once, and records each outcome: the sent
+/// ones in one transaction, each failure as a retry or dead.
+async fn deliver(
+    service: Arc<Service>,
+    courier: Arc<Courier>,
+    config: Arc<crate::config::Config>,
+    claimed: Vec<Claimed>,
+) {
+    let policy = RetryPolicy::from_config(&config.delivery);
+    let mut tasks = JoinSet::new();
+    for c in claimed {
+        let (service, courier, config) = (
+            Arc::clone(&service),
+            Arc::clone(&courier),
+            Arc::clone(&config),
+        );
+        tasks.spawn(async move {
+            let now = service.now();
+            if c.attempts == 1 {
+                let lag = (now - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
+                telemetry::scheduler_lag(lag);
+            }
+            let started = std::time::Instant::now();
+            let outcome = courier.deliver(&config, &c, now).await;
+            let took = started.elapsed().as_secs_f64();
+            (c, outcome, took)
+        });
+    }
+    let mut sent = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((c, Outcome::Delivered, took)) => {
+                telemetry::delivery(c.notification.recipient.channel(), "sent", took);
+                sent.push(c);
+            }
+            Ok((c, outcome, took)) => {
+                if let Err(e) = record_failure(&service, &policy, &c, outcome, took).await {
+                    // The lease runs out and the notification goes again under its key.
+                    tracing::error!(error = %e, "could not record a failed delivery");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+        }
+    }
+    if let Err(e) = record_sent(&service, &sent).await {
+        // The leases run out and they go again under the same keys.
+        tracing::error!(error = %e, "could not record deliveries as sent");
+    }
+}
+
+/// Marks a batch's deliveries sent, in one transaction (one sync to disk), and logs each.
+async fn record_sent(service: &Service, sent: &[Claimed]) -> Result<(), StoreError> {
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let now = service.now();
+    let store = service.store();
+    let mut marked: Vec<&Claimed> = sent.iter().collect();
+    marked.sort_by(|a, b| (&a.case, &a.key).cmp(&(&b.case, &b.key)));
+    if let Err(e) = store.mark_sent(&marked, now).await {
+        // On PostgreSQL a re-plan by another daemon can hold some of these rows and the
+        // transaction be chosen as a deadlock victim: mark them one by one.
+        tracing::warn!(error = %e, "marking a batch sent failed; marking one by one");
+        for c in &marked {
+            store.mark_sent(&[c], now).await?;
+        }
+    }
+    for c in sent {
+        let n = &c.notification;
+        tracing::info!(
+            key = c.key.as_str(),
+            case = c.case.as_str(),
+            rule = n.rule.as_str(),
+            to = n.recipient.label().as_str(),
+            step = n.step.as_str(),
+            late = n.late,
+            "notification sent"
+        );
+    }
+    Ok(())
 }
 
 async fn sleep_until(clock: &Clock, next: Option<DateTime<Utc>>) {

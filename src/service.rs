@@ -14,7 +14,7 @@ use crate::planner::{
 };
 use crate::rules::Delivery;
 use crate::store::{
-    CaseWrite, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
+    CaseWrite, Lane, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -438,6 +438,7 @@ pub fn case_write(
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
             channel: n.recipient.channel(),
+            lane: Lane::of(&n),
             send_at: n.send_at,
             state,
             notification: to_json(&n),

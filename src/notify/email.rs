@@ -19,7 +19,8 @@ pub enum Mailer {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
         server: String,
-        /// The longest one message's exchange with the server may take.
+        /// The longest one attempt at a message may take, whatever the server does:
+        /// `email.smtp.timeout_seconds`.
         limit: Duration,
     },
     Spool {
@@ -76,7 +77,7 @@ impl Mailer {
                 Some(port) => format!("{}:{port}", smtp.host),
                 None => smtp.host.clone(),
             },
-            limit: Duration::from_secs(smtp.timeout_seconds.saturating_mul(3)),
+            limit: Duration::from_secs(smtp.timeout_seconds),
         })
     }
 
@@ -114,16 +115,18 @@ impl Mailer {
                     let first = transport.send(email.clone()).await;
                     // A pooled connection the server closed while idle fails at once without
                     // an SMTP reply; one more try on a fresh connection is the cure (lettre #743).
+                    // A server that did not answer in time is not asked again in this attempt.
                     match first {
-                        Err(e) if e.status().is_none() && !e.is_permanent() => {
+                        Err(e) if e.status().is_none() && !e.is_permanent() && !e.is_timeout() => {
                             transport.send(email).await
                         }
                         other => other,
                     }
                 };
-                // lettre's own timeout covers each read and write, but not every exchange (a
-                // server that stops answering after refusing a message held it for good): the
-                // whole exchange is bounded too.
+                // lettre's own timeout covers each read and write, so an exchange of many of
+                // them (or a server that stops answering after refusing a message) could take a
+                // multiple of it: the whole attempt, the retry on a fresh connection included, is
+                // bounded by the configured timeout.
                 match tokio::time::timeout(*limit, exchange).await {
                     Ok(Ok(_)) => Outcome::Delivered,
                     Ok(Err(e)) => smtp_outcome(&e),

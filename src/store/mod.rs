@@ -51,7 +51,7 @@ pub struct Store {
     backend: Backend,
 }
 
-/// Rows in one multi-row statement: at ten parameters a row, well inside SQLite's and
+/// Rows in one multi-row statement: at eleven parameters a row at most, well inside SQLite's and
 /// PostgreSQL's limits on parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -423,26 +423,40 @@ impl Store {
         strings(&rows, "case_ref")
     }
 
-    /// The earliest moment something needs doing: a notification to (re)try, a lease to expire,
-    /// a case to re-plan. Both lookups use an index, so this costs the same however much is
-    /// stored.
-    pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let outbox: Option<i64> = sqlx::query(
-            "SELECT MIN(attempt_at) AS t FROM outbox WHERE state IN ('pending', 'sending')",
-        )
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("t")?;
-        let cases: Option<i64> =
+    /// The earliest moment something needs doing: a notification of one of `lanes` to (re)try,
+    /// a lease to expire, a case to re-plan. (A lane busy delivering is left out: what waits in
+    /// it goes when it is free, which wakes the scheduler anyway.) Each lookup uses an index, so
+    /// this costs the same however much is stored.
+    pub async fn next_wake(&self, lanes: &[Lane]) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut times: Vec<Option<i64>> = Vec::new();
+        for lane in lanes {
+            times.push(
+                sqlx::query(
+                    "SELECT MIN(attempt_at) AS t FROM outbox WHERE state = 'pending' AND lane = $1",
+                )
+                .bind(lane.as_str())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("t")?,
+            );
+        }
+        times.push(
+            sqlx::query("SELECT MIN(attempt_at) AS t FROM outbox WHERE state = 'sending'")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("t")?,
+        );
+        times.push(
             sqlx::query("SELECT MIN(replan_at) AS t FROM cases WHERE replan_at IS NOT NULL")
                 .fetch_one(&self.pool)
                 .await?
-                .try_get("t")?;
-        Ok(outbox.into_iter().chain(cases).min().map(time))
+                .try_get("t")?,
+        );
+        Ok(times.into_iter().flatten().min().map(time))
     }
 
-    /// Claims up to `limit` notifications due by `now` for `owner`, until `lease_until`, oldest
-    /// first. Only notifications whose case's stored plan holds at `now` are taken: none of a
+    /// Claims up to `limit` notifications of `lane` due by `now` for `owner`, until
+    /// `lease_until`, oldest first. Only notifications whose case's stored plan holds at `now` are taken: none of a
     /// case whose plan changed with time since it was last planned (see [`Store::cases_due`]),
     /// nor one gone stale since (see [`Store::cases_stale`]); those wait until the case is planned
     /// again, so what goes is what the plan says at the moment of sending. On PostgreSQL two
@@ -450,6 +464,7 @@ impl Store {
     pub async fn claim(
         &self,
         owner: &str,
+        lane: Lane,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         stale: chrono::Duration,
@@ -467,6 +482,7 @@ impl Store {
             .bind(limit)
             .bind(ms(now - stale))
             .bind(stale.num_milliseconds())
+            .bind(lane.as_str())
             .fetch_all(&self.pool)
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
@@ -504,32 +520,63 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Puts back the claims whose lease ran out by `now` (a daemon died mid-send, or another
-    /// daemon's clock ran ahead): they wait again, and their cases are planned again before they
-    /// go, so one the plan no longer wants is not sent. Returns how many.
-    pub async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.put_back("state = 'sending' AND attempt_at <= $1", now)
-            .await
+    /// Puts back the claims of other daemons whose lease ran out by `now` (a daemon died
+    /// mid-send): they wait again, and their cases are planned again before they go, so one the
+    /// plan no longer wants is not sent. (`owner`'s own claims are being delivered right now,
+    /// each attempt bounded by a timeout shorter than the lease; a clock moved by hand past
+    /// their lease must not have them sent twice.) Returns how many.
+    pub async fn release_expired(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.put_back(
+            "state = 'sending' AND attempt_at <= $1 AND claimed_by <> $2",
+            &[owner],
+            now,
+        )
+        .await
+    }
+
+    /// Puts back `owner`'s claims in `lane`: its batch ended without recording them.
+    pub async fn release_lane(
+        &self,
+        owner: &str,
+        lane: Lane,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.put_back(
+            "state = 'sending' AND claimed_by = $2 AND lane = $3",
+            &[owner, lane.as_str()],
+            now,
+        )
+        .await
     }
 
     /// Puts back every claim at once: on SQLite, where only one daemon runs, a claim left at
     /// start-up was cut short by a crash and is sent again now rather than when its lease ends.
     pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.put_back("state = 'sending'", now).await
+        self.put_back("state = 'sending'", &[], now).await
     }
 
-    /// Claims matching `which` (`$1` is `now`) wait again from `now`, and their cases are
-    /// planned again before they go.
-    async fn put_back(&self, which: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Claims matching `which` (`$1` is `now`, `$2` on are `binds`) wait again from `now`, and
+    /// their cases are planned again before they go.
+    async fn put_back(
+        &self,
+        which: &str,
+        binds: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
             "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, \
              updated_at = $1 WHERE {which} RETURNING case_ref"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(ms(now))
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ms(now));
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
         let cases: std::collections::BTreeSet<String> = strings(&rows, "case_ref")?;
         for case in &cases {
             replan_now(&mut tx, case, now).await?;
@@ -748,11 +795,13 @@ fn param(binds: &mut Vec<String>, value: &str) -> String {
 }
 
 /// `$1` owner, `$2` lease end, `$3` now, `$4` limit, `$5` now less the stale limit, `$6` the
-/// stale limit. A row is held back while its case must be planned again (`replan_at` passed) or
-/// it went stale after its case was last planned: the catch-up rules have not judged it yet.
+/// stale limit, `$7` the lane. A row is held back while its case must be planned again
+/// (`replan_at` passed) or it went stale after its case was last planned: the catch-up rules have
+/// not judged it yet.
 const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, attempt_at = $2, \
      attempts = attempts + 1, updated_at = $3 \
-     WHERE key IN (SELECT o.key FROM outbox o WHERE o.state = 'pending' AND o.attempt_at <= $3 \
+     WHERE key IN (SELECT o.key FROM outbox o WHERE o.state = 'pending' AND o.lane = $7 \
+     AND o.attempt_at <= $3 \
      AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_ref = o.case_ref \
          AND (c.replan_at <= $3 OR (o.send_at < $5 AND c.planned_at <= o.send_at + $6))) \
      ORDER BY o.attempt_at, o.key LIMIT $4 {lock}) \
@@ -1075,17 +1124,17 @@ impl Tx {
         }
         for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO outbox (key, case_ref, rule, channel, send_at, state, attempt_at, \
-                 notification, data, updated_at) VALUES {} \
+                "INSERT INTO outbox (key, case_ref, rule, channel, lane, send_at, state, \
+                 attempt_at, notification, data, updated_at) VALUES {} \
                  ON CONFLICT (key) DO UPDATE SET send_at = excluded.send_at, \
                  state = excluded.state, notification = excluded.notification, \
-                 data = excluded.data, updated_at = excluded.updated_at, \
+                 data = excluded.data, updated_at = excluded.updated_at, lane = excluded.lane, \
                  attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
                  THEN outbox.attempt_at ELSE excluded.attempt_at END \
                  WHERE outbox.state IN ('pending', 'cancelled', 'acknowledged') \
                  OR (outbox.state IN ('superseded', 'before_go_live', 'in_digest') \
                      AND excluded.state <> 'pending')",
-                placeholders(chunk.len(), 10)
+                placeholders(chunk.len(), 11)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for n in chunk {
@@ -1094,6 +1143,7 @@ impl Tx {
                     .bind(case)
                     .bind(n.rule.as_str())
                     .bind(n.channel)
+                    .bind(n.lane.as_str())
                     .bind(ms(n.send_at))
                     .bind(n.state.as_str())
                     .bind(ms(n.send_at))

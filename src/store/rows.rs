@@ -1,7 +1,7 @@
 //! What goes into the store and comes out of it, in the domain's words.
 
 use super::{StoreError, json, time};
-use crate::planner::Notification;
+use crate::planner::{Notification, Target};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -53,12 +53,53 @@ pub struct OutboxWrite {
     pub key: String,
     pub rule: String,
     pub channel: &'static str,
+    pub lane: Lane,
     pub send_at: DateTime<Utc>,
     pub state: PlannedState,
     /// The planner's notification as JSON.
     pub notification: String,
     /// The data of the event behind it, as JSON.
     pub data: String,
+}
+
+/// The queue a notification waits in. Each lane is claimed and delivered apart from the others,
+/// so urgent notices never wait behind bulk traffic (a wave of reminders at 09:00), and a channel
+/// that hangs (a mail server that stops answering) never holds up the other channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    UrgentEmail,
+    UrgentWebhook,
+    Email,
+    Webhook,
+}
+
+impl Lane {
+    /// Every lane, the urgent ones first.
+    pub const ALL: [Lane; 4] = [
+        Lane::UrgentEmail,
+        Lane::UrgentWebhook,
+        Lane::Email,
+        Lane::Webhook,
+    ];
+
+    pub fn of(n: &Notification) -> Lane {
+        match (&n.recipient, n.urgent) {
+            (Target::Email { .. }, true) => Lane::UrgentEmail,
+            (Target::Webhook { .. }, true) => Lane::UrgentWebhook,
+            (Target::Email { .. }, false) => Lane::Email,
+            (Target::Webhook { .. }, false) => Lane::Webhook,
+        }
+    }
+
+    /// Its name in the outbox's `lane` column and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::UrgentEmail => "email:urgent",
+            Lane::UrgentWebhook => "webhook:urgent",
+            Lane::Email => "email",
+            Lane::Webhook => "webhook",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -604,6 +604,33 @@ impl Mailbox {
     }
 }
 
+/// A server that accepts connections and never says a word: a mail server that has hung.
+/// Connections are kept open, so a client waits until its own timeout.
+pub struct Silent {
+    pub port: u16,
+    held: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::clone(&held);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                keep.lock().expect("connections").push(stream);
+            }
+        });
+        Silent { port, held }
+    }
+
+    /// How many connections it has taken.
+    pub fn connections(&self) -> usize {
+        self.held.lock().expect("connections").len()
+    }
+}
+
 /// One webhook request as received.
 #[derive(Debug, Clone)]
 pub struct Hook {
