@@ -269,8 +269,7 @@ impl Scheduler {
     }
 }
 
-/// Delivers one lane's batch, every notification at once, and records each outcome: the sent
-/// ones in one transaction, each failure as a retry or dead.
+/// Delivers one lane's batch through the courier: see [`deliver_with`].
 async fn deliver(
     service: Arc<Service>,
     courier: Arc<Courier>,
@@ -278,42 +277,82 @@ async fn deliver(
     claimed: Vec<Claimed>,
 ) {
     let policy = RetryPolicy::from_config(&config.delivery);
-    let mut tasks = JoinSet::new();
-    for c in claimed {
+    let send = |c: Claimed| {
         let (service, courier, config) = (
             Arc::clone(&service),
             Arc::clone(&courier),
             Arc::clone(&config),
         );
-        tasks.spawn(async move {
-            let now = service.now();
-            if c.attempts == 1 {
-                let lag = (now - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
-                telemetry::scheduler_lag(lag);
-            }
+        async move { courier.deliver(&config, &c, service.now()).await }
+    };
+    deliver_with(&service, &policy, claimed, send).await;
+}
+
+/// What a notification whose attempt panicked is kept as (dead) says. The panic's own message is
+/// not kept: it may quote what was being built.
+const PANICKED: &str = "driftwatch failed unexpectedly while building or sending this message \
+                        (a bug: see the log under this key)";
+
+/// Delivers a batch, every notification at once, each attempt (`send`) a task of its own, and
+/// records every outcome where it is known: the sent ones in one transaction, each failure as a
+/// retry or dead. Whatever goes wrong with one message, a panic while building or sending it
+/// included, ends with its row recorded (a panic makes it dead, with its reason), never with the
+/// row left claimed to be tried again at every lease's end.
+async fn deliver_with<S, F>(service: &Service, policy: &RetryPolicy, claimed: Vec<Claimed>, send: S)
+where
+    S: Fn(Claimed) -> F,
+    F: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut by_task = HashMap::new();
+    for c in claimed {
+        if c.attempts == 1 {
+            let lag = (service.now() - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
+            telemetry::scheduler_lag(lag);
+        }
+        let attempt = send(c.clone());
+        let task = tasks.spawn(async move {
             let started = std::time::Instant::now();
-            let outcome = courier.deliver(&config, &c, now).await;
-            let took = started.elapsed().as_secs_f64();
-            (c, outcome, took)
+            let outcome = attempt.await;
+            (outcome, started.elapsed().as_secs_f64())
         });
+        by_task.insert(task.id(), c);
     }
     let mut sent = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((c, Outcome::Delivered, took)) => {
+    while let Some(done) = tasks.join_next_with_id().await {
+        let (id, result) = match done {
+            Ok((id, attempt)) => (id, Ok(attempt)),
+            Err(e) => (e.id(), Err(e)),
+        };
+        let Some(c) = by_task.remove(&id) else {
+            continue;
+        };
+        let (outcome, took) = match result {
+            Ok((Outcome::Delivered, took)) => {
                 telemetry::delivery(c.notification.recipient.channel(), "sent", took);
                 sent.push(c);
+                continue;
             }
-            Ok((c, outcome, took)) => {
-                if let Err(e) = record_failure(&service, &policy, &c, outcome, took).await {
-                    // The lease runs out and the notification goes again under its key.
-                    tracing::error!(error = %e, "could not record a failed delivery");
-                }
+            Ok(attempt) => attempt,
+            Err(e) => {
+                // Keys, case references and rule ids only: the panic's message is not logged.
+                tracing::error!(
+                    key = c.key.as_str(),
+                    case = c.case.as_str(),
+                    rule = c.notification.rule.as_str(),
+                    panicked = e.is_panic(),
+                    "delivering a notification failed unexpectedly"
+                );
+                let reason = PANICKED.to_string();
+                (Outcome::Failed { reason }, 0.0)
             }
-            Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+        };
+        if let Err(e) = record_failure(service, policy, &c, outcome, took).await {
+            // The lease runs out and the notification goes again under its key.
+            tracing::error!(error = %e, "could not record a failed delivery");
         }
     }
-    if let Err(e) = record_sent(&service, &sent).await {
+    if let Err(e) = record_sent(service, &sent).await {
         // The leases run out and they go again under the same keys.
         tracing::error!(error = %e, "could not record deliveries as sent");
     }
@@ -419,4 +458,79 @@ async fn dead(
         "notification is dead: it will not be tried again until retried through the API"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::store::{NotificationFilter, Store};
+
+    /// The example case in a real SQLite store, at 19:30 on 10 February 2027: several
+    /// notifications are due.
+    async fn example_service(dir: &std::path::Path) -> Service {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = Config::load(&root.join("config/driftwatch.yaml")).expect("shipped config");
+        let url = format!("sqlite:{}?mode=rwc", dir.join("driftwatch.db").display());
+        let store = Store::open(&url).await.expect("store");
+        let now = "2027-02-10T19:30:00Z".parse().expect("time");
+        let service = Service::new(store, config, Clock::manual(now));
+        let text = std::fs::read_to_string(root.join("examples/events.jsonl")).expect("events");
+        let events = crate::event::parse_json_lines(&text).expect("example events");
+        service.ingest(&events).await.expect("ingest");
+        while service.replan_due().await.expect("replan") > 0 {}
+        service
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_building_or_sending_one_message_makes_that_row_dead() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let service = example_service(dir.path()).await;
+        let store = service.store();
+        let now = service.now();
+        let stale = stale_after(&service.config());
+        let mut claimed = Vec::new();
+        for lane in Lane::ALL {
+            let lease = now + chrono::Duration::minutes(5);
+            claimed.extend(
+                store
+                    .claim("test", lane, now, lease, stale, 64)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(claimed.len() > 1, "several notifications are due");
+        let doomed = claimed[0].key.clone();
+        let send = |c: Claimed| {
+            let doomed = doomed.clone();
+            async move {
+                if c.key == doomed {
+                    panic!("building the message failed");
+                }
+                Outcome::Delivered
+            }
+        };
+        let policy = RetryPolicy::from_config(&service.config().delivery);
+        deliver_with(&service, &policy, claimed.clone(), send).await;
+
+        let state = |state: &str| NotificationFilter {
+            state: Some(state.into()),
+            limit: 1000,
+            ..NotificationFilter::default()
+        };
+        let dead = store.notifications(&state("dead")).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].idempotency_key, doomed);
+        assert_eq!(dead[0].last_error.as_deref(), Some(PANICKED));
+        assert!(
+            store
+                .notifications(&state("sending"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let sent = store.notifications(&state("sent")).await.unwrap();
+        assert_eq!(sent.len(), claimed.len() - 1, "the others went");
+    }
 }

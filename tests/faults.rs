@@ -483,6 +483,84 @@ async fn urgent_notices_and_webhooks_do_not_wait_behind_email_to_a_hung_server()
     assert!(emails.iter().any(|n| n["state"] == "sending"));
 }
 
+/// A notice whose template fails when a placement is disrupted (it names a value the event does
+/// not have); `driftwatch check`'s example data, another kind of event, renders.
+const FRAGILE_RULE: &str = r#"
+rules:
+  - id: fragile_notice
+    title: A notice whose template cannot always be rendered
+    source: "Test: a template that fails at render time"
+    on: significant_event
+    notice: {to: [iro_manager], template: fragile, urgent: true}
+"#;
+
+#[tokio::test]
+async fn a_message_that_cannot_be_built_is_dead_with_its_reason_and_the_rest_go() {
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    setup.extra_rules = Some(FRAGILE_RULE.into());
+    setup.extra_templates = vec![(
+        "fragile".into(),
+        "Case {{ case.reference }}: significant event\n".into(),
+        "{% if data.kind == \"placement_disruption\" %}{{ data.no_such_field }}{% endif %}\n"
+            .into(),
+    )];
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+    let mut events = significant_event("C-41001", "se-41", "2027-02-01T11:00:00Z");
+    if let Value::Array(list) = &mut events {
+        list.push(
+            serde_json::json!({"id": "se-41-iro", "case": "C-41001", "type": "iro_allocated",
+            "at": "2027-01-05T10:00:00Z",
+            "data": {"iro": {"name": "Ira Reviewer", "email": "ira.reviewer@council.example"}}}),
+        );
+    }
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    daemon.clock("2027-02-01T12:00:00Z").await;
+
+    let dead = daemon.outbox("dead").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["rule"], "fragile_notice");
+    assert_eq!(dead[0]["attempts"], 1, "not tried again");
+    let reason = dead[0]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.starts_with("template `fragile`") && !reason.contains("placement_disruption"),
+        "{reason}"
+    );
+    assert!(
+        daemon.outbox("sending").await.is_empty(),
+        "nothing is stuck"
+    );
+    // The IRO's own notice of the same event went, once.
+    let notice = daemon
+        .outbox("sent")
+        .await
+        .into_iter()
+        .find(|n| n["rule"] == "significant_event_notice")
+        .expect("the IRO's notice went");
+    assert_eq!(
+        deliveries(&mailbox).get(notice["idempotency_key"].as_str().unwrap_or_default()),
+        Some(&1)
+    );
+
+    // The dashboard lists it with its reason.
+    let page = reqwest::Client::new()
+        .get(format!("{}/dashboard", daemon.base))
+        .basic_auth("manager", Some(READ_TOKEN))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap_or_default();
+    let key = dead[0]["idempotency_key"].as_str().unwrap_or_default();
+    assert!(html.contains(key), "the dead delivery is listed");
+    assert!(html.contains("template `fragile`") || html.contains("template &#x60;fragile&#x60;"));
+    assert_logs_private(&setup);
+}
+
 /// A daemon posting significant-event notices to the [`Receiver`] as webhook `teams`.
 async fn webhook_daemon(timeout_seconds: Option<u64>) -> (Arc<Receiver>, Setup, Daemon) {
     let receiver = Receiver::start().await;

@@ -51,6 +51,8 @@ pub struct Setup {
     pub webhook_timeout_seconds: Option<u64>,
     /// An extra rules file added to a copy of the shipped rules.
     pub extra_rules: Option<String>,
+    /// Extra templates added to a copy of the shipped ones: (name, `subject.txt`, `body.txt`).
+    pub extra_templates: Vec<(String, String, String)>,
     pub delivery: String,
     /// More config, appended as written.
     pub extra: String,
@@ -70,6 +72,7 @@ impl Setup {
             webhook_url: None,
             webhook_timeout_seconds: None,
             extra_rules: None,
+            extra_templates: Vec::new(),
             delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
             extra: String::new(),
         }
@@ -81,6 +84,30 @@ impl Setup {
 
     pub fn rules_dir(&self) -> PathBuf {
         self.dir.path().join("rules")
+    }
+
+    /// The shipped templates, or a copy of them with the extra ones added.
+    fn templates(&self) -> PathBuf {
+        if self.extra_templates.is_empty() {
+            return repo().join("templates");
+        }
+        let folder = self.dir.path().join("templates");
+        for entry in std::fs::read_dir(repo().join("templates")).expect("shipped templates") {
+            let from = entry.expect("templates entry").path();
+            let to = folder.join(from.file_name().expect("a template's name"));
+            std::fs::create_dir_all(&to).expect("template folder");
+            for file in std::fs::read_dir(&from).expect("a template") {
+                let file = file.expect("template file").path();
+                std::fs::copy(&file, to.join(file.file_name().expect("name"))).expect("copy");
+            }
+        }
+        for (name, subject, body) in &self.extra_templates {
+            let to = folder.join(name);
+            std::fs::create_dir_all(&to).expect("template folder");
+            std::fs::write(to.join("subject.txt"), subject).expect("subject");
+            std::fs::write(to.join("body.txt"), body).expect("body");
+        }
+        folder
     }
 
     /// Writes the config (and a copy of the rules) and returns its path.
@@ -99,6 +126,7 @@ impl Setup {
             }
         }
         let repo = repo();
+        let templates = self.templates();
         let smtp = match self.smtp_port {
             Some(port) => format!(
                 "  smtp: {{host: 127.0.0.1, port: {port}, tls: none, timeout_seconds: {}}}\n",
@@ -148,7 +176,7 @@ log: {{format: json, level: "{level}"}}
 "#,
             bank = repo.join("config/bank-holidays.json").display(),
             rules = rules.display(),
-            templates = repo.join("templates").display(),
+            templates = templates.display(),
             db = self.database_url,
             admin = sha256_hex(TOKEN),
             read = sha256_hex(READ_TOKEN),
