@@ -10,7 +10,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::event::{Event, EventError};
 use crate::planner::{
-    CasePlan, Notification, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
+    CasePlan, Notification, NotificationKind, NotificationStatus, ObligationPlan, ObligationState,
+    Planner, Target,
 };
 use crate::rules::Delivery;
 use crate::store::{
@@ -365,6 +366,33 @@ pub fn case_write(
         .chain(&plan.derived_events)
         .map(|e| (e.id.as_str(), &e.data))
         .collect();
+    let obligation_of: HashMap<&str, &ObligationPlan> = plan
+        .obligations
+        .iter()
+        .map(|o| (o.id.as_str(), o))
+        .collect();
+    // What each notification is about, as the plan addressed it: its event's data, with what
+    // each event that moved its obligation by then added (a moved meeting's time, new
+    // participants).
+    let data: Vec<Option<Map<String, Value>>> = plan
+        .notifications
+        .iter()
+        .map(|n| {
+            let mut data = data_of.get(n.event.as_str()).map(|d| (*d).clone())?;
+            let moves = n
+                .obligation
+                .as_deref()
+                .and_then(|o| obligation_of.get(o))
+                .map(|o| o.replanned.as_slice())
+                .unwrap_or_default();
+            for moved in moves.iter().filter(|r| r.at <= n.send_at) {
+                if let Some(more) = data_of.get(moved.by.as_str()) {
+                    data.extend((*more).clone());
+                }
+            }
+            Some(data)
+        })
+        .collect();
     let deadlines: HashMap<&str, (DateTime<Utc>, bool)> = plan
         .obligations
         .iter()
@@ -393,7 +421,7 @@ pub fn case_write(
     let mut wanted = HashSet::new();
     // Whether any notification waits to go late: what goes then changes with time.
     let mut catching_up_any = false;
-    for n in &plan.notifications {
+    for (n, data) in plan.notifications.iter().zip(&data) {
         let obligation = n.obligation.as_deref().and_then(|o| deadlines.get(o));
         let closed = obligation.is_some_and(|(_, open)| !open);
         let catching_up = overdue_send(n);
@@ -405,7 +433,7 @@ pub fn case_write(
             NotificationStatus::Due if !catching_up => true,
             NotificationStatus::Due => match n.kind {
                 NotificationKind::Notice => true,
-                NotificationKind::Action => meeting_ahead(data_of.get(n.event.as_str()), now),
+                NotificationKind::Action => meeting_ahead(data.as_ref(), now),
                 NotificationKind::Reminder | NotificationKind::Escalation => {
                     let is_latest = n
                         .obligation
@@ -433,7 +461,6 @@ pub fn case_write(
         };
         let mut n = n.clone();
         n.late |= send && catching_up;
-        let data = data_of.get(n.event.as_str()).copied();
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
@@ -442,7 +469,7 @@ pub fn case_write(
             send_at: n.send_at,
             state,
             notification: to_json(&n),
-            data: data.map_or_else(|| "{}".to_string(), to_json),
+            data: data.as_ref().map_or_else(|| "{}".to_string(), to_json),
         });
     }
     let retire = pending
@@ -474,7 +501,7 @@ pub fn case_write(
             people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
         }
     }
-    let replan_at = next_change(plan, events, &data_of, catching_up_any, routing.rules);
+    let replan_at = next_change(plan, events, &data, catching_up_any, routing.rules);
     CaseWrite {
         case: plan.case.clone(),
         planned_at: plan.now,
@@ -500,7 +527,7 @@ pub fn case_write(
 fn next_change(
     plan: &CasePlan,
     events: &[Event],
-    data_of: &HashMap<&str, &Map<String, Value>>,
+    data: &[Option<Map<String, Value>>],
     catching_up: bool,
     rules: &crate::rules::RuleSet,
 ) -> Option<DateTime<Utc>> {
@@ -538,8 +565,9 @@ fn next_change(
         moments.extend(
             plan.notifications
                 .iter()
-                .filter(|n| n.kind == NotificationKind::Action)
-                .filter_map(|n| meeting_at(data_of.get(n.event.as_str()))),
+                .zip(data)
+                .filter(|(n, _)| n.kind == NotificationKind::Action)
+                .filter_map(|(_, data)| meeting_at(data.as_ref())),
         );
     }
     moments.into_iter().filter(|t| *t > plan.now).min()
@@ -559,12 +587,12 @@ fn is_ladder(n: &Notification) -> bool {
 
 /// Whether the meeting a deadline action is about (its event's `meeting_at`) is still ahead;
 /// an action about no meeting is always worth sending.
-fn meeting_ahead(data: Option<&&Map<String, Value>>, now: DateTime<Utc>) -> bool {
+fn meeting_ahead(data: Option<&Map<String, Value>>, now: DateTime<Utc>) -> bool {
     meeting_at(data).is_none_or(|t| t > now)
 }
 
 /// The meeting a deadline action is about (its event's `meeting_at`), if it names one.
-fn meeting_at(data: Option<&&Map<String, Value>>) -> Option<DateTime<Utc>> {
+fn meeting_at(data: Option<&Map<String, Value>>) -> Option<DateTime<Utc>> {
     let text = data?.get("meeting_at")?.as_str()?;
     DateTime::parse_from_rfc3339(text)
         .ok()

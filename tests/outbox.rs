@@ -315,3 +315,27 @@ fn after_downtime_only_the_latest_due_step_of_each_ladder_goes() {
         && *s == PlannedState::Pending
         && !*late));
 }
+
+#[test]
+fn an_invitation_after_a_reschedule_carries_the_moved_meeting() {
+    // The first review, booked for 6 January, is moved to 13 January before the invitations go:
+    // they are sent for the new meeting, and whether it is still ahead is judged by it.
+    let c = config();
+    let mut events = example_events()[..5].to_vec();
+    let moved = serde_json::json!({"id": "ev-005r", "case": "C-1001", "type": "review_rescheduled",
+        "at": "2026-12-11T10:00:00Z", "data": {"review_id": "R1", "meeting_at": "2027-01-13T14:00:00Z"}});
+    events.push(Event::from_value(&moved, "ev-005r").unwrap());
+    let plan = example_plan(&c, &events, "2026-12-11T12:00:00Z");
+    let write = case_write(&plan, &events, &[], live(), Routing::from_config(&c));
+    let invitations: Vec<_> = write
+        .outbox
+        .iter()
+        .filter(|w| w.rule == "review_invitations" && w.notification.contains("\"action\""))
+        .filter(|w| w.state == PlannedState::Pending)
+        .collect();
+    assert!(!invitations.is_empty());
+    for w in invitations {
+        assert!(w.data.contains("2027-01-13T14:00:00Z"), "{}", w.data);
+        assert!(!w.data.contains("2027-01-06T14:00:00Z"), "{}", w.data);
+    }
+}

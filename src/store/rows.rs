@@ -18,7 +18,8 @@ pub struct Claimed {
     /// Attempts so far, this one included.
     pub attempts: i64,
     pub notification: Notification,
-    /// The data of the event behind it, for its template.
+    /// The data of the event behind it (with what moved its obligation added), for its
+    /// template.
     pub data: Map<String, Value>,
 }
 
@@ -58,7 +59,8 @@ pub struct OutboxWrite {
     pub state: PlannedState,
     /// The planner's notification as JSON.
     pub notification: String,
-    /// The data of the event behind it, as JSON.
+    /// The data of the event behind it, with what each event that moved its obligation by its
+    /// time added (a moved meeting's time), as JSON.
     pub data: String,
 }
 
