@@ -109,7 +109,8 @@ impl Lanes {
         let (id, failed) = match done {
             Ok((id, ())) => (id, false),
             Err(e) => {
-                tracing::error!(error = %e, "a lane's deliveries failed");
+                // Not the panic's message: it may quote what was being sent.
+                tracing::error!(panicked = e.is_panic(), "a lane's deliveries failed");
                 (e.id(), true)
             }
         };
