@@ -51,24 +51,7 @@ fn keys(rows: &[Value]) -> BTreeSet<String> {
 /// The keys `driftwatch plan` (the pure planner, no store) says are due at `now` for these
 /// events: what a daemon that was never disturbed would have sent by then.
 fn due_by_plan(setup: &Setup, events: &[Value], now: &str) -> BTreeSet<String> {
-    let file = setup.dir.path().join("all-events.jsonl");
-    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
-    std::fs::write(&file, lines.join("\n")).expect("write the events");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .arg("--config")
-        .arg(setup.write())
-        .args(["plan", "--format", "json", "--now", now, "--events"])
-        .arg(&file)
-        .env_remove("DRIFTWATCH_DATABASE_URL")
-        .output()
-        .expect("driftwatch plan");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plans: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
-    plans
+    cli_plan(setup, events, now)
         .as_array()
         .into_iter()
         .flatten()

@@ -361,16 +361,34 @@ impl Daemon {
         &self,
         case: &str,
     ) -> std::collections::BTreeMap<String, String> {
+        self.obligation_states(&format!("&case={case}"))
+            .await
+            .into_iter()
+            .map(|((_, id), state)| (id, state))
+            .collect()
+    }
+
+    /// Every case's stored obligations by (case, id), with the state the API gives each.
+    pub async fn all_stored_obligations(
+        &self,
+    ) -> std::collections::BTreeMap<(String, String), String> {
+        self.obligation_states("").await
+    }
+
+    async fn obligation_states(
+        &self,
+        filter: &str,
+    ) -> std::collections::BTreeMap<(String, String), String> {
         let mut states = std::collections::BTreeMap::new();
         for query in ["outstanding", "met", "met_late", "cancelled"] {
             let body = self
                 .get(&format!(
-                    "/v1/obligations?case={case}&state={query}&limit=10000"
+                    "/v1/obligations?state={query}&limit=10000{filter}"
                 ))
                 .await;
             for o in body["obligations"].as_array().into_iter().flatten() {
-                let state = o["state"].as_str().unwrap_or_default().replace(' ', "_");
-                states.insert(o["id"].as_str().unwrap_or_default().to_string(), state);
+                let text = |field: &str| o[field].as_str().unwrap_or_default().to_string();
+                states.insert((text("case"), text("id")), text("state"));
             }
         }
         states
@@ -869,6 +887,28 @@ pub fn example_events_for(case: &str) -> Value {
             })
             .collect(),
     )
+}
+
+/// What `driftwatch plan --format json` (the pure planner: no store, no daemon) says of these
+/// events at `now`, with `setup`'s config: an array of case plans.
+pub fn cli_plan(setup: &Setup, events: &[Value], now: &str) -> Value {
+    let file = setup.dir.path().join("all-events.jsonl");
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).expect("write the events");
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(setup.write())
+        .args(["plan", "--format", "json", "--now", now, "--events"])
+        .arg(&file)
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .output()
+        .expect("driftwatch plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("plan JSON")
 }
 
 /// The URL of a fresh, empty PostgreSQL database, or `None` when `DRIFTWATCH_TEST_POSTGRES_URL`
