@@ -205,13 +205,14 @@ impl Scheduler {
         }
     }
 
-    /// Claims a batch for every lane not busy delivering one and starts delivering it, then
-    /// re-plans a batch of the cases whose plans changed with time. A notification is claimed
-    /// only once its case's plan as at `now` is stored (see [`crate::store::Store::claim`]), so
-    /// what is sent is what the plan says at the moment of sending. Re-planning goes a batch at a
-    /// time while batches are being delivered, so at 09:00, when thousands of cases pass a
-    /// deadline together, the first messages do not wait for the last case's bookkeeping. `true`
-    /// if there was anything to do (so the loop looks again at once).
+    /// Re-plans a batch of the cases whose waiting notifications depend on it, then claims a
+    /// batch for every lane not busy delivering one and starts delivering it. A notification is
+    /// claimed only once its case's plan holds for it at `now` (see
+    /// [`crate::store::Store::claim`]), so what is sent is what the plan says at the moment of
+    /// sending. The rest of re-planning (an obligation met by its own deadline action, which no
+    /// waiting notification depends on) waits until no lane has anything to deliver: at 09:00,
+    /// when thousands of invitations go together, they do not queue behind the bookkeeping of
+    /// their obligations. `true` if there was anything to do (so the loop looks again at once).
     async fn round(&self, now: DateTime<Utc>, lanes: &mut Lanes) -> Result<bool, StoreError> {
         let config = self.service.config();
         let store = self.service.store();
@@ -222,6 +223,7 @@ impl Scheduler {
                 "claims whose lease ran out wait again, to be sent once their cases are planned again"
             );
         }
+        let held = self.service.replan_held().await?;
         let lease =
             chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
         // As many as go at once: every claimed notification starts sending straight away, so
@@ -259,14 +261,18 @@ impl Scheduler {
                 ),
             );
         }
-        let replanned = self.service.replan_due().await?;
-        if replanned > 0 {
+        let due = if claimed_any || !lanes.is_empty() {
+            0
+        } else {
+            self.service.replan_due().await?
+        };
+        if held + due > 0 {
             tracing::debug!(
-                cases = replanned,
+                cases = held + due,
                 "re-planned cases whose plans changed with time"
             );
         }
-        Ok(claimed_any || replanned > 0 || released > 0)
+        Ok(claimed_any || held + due > 0 || released > 0)
     }
 }
 

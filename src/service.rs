@@ -139,15 +139,16 @@ impl Service {
         Ok(accepted)
     }
 
-    /// Re-plans one batch of the cases whose plans changed with time by now (a future-dated or
-    /// derived event falls due, a deadline action happens) or whose waiting notifications went
-    /// stale since they were last planned. Their notifications are not claimed until this is
-    /// done, so what goes is what the plan says at the moment of sending. Returns how many were
-    /// re-planned; the caller calls again while that is more than none.
-    pub async fn replan_due(&self) -> Result<usize, StoreError> {
+    /// Re-plans one batch of the cases whose notifications wait for it: their plans changed with
+    /// time by now in a way that may touch a notification waiting to go (see
+    /// [`CaseWrite::hold_at`](crate::store::CaseWrite)), or a waiting notification went stale
+    /// since they were last planned. Their notifications are not claimed until this is done, so
+    /// what goes is what the plan says at the moment of sending. Returns how many were re-planned;
+    /// the caller calls again while that is more than none.
+    pub async fn replan_held(&self) -> Result<usize, StoreError> {
         let now = self.now();
         let config = self.config();
-        let mut cases = self.store.cases_due(now, REPLAN_BATCH).await?;
+        let mut cases = self.store.cases_held(now, REPLAN_BATCH).await?;
         if cases.len() < REPLAN_BATCH_SIZE {
             let room = REPLAN_BATCH - i64::try_from(cases.len()).unwrap_or(REPLAN_BATCH);
             for case in self
@@ -160,8 +161,28 @@ impl Service {
                 }
             }
         }
+        self.replan_batch(&config, &cases, now).await
+    }
+
+    /// Re-plans one batch of the cases whose stored plans changed with time by now in a way no
+    /// waiting notification depends on (an obligation met by its deadline action): so that their
+    /// obligations say what the plan says. Returns how many were re-planned; the caller calls
+    /// again while that is more than none.
+    pub async fn replan_due(&self) -> Result<usize, StoreError> {
+        let now = self.now();
+        let config = self.config();
+        let cases = self.store.cases_due(now, REPLAN_BATCH).await?;
+        self.replan_batch(&config, &cases, now).await
+    }
+
+    async fn replan_batch(
+        &self,
+        config: &Config,
+        cases: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         if !cases.is_empty() {
-            self.replan_cases(&config, &cases, now).await?;
+            self.replan_cases(config, cases, now).await?;
         }
         Ok(cases.len())
     }
@@ -190,7 +211,7 @@ impl Service {
     pub async fn catch_up(&self) -> Result<usize, StoreError> {
         let mut count = 0;
         loop {
-            match self.replan_due().await? {
+            match self.replan_held().await? + self.replan_due().await? {
                 0 => return Ok(count),
                 n => count += n,
             }
@@ -501,11 +522,12 @@ pub fn case_write(
             people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
         }
     }
-    let replan_at = next_change(plan, events, &data, catching_up_any, routing.rules);
+    let (replan_at, hold_at) = next_change(plan, events, &data, catching_up_any, routing.rules);
     CaseWrite {
         case: plan.case.clone(),
         planned_at: plan.now,
         replan_at,
+        hold_at,
         obligations,
         people: people
             .into_iter()
@@ -516,53 +538,71 @@ pub fn case_write(
     }
 }
 
-/// The next moment after `plan.now` at which the case's plan changes with time alone, so the case
-/// must be planned again before any of its notifications goes: a future-dated event takes effect,
-/// a derived event falls due, or a deadline action happens (which ends its obligation: the
-/// obligation is met then, and later steps of its ladder fall away). A deadline action that
-/// addresses nobody leaves no notification to read its moment from; the obligation's deadline
-/// stands in for it. While a notification waits to go late (`catching_up`), what goes also
-/// depends on the moment: a later step falling due supersedes it, a reminder's deadline passing
-/// or an invitation's meeting going by stops it.
+/// When the case must be planned again without a new event: the next moment after `plan.now`
+/// its plan changes with time alone (`replan_at`), and the next such moment that may touch a
+/// notification waiting to go (`hold_at`: none of the case's notifications is claimed from then
+/// until it is planned again).
+///
+/// A future-dated event taking effect and a derived event falling due may change anything. A
+/// deadline action (the invitations) ends its obligation: the obligation is met then, which
+/// touches no notification unless its ladder has steps at or after that moment, which fall away.
+/// A deadline action that addresses nobody leaves no notification to read its moment from; the
+/// obligation's deadline stands in for it. While a notification waits to go late
+/// (`catching_up`), what goes depends on the moment too: a later step falling due supersedes it,
+/// a reminder's deadline passing or an invitation's meeting going by stops it.
 fn next_change(
     plan: &CasePlan,
     events: &[Event],
     data: &[Option<Map<String, Value>>],
     catching_up: bool,
     rules: &crate::rules::RuleSet,
-) -> Option<DateTime<Utc>> {
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let open =
+        |o: &&ObligationPlan| matches!(o.state, ObligationState::Open | ObligationState::Overdue);
+    // Whether `obligation`'s ladder has a step at or after `t`.
+    let steps_from = |obligation: Option<&str>, t: DateTime<Utc>| {
+        plan.notifications
+            .iter()
+            .any(|n| is_ladder(n) && n.obligation.as_deref() == obligation && n.send_at >= t)
+    };
+    let mut hold: Vec<DateTime<Utc>> = plan
+        .upcoming_events
+        .iter()
+        .map(|u| u.at)
+        .chain(events.iter().map(|e| e.at))
+        .collect();
+    let mut change = Vec::new();
+    for n in plan
+        .notifications
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Action)
+    {
+        change.push(n.send_at);
+        if steps_from(n.obligation.as_deref(), n.send_at) {
+            hold.push(n.send_at);
+        }
+    }
     let acts_at_deadline = |rule: &str| {
         rules
             .rule(rule)
             .and_then(|r| r.obligation())
             .is_some_and(|o| !o.at_deadline.is_empty())
     };
-    let open = |o: &&crate::planner::ObligationPlan| {
-        matches!(o.state, ObligationState::Open | ObligationState::Overdue)
-    };
-    let mut moments: Vec<DateTime<Utc>> = plan
-        .upcoming_events
+    for o in plan
+        .obligations
         .iter()
-        .map(|u| u.at)
-        .chain(events.iter().map(|e| e.at))
-        .chain(
-            plan.notifications
-                .iter()
-                .filter(|n| n.kind == NotificationKind::Action)
-                .map(|n| n.send_at),
-        )
-        .chain(
-            plan.obligations
-                .iter()
-                .filter(open)
-                .filter(|o| acts_at_deadline(&o.rule))
-                .map(|o| o.deadline),
-        )
-        .collect();
+        .filter(open)
+        .filter(|o| acts_at_deadline(&o.rule))
+    {
+        change.push(o.deadline);
+        if steps_from(Some(&o.id), o.deadline) {
+            hold.push(o.deadline);
+        }
+    }
     if catching_up {
-        moments.extend(plan.notifications.iter().map(|n| n.send_at));
-        moments.extend(plan.obligations.iter().filter(open).map(|o| o.deadline));
-        moments.extend(
+        hold.extend(plan.notifications.iter().map(|n| n.send_at));
+        hold.extend(plan.obligations.iter().filter(open).map(|o| o.deadline));
+        hold.extend(
             plan.notifications
                 .iter()
                 .zip(data)
@@ -570,7 +610,10 @@ fn next_change(
                 .filter_map(|(_, data)| meeting_at(data.as_ref())),
         );
     }
-    moments.into_iter().filter(|t| *t > plan.now).min()
+    let next = |moments: &[DateTime<Utc>]| moments.iter().copied().filter(|t| *t > plan.now).min();
+    let hold_at = next(&hold);
+    let replan_at = next(&change).into_iter().chain(hold_at).min();
+    (replan_at, hold_at)
 }
 
 pub fn stale_after(config: &Config) -> chrono::Duration {

@@ -121,7 +121,26 @@ struct Scenario {
     steps: Vec<Step>,
 }
 
-/// A rule that posts significant-event notices to the `teams` webhook.
+/// Added to [`WEBHOOK_RULE`]: a deadline action with a step of its ladder at the same moment, which
+/// falls away when it happens (no shipped rule has one).
+const CHASED_RULE: &str = r#"
+  - id: invitations_chased
+    title: Invitations chased on the day
+    source: "Test: a step at the moment of a deadline action"
+    on: review_scheduled
+    key: data.review_id
+    due: {from: data.meeting_at, offset: -10 working days}
+    met_by: [invitations_sent]
+    cancelled_by: [review_cancelled]
+    replanned_by:
+      - {event: review_rescheduled, from: data.meeting_at}
+    reminders:
+      - {offset: 0 working days, title: Invitations go out today, to: [review_administrator], template: reminder}
+    at_deadline:
+      - send: {to: [review_administrator], template: reminder}
+"#;
+
+/// Kinds of significant event the scenarios add.
 const SIGNIFICANT: [&str; 4] = [
     "placement_disruption",
     "missing_from_placement",
@@ -687,7 +706,7 @@ async fn run(scenario: &Scenario) -> Vec<Value> {
     let mut setup = Setup::new();
     setup.smtp_port = Some(mailbox.port);
     setup.webhook_url = Some(receiver.url.clone());
-    setup.extra_rules = Some(WEBHOOK_RULE.into());
+    setup.extra_rules = Some(format!("{WEBHOOK_RULE}{CHASED_RULE}"));
     let mut daemon = Daemon::start(&setup, &rfc(scenario.start));
     let mut now = scenario.start;
     let mut seen = Observed::default();

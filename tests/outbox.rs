@@ -152,6 +152,9 @@ fn a_deadline_action_is_a_moment_the_case_is_planned_again() {
     assert!(events.iter().all(|e| e.at <= plan.now));
     let write = case_write(&plan, events, &[], live(), Routing::from_config(&c));
     assert_eq!(write.replan_at, Some(t("2026-12-15T09:00:00Z")));
+    // No step of the invitations' ladder comes at or after them (their reminder goes two working
+    // days before): nothing waiting to go depends on that re-planning, so nothing waits for it.
+    assert_eq!(write.hold_at, None);
     // Planned then, the obligation is met and nothing about the invitations changes again.
     let later = example_plan(&c, events, "2026-12-15T09:00:00Z");
     assert_eq!(
@@ -160,6 +163,12 @@ fn a_deadline_action_is_a_moment_the_case_is_planned_again() {
     );
     let write = case_write(&later, events, &[], live(), Routing::from_config(&c));
     assert!(write.replan_at.is_none_or(|t| t > later.now));
+    // A future-dated event changes anything: the case's notifications wait for it.
+    let all = example_events();
+    let plan = example_plan(&c, &all, "2026-12-10T16:00:00Z");
+    let write = case_write(&plan, &all, &[], live(), Routing::from_config(&c));
+    assert_eq!(write.hold_at, Some(t("2026-12-11T16:00:00Z")));
+    assert_eq!(write.replan_at, write.hold_at);
 }
 
 /// The outbox rows of a plan as (notification, state).

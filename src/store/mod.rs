@@ -381,8 +381,25 @@ impl Store {
         strings(&rows, "case_ref")
     }
 
-    /// Cases whose plan changes by `now` (a future-dated or derived event falls due, a deadline
-    /// action happens): their notifications are not claimed until they are planned again.
+    /// Cases whose plan changes by `now` in a way that may touch a notification waiting to go
+    /// (see [`CaseWrite::hold_at`]): their notifications are not claimed until they are planned
+    /// again.
+    pub async fn cases_held(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT case_ref FROM cases WHERE hold_at <= $1 ORDER BY hold_at LIMIT $2")
+                .bind(ms(now))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        strings(&rows, "case_ref")
+    }
+
+    /// Cases whose stored plan changes by `now` (a future-dated or derived event falls due, a
+    /// deadline action happens): planned again so that their obligations say what the plan says.
     pub async fn cases_due(
         &self,
         now: DateTime<Utc>,
@@ -456,11 +473,12 @@ impl Store {
     }
 
     /// Claims up to `limit` notifications of `lane` due by `now` for `owner`, until
-    /// `lease_until`, oldest first. Only notifications whose case's stored plan holds at `now` are taken: none of a
-    /// case whose plan changed with time since it was last planned (see [`Store::cases_due`]),
-    /// nor one gone stale since (see [`Store::cases_stale`]); those wait until the case is planned
-    /// again, so what goes is what the plan says at the moment of sending. On PostgreSQL two
-    /// daemons never claim the same row (`FOR UPDATE SKIP LOCKED`).
+    /// `lease_until`, oldest first. Only notifications whose case's stored plan holds for them at
+    /// `now` are taken: none of a case whose plan changed with time in a way that may touch them
+    /// since it was last planned (see [`Store::cases_held`]), nor one gone stale since (see
+    /// [`Store::cases_stale`]); those wait until the case is planned again, so what goes is what
+    /// the plan says at the moment of sending. On PostgreSQL two daemons never claim the same row
+    /// (`FOR UPDATE SKIP LOCKED`).
     pub async fn claim(
         &self,
         owner: &str,
@@ -795,27 +813,27 @@ fn param(binds: &mut Vec<String>, value: &str) -> String {
 }
 
 /// `$1` owner, `$2` lease end, `$3` now, `$4` limit, `$5` now less the stale limit, `$6` the
-/// stale limit, `$7` the lane. A row is held back while its case must be planned again
-/// (`replan_at` passed) or it went stale after its case was last planned: the catch-up rules have
-/// not judged it yet.
+/// stale limit, `$7` the lane. A row is held back while its case must be planned again before
+/// anything of it goes (`hold_at` passed) or it went stale after its case was last planned: the
+/// catch-up rules have not judged it yet.
 const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, attempt_at = $2, \
      attempts = attempts + 1, updated_at = $3 \
      WHERE key IN (SELECT o.key FROM outbox o WHERE o.state = 'pending' AND o.lane = $7 \
      AND o.attempt_at <= $3 \
      AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_ref = o.case_ref \
-         AND (c.replan_at <= $3 OR (o.send_at < $5 AND c.planned_at <= o.send_at + $6))) \
+         AND (c.hold_at <= $3 OR (o.send_at < $5 AND c.planned_at <= o.send_at + $6))) \
      ORDER BY o.attempt_at, o.key LIMIT $4 {lock}) \
      RETURNING key, case_ref, attempts, notification, data";
 
-/// Asks for `case` to be planned again at `now` (before any of its notifications is claimed).
+/// Asks for `case` to be planned again at `now`, before any of its notifications is claimed.
 async fn replan_now(
     tx: &mut Transaction<'static, Any>,
     case: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE cases SET replan_at = $2 WHERE case_ref = $1 \
-         AND (replan_at IS NULL OR replan_at > $2)",
+        "UPDATE cases SET replan_at = $2, hold_at = $2 WHERE case_ref = $1 \
+         AND (hold_at IS NULL OR hold_at > $2)",
     )
     .bind(case)
     .bind(ms(now))
@@ -1165,12 +1183,15 @@ impl Tx {
             }
             q.execute(&mut *self.tx).await?;
         }
-        sqlx::query("UPDATE cases SET planned_at = $2, replan_at = $3 WHERE case_ref = $1")
-            .bind(case)
-            .bind(now)
-            .bind(plan.replan_at.map(ms))
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE cases SET planned_at = $2, replan_at = $3, hold_at = $4 WHERE case_ref = $1",
+        )
+        .bind(case)
+        .bind(now)
+        .bind(plan.replan_at.map(ms))
+        .bind(plan.hold_at.map(ms))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 }

@@ -28,8 +28,12 @@ pub struct Claimed {
 pub struct CaseWrite {
     pub case: String,
     pub planned_at: DateTime<Utc>,
-    /// When the plan changes next without a new event (a derived or future-dated event).
+    /// When the plan changes next without a new event (a future-dated or derived event falls
+    /// due, a deadline action happens).
     pub replan_at: Option<DateTime<Utc>>,
+    /// When such a change may first touch a notification waiting to go: none of the case's
+    /// notifications is claimed from then until it is planned again. Never before `replan_at`.
+    pub hold_at: Option<DateTime<Utc>>,
     pub obligations: Vec<ObligationWrite>,
     /// (obligation id, person told about it).
     pub people: Vec<(String, Person)>,
