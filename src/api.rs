@@ -9,7 +9,6 @@
 use crate::config::{Config, Scope};
 use crate::daemon::{Shared, reload};
 use crate::event::EventError;
-use crate::localtime;
 use crate::scheduler::courier_of;
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, StoreError};
 use crate::{feed, telemetry};
@@ -352,7 +351,6 @@ async fn obligations(
         limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
     };
     let now = s.service.now();
-    let today = localtime::date_of(now);
     let found = s
         .service
         .store()
@@ -368,7 +366,12 @@ async fn obligations(
                 let overdue = o.deadline <= now;
                 body["state"] = json!(if overdue { "overdue" } else { "open" });
                 body["working_days_late"] = match body["due"].as_str().map(str::parse) {
-                    Some(Ok(due)) if overdue => json!(config.calendar.between(due, today)),
+                    Some(Ok(due)) => json!(crate::planner::working_days_late_at(
+                        &config.calendar,
+                        due,
+                        o.deadline,
+                        now
+                    )),
                     _ => Value::Null,
                 };
             }

@@ -91,11 +91,8 @@ pub fn overview(
             title: o.text("title"),
             due,
             overdue,
-            working_days_late: if overdue {
-                calendar.between(due, today).max(1)
-            } else {
-                0
-            },
+            working_days_late: crate::planner::working_days_late_at(calendar, due, o.deadline, now)
+                .unwrap_or(0),
             iro,
         });
     }

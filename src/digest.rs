@@ -74,11 +74,10 @@ pub fn compose(
                 source: o.text("source"),
                 due,
                 overdue,
-                working_days_late: if overdue {
-                    calendar.between(due, today)
-                } else {
-                    0
-                },
+                working_days_late: crate::planner::working_days_late_at(
+                    calendar, due, o.deadline, now,
+                )
+                .unwrap_or(0),
             };
             if !lines.contains(&line) {
                 lines.push(line);
@@ -188,7 +187,8 @@ pub async fn send(service: &Service, courier: &Courier) -> Result<usize, StoreEr
     let config = service.config();
     let now = service.now();
     let today = localtime::date_of(now);
-    if !config.calendar.is_working_day(today) {
+    // A digest is not urgent: none goes on a day the council is closed.
+    if !config.calendar.is_open_day(today) {
         return Ok(0);
     }
     let filter = ObligationFilter {

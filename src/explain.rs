@@ -6,6 +6,7 @@
 
 use crate::calendar::{Calendar, Offset, OffsetUnit};
 use crate::config::WorkingHours;
+use crate::planner::{NotificationKind, step_day};
 use crate::rules::{Action, KeyMatch, Matcher, Recipient, Rule, RuleBody, RuleSet, Send, Step};
 use chrono::{Duration, NaiveDateTime};
 use std::fmt::Write;
@@ -66,6 +67,21 @@ pub fn explain(
             if !o.cancelled_by.is_empty() {
                 let _ = writeln!(out, "  It is cancelled by {}.", matchers(&o.cancelled_by));
             }
+            if !o.ended_by.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  It ends when {} arrives: if still open then, it is recorded as not done.",
+                    matchers(&o.ended_by)
+                );
+            }
+            for a in &o.advanced_by {
+                let _ = writeln!(
+                    out,
+                    "  When {} arrives, the escalation moves straight to the stage it names ({}): that stage goes at once.",
+                    matchers(std::slice::from_ref(&a.matcher)),
+                    a.to
+                );
+            }
             for r in &o.replanned_by {
                 let _ = writeln!(
                     out,
@@ -82,21 +98,47 @@ pub fn explain(
             }
             for action in &o.at_deadline {
                 let _ = match action {
-                    Action::Send(send) => writeln!(
-                        out,
-                        "  At the deadline it sends `{}` to {}.",
-                        send.template,
-                        recipients(send)
-                    ),
+                    Action::Send(send) => {
+                        let _ = writeln!(
+                            out,
+                            "  At the deadline it sends `{}` to {}.",
+                            send.template,
+                            recipients(send)
+                        );
+                        if let Some(t) = &send.after.if_moved {
+                            let _ = writeln!(
+                                out,
+                                "  If the deadline moves after that, everyone it went to gets `{t}` at once, and anyone added is sent it at the new deadline."
+                            );
+                        }
+                        if let Some(t) = &send.after.if_cancelled {
+                            let _ = writeln!(
+                                out,
+                                "  If it is cancelled after that, everyone it went to gets `{t}`."
+                            );
+                        }
+                        match &send.after.if_nobody {
+                            Some(nobody) => writeln!(
+                                out,
+                                "  If nobody is on the list, it is not met: {} gets `{}` instead.",
+                                recipients(nobody),
+                                nobody.template
+                            ),
+                            None => Ok(()),
+                        }
+                    }
                     Action::Emit { event, .. } => writeln!(
                         out,
                         "  At the deadline, if still open, it records a `{event}` event (and is met by it)."
                     ),
                 };
             }
+            for line in calendar_words(o) {
+                let _ = writeln!(out, "  {line}");
+            }
             let _ = writeln!(
                 out,
-                "  Messages that are not urgent wait for working hours ({}–{} on working days).",
+                "  Messages that are not urgent wait for working hours ({}–{} on days the council is open); a reminder that falls on a closure day goes on the last open day before it, an escalation on the next open day.",
                 hours.start.format("%H:%M"),
                 hours.end.format("%H:%M")
             );
@@ -115,6 +157,37 @@ pub fn explain(
     Ok(out)
 }
 
+/// Which calendar the rule's timescales count in, in words, so an admin can see that a council
+/// closure never stretches a statutory deadline.
+pub fn calendar_words(o: &crate::rules::ObligationRule) -> Vec<String> {
+    let mut lines = Vec::new();
+    let steps = o.reminders.iter().chain(&o.escalations).map(|s| &s.offset);
+    let reckonings: std::collections::BTreeSet<_> = std::iter::once(&o.due.offset)
+        .chain(steps)
+        .filter_map(Offset::reckoning)
+        .collect();
+    for r in reckonings {
+        lines.push(format!("Working days here are {}.", r.describe()));
+    }
+    if o.due.offset.unit == OffsetUnit::WorkingDays && o.due.offset.amount < 0 {
+        lines.push(
+            "Counted back from its anchor: where council closure days fall in between, the deadline comes as much earlier as they need, never later.".to_string(),
+        );
+    }
+    lines
+}
+
+/// The calendar a rule's deadline counts in, in a few words, for `check`'s summary.
+pub fn deadline_calendar(rule: &Rule) -> Option<&'static str> {
+    match rule.obligation()?.due.offset.unit {
+        OffsetUnit::WorkingDays => Some("statutory working days"),
+        OffsetUnit::CouncilWorkingDays => Some("council working days"),
+        OffsetUnit::Days | OffsetUnit::Weeks => Some("calendar days"),
+        OffsetUnit::Months => Some("calendar months"),
+        OffsetUnit::Hours => Some("hours"),
+    }
+}
+
 /// The deadline's anchor in words: `at` is the trigger event's own time.
 fn anchor(path: &crate::rules::vocabulary::FieldPath) -> String {
     match path.to_string().as_str() {
@@ -128,7 +201,13 @@ fn trigger(rule: &Rule) -> String {
     if rule.when.is_some() {
         s.push_str(" and its `when` condition holds");
     }
+    if let Some(m) = &rule.meeting {
+        let _ = write!(s, " (about the meeting {m})");
+    }
     match (&rule.body, &rule.for_each, &rule.key) {
+        (RuleBody::Notice(_), Some(crate::rules::ForEach::Meetings), _) => {
+            s.push_str(", for each meeting booked and still ahead:")
+        }
         (RuleBody::Notice(_), _, _) => s.push(':'),
         (_, Some(list), _) => {
             let _ = write!(s, ", one obligation opens for each item of {list}.");
@@ -173,6 +252,7 @@ fn unit_words(o: &Offset) -> String {
     let n = o.amount.unsigned_abs();
     let unit = match o.unit {
         OffsetUnit::WorkingDays => "working day",
+        OffsetUnit::CouncilWorkingDays => "council working day",
         OffsetUnit::Days => "day",
         OffsetUnit::Weeks => "week",
         OffsetUnit::Months => "month",
@@ -212,10 +292,11 @@ fn step_words(step: &Step) -> String {
     )
 }
 
-fn shift(cal: &Calendar, o: &Offset, t: NaiveDateTime) -> Option<NaiveDateTime> {
+/// The deadline `o` away from the anchor `t`, counted as the planner counts it.
+fn deadline(cal: &Calendar, o: &Offset, t: NaiveDateTime) -> Option<NaiveDateTime> {
     match o.unit {
         OffsetUnit::Hours => t.checked_add_signed(Duration::hours(i64::from(o.amount))),
-        _ => o.apply_to_date(cal, t.date()).map(|d| d.and_time(t.time())),
+        _ => o.deadline_from(cal, t.date()).map(|d| d.and_time(t.time())),
     }
 }
 
@@ -227,7 +308,7 @@ fn timeline(
     start: NaiveDateTime,
 ) -> Vec<(NaiveDateTime, String)> {
     let mut lines = vec![(start, anchor(&o.due.from))];
-    let Some(due) = shift(cal, due_offset, start) else {
+    let Some(due) = deadline(cal, due_offset, start) else {
         return lines;
     };
     let due_words = if due_offset.unit == OffsetUnit::Hours {
@@ -236,9 +317,14 @@ fn timeline(
         "due (by the end of the day)".to_string()
     };
     lines.push((due, due_words));
-    for (label, steps) in [("reminder", &o.reminders), ("escalation", &o.escalations)] {
+    for (label, kind, steps) in [
+        ("reminder", NotificationKind::Reminder, &o.reminders),
+        ("escalation", NotificationKind::Escalation, &o.escalations),
+    ] {
         for step in steps {
-            if let Some(t) = shift(cal, &step.offset, due) {
+            if let Some(t) =
+                step_day(cal, kind, &step.offset, due.date()).map(|d| d.and_time(due.time()))
+            {
                 let what = match step.title.as_deref() {
                     Some(title) => format!("{label}: {title}"),
                     None => label.to_string(),

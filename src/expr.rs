@@ -33,10 +33,39 @@ impl Engine {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_function("age", age);
+        env.add_function("school_age", school_age);
+        env.add_filter("in_words", in_words);
+        env.add_function(
+            "in_school_hours",
+            |_: String| -> Result<bool, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    "in_school_hours() needs `school_day:` in the config",
+                ))
+            },
+        );
         Engine {
             env,
             templates: BTreeSet::new(),
         }
+    }
+
+    /// Sets the school day `in_school_hours()` tests against (Europe/London clock times).
+    pub fn set_school_day(&mut self, start: chrono::NaiveTime, end: chrono::NaiveTime) {
+        self.env.add_function(
+            "in_school_hours",
+            move |at: String| -> Result<bool, minijinja::Error> {
+                let t = chrono::DateTime::parse_from_rfc3339(&at).map_err(|_| {
+                    minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        "in_school_hours() takes a date and time such as 2027-01-21T14:00:00Z",
+                    )
+                })?;
+                let local = crate::localtime::naive_of(t.with_timezone(&chrono::Utc));
+                let weekday = local.weekday().number_from_monday() <= 5;
+                Ok(weekday && local.time() >= start && local.time() < end)
+            },
+        );
     }
 
     /// Loads every template folder under `dir` (`dir/NAME/subject.txt`, ...). Returns a diagnostic
@@ -191,6 +220,26 @@ fn age(date_of_birth: String, on: String) -> Result<i64, minijinja::Error> {
     Ok(years)
 }
 
+/// `school_age(date_of_birth, on)`: whether a child is of compulsory school age (5 to 15 years
+/// old) on a day, for "reviews for school-age children should be outside school hours".
+fn school_age(date_of_birth: String, on: String) -> Result<bool, minijinja::Error> {
+    let years = age(date_of_birth, on)?;
+    Ok((5..16).contains(&years))
+}
+
+/// `{{ data.meeting_at | in_words }}`: a date and time in Europe/London, in words
+/// ("Wednesday 6 January 2027 at 14:00"); a date alone as "Wednesday 6 January 2027". Anything
+/// else is left as it is.
+fn in_words(value: String) -> String {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&value) {
+        return crate::localtime::in_words(t.with_timezone(&chrono::Utc));
+    }
+    match NaiveDate::parse_from_str(&value, "%Y-%m-%d") {
+        Ok(d) => crate::localtime::date_in_words(d),
+        Err(_) => value,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +260,44 @@ mod tests {
         assert!(e.condition("a", &json!({"data": {}})).is_err());
         assert!(e.add_condition("b", "data.x ==").is_err());
         assert!(e.add_condition("c", "{{ x }}").is_err());
+    }
+
+    #[test]
+    fn times_read_in_words_and_school_hours() {
+        let mut e = Engine::new();
+        e.set_school_day(
+            chrono::NaiveTime::from_hms_opt(8, 45, 0).unwrap(),
+            chrono::NaiveTime::from_hms_opt(15, 15, 0).unwrap(),
+        );
+        // 13:00 UTC in July is 14:00 in London.
+        assert_eq!(
+            in_words("2027-07-07T13:00:00Z".into()),
+            "Wednesday 7 July 2027 at 14:00"
+        );
+        assert_eq!(in_words("2027-01-06".into()), "Wednesday 6 January 2027");
+        e.add_condition("s", "in_school_hours(t) and school_age(dob, t)")
+            .unwrap();
+        let ctx = |t: &str, dob: &str| json!({"t": t, "dob": dob});
+        assert!(
+            e.condition("s", &ctx("2027-01-06T14:00:00Z", "2015-06-01"))
+                .unwrap()
+        );
+        assert!(
+            !e.condition("s", &ctx("2027-01-06T15:30:00Z", "2015-06-01"))
+                .unwrap()
+        );
+        assert!(
+            !e.condition("s", &ctx("2027-01-09T10:00:00Z", "2015-06-01"))
+                .unwrap()
+        ); // Saturday
+        assert!(
+            !e.condition("s", &ctx("2027-01-06T14:00:00Z", "2023-06-01"))
+                .unwrap()
+        ); // aged 3
+        assert!(
+            !e.condition("s", &ctx("2027-01-06T14:00:00Z", "2009-06-01"))
+                .unwrap()
+        ); // aged 17
     }
 
     #[test]

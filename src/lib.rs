@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod calendar;
+pub mod checks;
 pub mod clock;
 pub mod config;
 pub mod daemon;

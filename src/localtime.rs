@@ -47,6 +47,16 @@ pub fn end_of(date: NaiveDate) -> DateTime<Utc> {
     }
 }
 
+/// `Wednesday 6 January 2027 at 14:00`: an instant as people read it, in local time and words.
+pub fn in_words(t: DateTime<Utc>) -> String {
+    naive_of(t).format("%A %-d %B %Y at %H:%M").to_string()
+}
+
+/// `Wednesday 6 January 2027`: a date as people read it.
+pub fn date_in_words(d: NaiveDate) -> String {
+    d.format("%A %-d %B %Y").to_string()
+}
+
 /// `2027-01-07 09:00` in local time, for people.
 pub fn display(t: DateTime<Utc>) -> String {
     naive_of(t).format("%Y-%m-%d %H:%M").to_string()

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwatch::api::hex;
+use driftwatch::calendar::Reckoning;
 use driftwatch::clock::Clock;
 use driftwatch::config::service::resolve_database_url;
 use driftwatch::config::{Config, DEFAULT_CONFIG};
@@ -153,14 +154,23 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum CalendarCommand {
-    /// The working day N working days after DATE (before, if N is negative).
+    /// The statutory working day N working days after DATE (before, if N is negative).
     Add {
         date: NaiveDate,
         #[arg(allow_negative_numbers = true)]
         n: i32,
+        /// Count the council's working days (closure days left out) instead of statutory ones.
+        #[arg(long)]
+        council: bool,
     },
-    /// The number of working days in (A, B].
-    Between { a: NaiveDate, b: NaiveDate },
+    /// The number of statutory working days in (A, B].
+    Between {
+        a: NaiveDate,
+        b: NaiveDate,
+        /// Count the council's working days (closure days left out) instead of statutory ones.
+        #[arg(long)]
+        council: bool,
+    },
     /// Bank holidays and closure days of a year.
     Holidays { year: i32 },
 }
@@ -375,7 +385,19 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
         config.closure_days
     );
     say!(
-        "  working hours: {}–{} Europe/London on working days",
+        "  statutory timescales count statutory working days: closure days never stretch them, only keep messages off those days"
+    );
+    let mut by_calendar: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for rule in &rules.rules {
+        if let Some(c) = driftwatch::explain::deadline_calendar(rule) {
+            by_calendar.entry(c).or_default().push(rule.id.as_str());
+        }
+    }
+    for (calendar, ids) in by_calendar {
+        say!("  deadlines in {calendar}: {}", ids.join(", "));
+    }
+    say!(
+        "  working hours: {}–{} Europe/London on days the council is open",
         config.working_hours.start.format("%H:%M"),
         config.working_hours.end.format("%H:%M")
     );
@@ -571,6 +593,7 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
     };
     events.sort_by(|a, b| (&a.case, a.at, &a.id).cmp(&(&b.case, b.at, &b.id)));
     let cases: BTreeSet<String> = events.iter().map(|e| e.case.clone()).collect();
+    let events_read = events.len();
     let stale = service::stale_after(&config);
     if options.dry_run {
         // As if every case in the file were new to driftwatch.
@@ -604,6 +627,7 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
             "Going live at {}, as if these cases were new to driftwatch:",
             localtime::display(options.now)
         );
+        say!("{}", first_batch(&config, options.now));
         emit(&service::go_live_table(&preview));
         return Ok(ExitCode::SUCCESS);
     }
@@ -614,25 +638,30 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
         let store = Store::open(&url).await?;
-        // A contact that changed since the last snapshot changed now, not when the child came
-        // into care: the new allocation is dated at the import so it follows the old one.
         if options.snapshot.is_some() {
-            for e in events.iter_mut() {
-                let allocation =
-                    matches!(e.kind.as_str(), "iro_allocated" | "social_worker_allocated");
-                if allocation && store.has_case(&e.case).await? && !store.has_event(&e.id).await? {
+            // What an earlier import stored stays as it was: a row that has not changed stores
+            // nothing, whenever the file is imported again.
+            let mut fresh = Vec::with_capacity(events.len());
+            for mut e in std::mem::take(&mut events) {
+                if store.has_event(&e.id).await? {
+                    continue;
+                }
+                if snapshot::dated_at_import_when_new(&e.kind) && store.has_case(&e.case).await? {
                     e.at = options.now;
                 }
+                fresh.push(e);
             }
+            events = fresh;
         }
         let service = Service::new(store, config, Clock::manual(options.now));
         // One transaction: the whole file is stored with its plans, or nothing is.
+        let read = events_read;
         let accepted = service.ingest(&events).await?;
         let stored = accepted.iter().filter(|a| a.status == "stored").count();
         say!(
             "{}: {stored} event(s) stored, {} already stored, {} case(s) planned",
             file.display(),
-            accepted.len() - stored,
+            read - stored,
             cases.len()
         );
         service.store().close().await;
@@ -671,6 +700,7 @@ fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> 
             now,
             stale,
         );
+        say!("{}", first_batch(&config, now));
         emit(&service::go_live_table(&preview));
         store.close().await;
         Ok::<_, anyhow::Error>(())
@@ -712,11 +742,37 @@ fn token(command: &TokenCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// When the first batch of a go-live or catch-up goes, for the preview's header.
+fn first_batch(config: &Config, now: DateTime<Utc>) -> String {
+    let first = Planner::from_config(config).place(now, false);
+    if first == now {
+        "Messages that apply now go at once.".to_string()
+    } else {
+        format!(
+            "Messages that apply now go at {} (working hours on a day the council is open); urgent ones at once.",
+            localtime::display(first)
+        )
+    }
+}
+
+/// Statutory working days unless the council's were asked for.
+fn reckoning(council: bool) -> Reckoning {
+    if council {
+        Reckoning::Council
+    } else {
+        Reckoning::Statutory
+    }
+}
+
 fn calendar(config: &Config, command: CalendarCommand) -> Result<ExitCode> {
     let cal = &config.calendar;
     match command {
-        CalendarCommand::Add { date, n } => say!("{}", cal.add(date, n)),
-        CalendarCommand::Between { a, b } => say!("{}", cal.between(a, b)),
+        CalendarCommand::Add { date, n, council } => {
+            say!("{}", cal.add_in(reckoning(council), date, n))
+        }
+        CalendarCommand::Between { a, b, council } => {
+            say!("{}", cal.between_in(reckoning(council), a, b))
+        }
         CalendarCommand::Holidays { year } => {
             for h in cal.holidays(year) {
                 let source = format!("{:?}", h.source).to_lowercase();

@@ -15,6 +15,10 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// Where the planner leaves the case's contacts (as the case stood when the message goes) in a
+/// notification's data; templates see them as `case.contacts`, never under `data`.
+pub const CONTACTS_KEY: &str = "$case_contacts";
+
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -57,9 +61,12 @@ pub fn context(
     let (role, name) = match &n.recipient {
         Target::Email { role, name, .. } => (role.clone(), name.clone()),
         Target::Webhook { webhook } => (format!("webhook:{webhook}"), None),
+        Target::Nobody { .. } => ("nobody".to_string(), None),
     };
+    let mut data = data.clone();
+    let contacts = data.remove(CONTACTS_KEY).unwrap_or_else(|| json!({}));
     json!({
-        "case": {"reference": case},
+        "case": {"reference": case, "contacts": contacts},
         "rule": {
             "id": n.rule,
             "title": rule.map(|r| r.title.as_str()).unwrap_or_default(),
@@ -73,6 +80,11 @@ pub fn context(
             "late": n.late,
             "urgent": n.urgent,
             "send_at": localtime::display(n.send_at),
+            "instead_of": n.instead_of,
+            "replaces": n.replaces.as_ref().map(|r| json!({
+                "due": r.due.to_string(),
+                "at": r.at.map(|t| t.to_rfc3339()),
+            })),
         },
         "recipient": {"role": role, "name": name},
         "data": data,
@@ -116,14 +128,62 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
     let mut seen = BTreeSet::new();
     let example_day = NaiveDate::from_ymd_opt(2027, 1, 21).unwrap_or_default();
 
-    for rule in &rules.rules {
-        let data = rules
+    let contact = json!({"name": "Example Name", "email": "example@council.example"});
+    let contacts: Map<String, Value> = rules
+        .case
+        .roles
+        .iter()
+        .map(|r| (r.clone(), contact.clone()))
+        .collect();
+    let meeting_events: Vec<&str> = rules
+        .case
+        .meetings
+        .iter()
+        .map(|m| m.booked_by.as_str())
+        .collect();
+    let fields_of = |event: &str| {
+        rules
             .vocabulary
             .events
-            .get(&rule.on)
+            .get(event)
             .map(|e| sample_data(&e.fields))
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    let mut after_sends: Vec<Send> = Vec::new();
+    for rule in &rules.rules {
+        // The data a real message of the rule is about: a meeting's under the event's own.
+        let mut data = Map::new();
+        if rule.meeting.is_some() || matches!(rule.for_each, Some(crate::rules::ForEach::Meetings))
+        {
+            for event in &meeting_events {
+                data.extend(fields_of(event));
+            }
+        }
+        data.extend(fields_of(&rule.on));
+        data.insert(CONTACTS_KEY.to_string(), Value::Object(contacts.clone()));
+        after_sends.clear();
+        if let Some(o) = rule.obligation() {
+            for action in &o.at_deadline {
+                if let Action::Send(send) = action {
+                    for template in [&send.after.if_moved, &send.after.if_cancelled]
+                        .into_iter()
+                        .flatten()
+                    {
+                        after_sends.push(Send {
+                            template: template.clone(),
+                            ..send.clone()
+                        });
+                    }
+                    if let Some(nobody) = &send.after.if_nobody {
+                        after_sends.push((**nobody).clone());
+                    }
+                }
+            }
+        }
         let mut sends: Vec<(NotificationKind, Option<&str>, &Send)> = Vec::new();
+        for send in &after_sends {
+            sends.push((NotificationKind::Action, None, send));
+        }
         match &rule.body {
             RuleBody::Notice(send) => sends.push((NotificationKind::Notice, None, send)),
             RuleBody::Obligation(o) => {
@@ -148,8 +208,11 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
                 }
             }
         }
-        for (kind, title, send) in sends {
-            // The same context a real message gets, from an example notification.
+        for ((kind, title, send), variant) in
+            sends.into_iter().flat_map(|s| [(s, false), (s, true)])
+        {
+            // The same context a real message gets, from an example notification: plain, and
+            // as a late message to a fallback replacing an earlier one.
             let example = Notification {
                 idempotency_key: "example".into(),
                 send_at: example_day
@@ -157,7 +220,7 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
                     .unwrap_or_default()
                     .and_utc(),
                 status: NotificationStatus::Scheduled,
-                late: false,
+                late: variant,
                 kind,
                 step: "example".into(),
                 title: title.map(str::to_string),
@@ -172,6 +235,17 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
                 template: send.template.clone(),
                 urgent: send.urgent,
                 event: "example".into(),
+                instead_of: variant.then(|| "iro".to_string()),
+                replaces: variant.then(|| crate::planner::Replaced {
+                    due: example_day,
+                    at: Some(
+                        example_day
+                            .and_hms_opt(14, 0, 0)
+                            .unwrap_or_default()
+                            .and_utc(),
+                    ),
+                }),
+                data: None,
             };
             let links = MessageLinks {
                 acknowledge: Some("https://driftwatch.council.example/ack/example".into()),

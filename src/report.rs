@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The IRO Handbook's guidance on caseloads.
-pub const CASELOAD_GUIDANCE: (usize, usize) = (50, 70);
+pub use crate::checks::CASELOAD_GUIDANCE;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -22,6 +22,9 @@ pub struct Report {
     pub caseloads: Vec<Caseload>,
     /// `type` or `type/kind`, with how many happened in the period.
     pub events: BTreeMap<String, usize>,
+    /// Checks across cases as they stand now: siblings with different IROs, a parent and child
+    /// with the same IRO, IROs above the caseload guidance.
+    pub checks: Vec<crate::checks::Finding>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -35,7 +38,9 @@ pub struct RuleFigures {
     /// Still open past their deadline.
     pub overdue: usize,
     pub cancelled: usize,
-    /// Met on time, as a share of those met or overdue (none when there are none).
+    /// Not done before it stopped mattering (papers never sent before the meeting was held).
+    pub not_done: usize,
+    /// Met on time, as a share of those met, overdue or not done (none when there are none).
     pub on_time_percent: Option<u32>,
 }
 
@@ -52,7 +57,9 @@ pub struct Caseload {
 pub fn compute(plans: &[CasePlan], events: &[Event], from: NaiveDate, to: NaiveDate) -> Report {
     let mut rules: BTreeMap<String, RuleFigures> = BTreeMap::new();
     let mut caseloads: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut checks = crate::checks::Checks::default();
     for plan in plans {
+        checks.add(&plan.case, &plan.status);
         for o in plan
             .obligations
             .iter()
@@ -69,6 +76,7 @@ pub fn compute(plans: &[CasePlan], events: &[Event], from: NaiveDate, to: NaiveD
                 ObligationState::MetLate => f.met_late += 1,
                 ObligationState::Overdue => f.overdue += 1,
                 ObligationState::Cancelled => f.cancelled += 1,
+                ObligationState::NotDone => f.not_done += 1,
                 ObligationState::Open => {}
             }
         }
@@ -87,7 +95,7 @@ pub fn compute(plans: &[CasePlan], events: &[Event], from: NaiveDate, to: NaiveD
     let rules = rules
         .into_values()
         .map(|mut f| {
-            let judged = f.met_on_time + f.met_late + f.overdue;
+            let judged = f.met_on_time + f.met_late + f.overdue + f.not_done;
             f.on_time_percent =
                 (judged > 0).then(|| u32::try_from(f.met_on_time * 100 / judged).unwrap_or(100));
             f
@@ -129,6 +137,7 @@ pub fn compute(plans: &[CasePlan], events: &[Event], from: NaiveDate, to: NaiveD
         rules,
         caseloads,
         events: by_type,
+        checks: checks.findings(),
     }
 }
 
@@ -139,17 +148,18 @@ pub fn table(r: &Report) -> String {
         out.push_str(&format!("Timeliness, obligations due {from} to {to}\n\n"));
     }
     out.push_str(&format!(
-        "  {:<30} {:>5} {:>8} {:>8} {:>8} {:>10} {:>8}\n",
-        "RULE", "DUE", "ON TIME", "LATE", "OVERDUE", "CANCELLED", "ON TIME%"
+        "  {:<30} {:>5} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8}\n",
+        "RULE", "DUE", "ON TIME", "LATE", "OVERDUE", "NOT DONE", "CANCELLED", "ON TIME%"
     ));
     for f in &r.rules {
         out.push_str(&format!(
-            "  {:<30} {:>5} {:>8} {:>8} {:>8} {:>10} {:>8}\n",
+            "  {:<30} {:>5} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8}\n",
             f.rule,
             f.due,
             f.met_on_time,
             f.met_late,
             f.overdue,
+            f.not_done,
             f.cancelled,
             f.on_time_percent
                 .map_or_else(|| "-".to_string(), |p| format!("{p}%"))
@@ -165,6 +175,13 @@ pub fn table(r: &Report) -> String {
             c.iro, c.children, c.guidance
         ));
     }
+    out.push_str("\nChecks across cases\n");
+    if r.checks.is_empty() {
+        out.push_str("  none: no siblings with different IROs, no parent and child with the same IRO, no IRO above the guidance\n");
+    }
+    for f in &r.checks {
+        out.push_str(&format!("  - {f}\n"));
+    }
     out.push_str("\nEvents in the period\n");
     for (label, n) in &r.events {
         out.push_str(&format!("  {label:<60} {n:>5}\n"));
@@ -174,11 +191,12 @@ pub fn table(r: &Report) -> String {
 
 /// The per-rule figures as CSV (one header line, one line per rule).
 pub fn csv(r: &Report) -> String {
-    let mut out =
-        String::from("rule,title,due,met_on_time,met_late,overdue,cancelled,on_time_percent\n");
+    let mut out = String::from(
+        "rule,title,due,met_on_time,met_late,overdue,cancelled,on_time_percent,not_done\n",
+    );
     for f in &r.rules {
         out.push_str(&format!(
-            "{},\"{}\",{},{},{},{},{},{}\n",
+            "{},\"{}\",{},{},{},{},{},{},{}\n",
             f.rule,
             f.title.replace('"', "\"\""),
             f.due,
@@ -186,7 +204,8 @@ pub fn csv(r: &Report) -> String {
             f.met_late,
             f.overdue,
             f.cancelled,
-            f.on_time_percent.map(|p| p.to_string()).unwrap_or_default()
+            f.on_time_percent.map(|p| p.to_string()).unwrap_or_default(),
+            f.not_done
         ));
     }
     out

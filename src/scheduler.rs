@@ -16,6 +16,7 @@
 use crate::clock::Clock;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::{Courier, Outcome};
+use crate::planner::Planner;
 use crate::service::{Service, stale_after};
 use crate::store::{Claimed, Lane, StoreError};
 use crate::telemetry;
@@ -154,12 +155,10 @@ impl Scheduler {
                     continue;
                 }
             }
-            let free: Vec<Lane> = Lane::ALL
-                .into_iter()
-                .filter(|l| !lanes.is_busy(*l))
-                .collect();
+            let (open, opens) = self.open_lanes(now);
+            let free: Vec<Lane> = open.into_iter().filter(|l| !lanes.is_busy(*l)).collect();
             let next = match self.service.store().next_wake(&free).await {
-                Ok(next) => next,
+                Ok(next) => next.into_iter().chain(opens).min(),
                 Err(e) => {
                     tracing::error!(error = %e, "scheduler: cannot read the next due time");
                     Some(now + chrono::Duration::seconds(5))
@@ -183,6 +182,19 @@ impl Scheduler {
             self.lane_ended(&mut lanes, done).await;
         }
         tracing::info!("scheduler stopped");
+    }
+
+    /// The lanes that may send at `now`, and when the others open: what is not urgent goes only
+    /// inside working hours on a day the council is open, even when it is late (after
+    /// downtime, a retry, or a clock moved by hand), so outside them only the urgent lanes send.
+    fn open_lanes(&self, now: DateTime<Utc>) -> (Vec<Lane>, Option<DateTime<Utc>>) {
+        let config = self.service.config();
+        let opens = Planner::from_config(&config).placement().place(now, false);
+        if opens <= now {
+            return (Lane::ALL.to_vec(), None);
+        }
+        let urgent = Lane::ALL.into_iter().filter(|l| l.is_urgent()).collect();
+        (urgent, Some(opens))
     }
 
     /// A lane's batch ended: the lane may claim again. Had the batch ended without recording
@@ -233,7 +245,7 @@ impl Scheduler {
             .clamp(1, BATCH);
         let courier = courier_of(&self.courier);
         let mut claimed_any = false;
-        for lane in Lane::ALL {
+        for lane in self.open_lanes(now).0 {
             if lanes.is_busy(lane) {
                 continue;
             }
@@ -474,14 +486,14 @@ mod tests {
     use crate::config::Config;
     use crate::store::{NotificationFilter, Store};
 
-    /// The example case in a real SQLite store, at 19:30 on 10 February 2027: several
+    /// The example case in a real SQLite store, at noon on Thursday 11 February 2027: several
     /// notifications are due.
     async fn example_service(dir: &std::path::Path) -> Service {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let config = Config::load(&root.join("config/driftwatch.yaml")).expect("shipped config");
         let url = format!("sqlite:{}?mode=rwc", dir.join("driftwatch.db").display());
         let store = Store::open(&url).await.expect("store");
-        let now = "2027-02-10T19:30:00Z".parse().expect("time");
+        let now = "2027-02-11T12:00:00Z".parse().expect("time");
         let service = Service::new(store, config, Clock::manual(now));
         let text = std::fs::read_to_string(root.join("examples/events.jsonl")).expect("events");
         let events = crate::event::parse_json_lines(&text).expect("example events");

@@ -283,8 +283,13 @@ async fn replan(
     let events = tx.case_events(case).await?;
     let plan = Planner::from_config(config).plan_case(case, &events, now);
     for problem in &plan.problems {
-        // Planner problems never hold event values, only ids, rule names and roles.
-        tracing::warn!(case, problem = problem.as_str(), "planning problem");
+        // Planner problems never hold event values, only ids, rule names and roles. A message
+        // nobody can receive is an error: someone must allocate a contact or a fallback.
+        if problem.starts_with("error:") {
+            tracing::error!(case, problem = problem.as_str(), "planning problem");
+        } else {
+            tracing::warn!(case, problem = problem.as_str(), "planning problem");
+        }
     }
     let stored = tx.stored_plan(case).await?;
     let pending = stored.pending_keys();
@@ -305,13 +310,15 @@ async fn replan(
     .await
 }
 
-/// Who gets what one by one and what only in the daily digest, for [`case_write`] and the
-/// digest.
+/// Who gets what one by one and what only in the daily digest, and when a message sent late
+/// may go, for [`case_write`] and the digest.
 #[derive(Debug, Clone, Copy)]
 pub struct Routing<'a> {
     pub rules: &'a crate::rules::RuleSet,
     /// People's own choices, by email address or role.
     pub recipients: &'a std::collections::BTreeMap<String, Delivery>,
+    /// Working hours on the council's open days.
+    pub placement: crate::planner::Placement<'a>,
 }
 
 impl<'a> Routing<'a> {
@@ -319,6 +326,7 @@ impl<'a> Routing<'a> {
         Routing {
             rules: &config.rules,
             recipients: &config.digest.recipients,
+            placement: Planner::from_config(config).placement(),
         }
     }
 
@@ -387,31 +395,15 @@ pub fn case_write(
         .chain(&plan.derived_events)
         .map(|e| (e.id.as_str(), &e.data))
         .collect();
-    let obligation_of: HashMap<&str, &ObligationPlan> = plan
-        .obligations
-        .iter()
-        .map(|o| (o.id.as_str(), o))
-        .collect();
-    // What each notification is about, as the plan addressed it: its event's data, with what
-    // each event that moved its obligation by then added (a moved meeting's time, new
-    // participants).
-    let data: Vec<Option<Map<String, Value>>> = plan
+    // The data each notification is about: what the planner used (a moved meeting's, not only
+    // the booking's).
+    let data: Vec<Option<&Map<String, Value>>> = plan
         .notifications
         .iter()
         .map(|n| {
-            let mut data = data_of.get(n.event.as_str()).map(|d| (*d).clone())?;
-            let moves = n
-                .obligation
+            n.data
                 .as_deref()
-                .and_then(|o| obligation_of.get(o))
-                .map(|o| o.replanned.as_slice())
-                .unwrap_or_default();
-            for moved in moves.iter().filter(|r| r.at <= n.send_at) {
-                if let Some(more) = data_of.get(moved.by.as_str()) {
-                    data.extend((*more).clone());
-                }
-            }
-            Some(data)
+                .or_else(|| data_of.get(n.event.as_str()).copied())
         })
         .collect();
     let deadlines: HashMap<&str, (DateTime<Utc>, bool)> = plan
@@ -428,11 +420,18 @@ pub fn case_write(
         n.status == NotificationStatus::Due
             && (before_go_live(n) || n.send_at < now - catch_up.stale_after)
     };
-    // The latest due step of each obligation's ladder: the one that applies now.
+    // What is caught up goes in the first batch: now, or at the start of working hours when
+    // catching up outside them. The latest step of each obligation's ladder due by then is the
+    // one that applies when it goes: a stage that falls due at 09:00 takes the place of the
+    // earlier one caught up at 08:00.
+    let first = routing.placement.place(now, false);
     let mut latest: HashMap<&str, DateTime<Utc>> = HashMap::new();
     for n in &plan.notifications {
-        let due = n.status == NotificationStatus::Due;
-        if let (true, Some(o)) = (is_ladder(n) && due, n.obligation.as_deref()) {
+        let going = matches!(
+            n.status,
+            NotificationStatus::Due | NotificationStatus::Scheduled
+        ) && n.send_at <= first;
+        if let (true, Some(o)) = (is_ladder(n) && going, n.obligation.as_deref()) {
             let t = latest.entry(o).or_insert(n.send_at);
             *t = (*t).max(n.send_at);
         }
@@ -442,7 +441,9 @@ pub fn case_write(
     let mut wanted = HashSet::new();
     // Whether any notification waits to go late: what goes then changes with time.
     let mut catching_up_any = false;
-    for (n, data) in plan.notifications.iter().zip(&data) {
+    // When notifications waiting for working hours go stale.
+    let mut waiting = Vec::new();
+    for (n, data) in plan.notifications.iter().zip(data.iter().copied()) {
         let obligation = n.obligation.as_deref().and_then(|o| deadlines.get(o));
         let closed = obligation.is_some_and(|(_, open)| !open);
         let catching_up = overdue_send(n);
@@ -454,14 +455,14 @@ pub fn case_write(
             NotificationStatus::Due if !catching_up => true,
             NotificationStatus::Due => match n.kind {
                 NotificationKind::Notice => true,
-                NotificationKind::Action => meeting_ahead(data.as_ref(), now),
+                NotificationKind::Action => meeting_ahead(data, now),
                 NotificationKind::Reminder | NotificationKind::Escalation => {
                     let is_latest = n
                         .obligation
                         .as_deref()
                         .and_then(|o| latest.get(o))
                         .is_some_and(|t| *t == n.send_at);
-                    let deadline_passed = obligation.is_some_and(|(d, _)| *d <= now);
+                    let deadline_passed = obligation.is_some_and(|(d, _)| *d <= first);
                     is_latest && !(n.kind == NotificationKind::Reminder && deadline_passed)
                 }
             },
@@ -482,6 +483,19 @@ pub fn case_write(
         };
         let mut n = n.clone();
         n.late |= send && catching_up;
+        // A message that goes after its time (at going live, after downtime) still goes inside
+        // working hours on a day the council is open, and its row says when. If it has not gone
+        // by the time it goes stale, it is judged again then.
+        if send && n.send_at < now {
+            let placed = routing.placement.place(now, n.urgent);
+            if placed > now {
+                if !catching_up {
+                    waiting
+                        .push(n.send_at + catch_up.stale_after + chrono::Duration::milliseconds(1));
+                }
+                n.send_at = placed;
+            }
+        }
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
@@ -490,7 +504,7 @@ pub fn case_write(
             send_at: n.send_at,
             state,
             notification: to_json(&n),
-            data: data.as_ref().map_or_else(|| "{}".to_string(), to_json),
+            data: data.map_or_else(|| "{}".to_string(), to_json),
         });
     }
     let retire = pending
@@ -510,6 +524,7 @@ pub fn case_write(
                 ObligationState::Met => "met",
                 ObligationState::MetLate => "met_late",
                 ObligationState::Cancelled => "cancelled",
+                ObligationState::NotDone => "not_done",
             },
             deadline: o.deadline,
             body: to_json(o),
@@ -522,7 +537,15 @@ pub fn case_write(
             people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
         }
     }
-    let (replan_at, hold_at) = next_change(plan, events, &data, catching_up_any, routing.rules);
+    let (replan_at, hold_at) = next_change(
+        plan,
+        events,
+        &data,
+        &waiting,
+        catching_up_any,
+        first,
+        routing.rules,
+    );
     CaseWrite {
         case: plan.case.clone(),
         planned_at: plan.now,
@@ -535,6 +558,7 @@ pub fn case_write(
             .collect(),
         outbox,
         retire,
+        status: to_json(&plan.status),
     }
 }
 
@@ -547,14 +571,19 @@ pub fn case_write(
 /// deadline action (the invitations) ends its obligation: the obligation is met then, which
 /// touches no notification unless its ladder has steps at or after that moment, which fall away.
 /// A deadline action that addresses nobody leaves no notification to read its moment from; the
-/// obligation's deadline stands in for it. While a notification waits to go late
-/// (`catching_up`), what goes depends on the moment too: a later step falling due supersedes it,
-/// a reminder's deadline passing or an invitation's meeting going by stops it.
+/// obligation's deadline stands in for it. A notification due but waiting for working hours
+/// goes stale at one of the `waiting` moments, and is judged again by the catch-up rules then.
+/// While a notification waits to go late (`catching_up`), what goes depends on the moment too: a
+/// later step falling due supersedes it, a reminder's deadline passing or an invitation's meeting
+/// going by stops it (what goes late is judged for its first batch, `first`: only what changes
+/// after that counts).
 fn next_change(
     plan: &CasePlan,
     events: &[Event],
-    data: &[Option<Map<String, Value>>],
+    data: &[Option<&Map<String, Value>>],
+    waiting: &[DateTime<Utc>],
     catching_up: bool,
+    first: DateTime<Utc>,
     rules: &crate::rules::RuleSet,
 ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let open =
@@ -570,6 +599,7 @@ fn next_change(
         .iter()
         .map(|u| u.at)
         .chain(events.iter().map(|e| e.at))
+        .chain(waiting.iter().copied())
         .collect();
     let mut change = Vec::new();
     for n in plan
@@ -600,14 +630,21 @@ fn next_change(
         }
     }
     if catching_up {
-        hold.extend(plan.notifications.iter().map(|n| n.send_at));
-        hold.extend(plan.obligations.iter().filter(open).map(|o| o.deadline));
+        // What goes late was judged for its first batch (`first`): steps and deadlines up to
+        // then were taken into account.
+        hold.extend(
+            plan.notifications
+                .iter()
+                .map(|n| n.send_at)
+                .chain(plan.obligations.iter().filter(open).map(|o| o.deadline))
+                .filter(|t| *t > first),
+        );
         hold.extend(
             plan.notifications
                 .iter()
                 .zip(data)
                 .filter(|(n, _)| n.kind == NotificationKind::Action)
-                .filter_map(|(_, data)| meeting_at(data.as_ref())),
+                .filter_map(|(_, data)| meeting_at(*data)),
         );
     }
     let next = |moments: &[DateTime<Utc>]| moments.iter().copied().filter(|t| *t > plan.now).min();
@@ -648,17 +685,59 @@ fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
 }
 
-/// What going live (or catching up) does with one rule's notifications.
+/// What going live (or catching up) does with one rule's notifications: every row the import
+/// writes, in the state it writes it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GoLiveCounts {
-    /// Sent at once.
+    /// Sent in the first batch: at once, or at the start of working hours if going live outside
+    /// them.
     pub send_now: usize,
-    /// Sent later, by the end of the next working day.
+    /// Sent later, by the end of the next day the council is open.
     pub next_working_day: usize,
+    /// Scheduled after that.
+    pub later: usize,
+    /// Lines of the recipient's daily digest only.
+    pub in_digest: usize,
     /// Their time passed before driftwatch knew the case: recorded, not sent.
     pub before_go_live: usize,
     /// A later step applies now, or the obligation was met: recorded, not sent.
     pub superseded: usize,
+    /// Its recipient acknowledged an earlier message of the step: recorded, not sent.
+    pub acknowledged: usize,
+}
+
+impl GoLiveCounts {
+    const COLUMNS: [&'static str; 7] = [
+        "SEND NOW",
+        "NEXT WORKING DAY",
+        "LATER",
+        "IN DIGEST",
+        "BEFORE GO-LIVE",
+        "SUPERSEDED",
+        "ACKNOWLEDGED",
+    ];
+
+    fn values(&self) -> [usize; 7] {
+        [
+            self.send_now,
+            self.next_working_day,
+            self.later,
+            self.in_digest,
+            self.before_go_live,
+            self.superseded,
+            self.acknowledged,
+        ]
+    }
+
+    fn add(&mut self, other: &GoLiveCounts) {
+        self.send_now += other.send_now;
+        self.next_working_day += other.next_working_day;
+        self.later += other.later;
+        self.in_digest += other.in_digest;
+        self.before_go_live += other.before_go_live;
+        self.superseded += other.superseded;
+        self.acknowledged += other.acknowledged;
+    }
 }
 
 /// A case as the preview needs it.
@@ -683,7 +762,12 @@ pub fn go_live_preview(
     stale_after: chrono::Duration,
 ) -> std::collections::BTreeMap<String, GoLiveCounts> {
     let today = crate::localtime::date_of(now);
-    let horizon = crate::localtime::end_of(planner.calendar.add(today, 1));
+    // The daemon's first batch: now, or the start of working hours if going live outside them.
+    let first = routing.placement.place(now, false);
+    let next_open = planner
+        .calendar
+        .add_in(crate::calendar::Reckoning::Council, today, 1);
+    let horizon = crate::localtime::end_of(next_open);
     let mut by_rule: std::collections::BTreeMap<String, GoLiveCounts> = Default::default();
     for history in cases {
         let plan = planner.plan_case(&history.case, &history.events, now);
@@ -704,12 +788,13 @@ pub fn go_live_preview(
         {
             let counts = by_rule.entry(row.rule.clone()).or_default();
             match row.state {
-                PlannedState::Pending if row.send_at <= now => counts.send_now += 1,
+                PlannedState::Pending if row.send_at <= first => counts.send_now += 1,
                 PlannedState::Pending if row.send_at <= horizon => counts.next_working_day += 1,
-                PlannedState::Pending => {}
+                PlannedState::Pending => counts.later += 1,
+                PlannedState::InDigest => counts.in_digest += 1,
                 PlannedState::BeforeGoLive => counts.before_go_live += 1,
-                PlannedState::Superseded if row.send_at <= now => counts.superseded += 1,
-                PlannedState::Superseded | PlannedState::InDigest | PlannedState::Acknowledged => {}
+                PlannedState::Superseded => counts.superseded += 1,
+                PlannedState::Acknowledged => counts.acknowledged += 1,
             }
         }
     }
@@ -719,24 +804,24 @@ pub fn go_live_preview(
 
 /// The preview as a table, with a total line.
 pub fn go_live_table(by_rule: &std::collections::BTreeMap<String, GoLiveCounts>) -> String {
-    let mut out = format!(
-        "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
-        "RULE", "SEND NOW", "NEXT WORKING DAY", "BEFORE GO-LIVE", "SUPERSEDED"
-    );
+    let line = |label: &str, values: &[String]| {
+        let mut l = format!("  {label:<32}");
+        for (v, h) in values.iter().zip(GoLiveCounts::COLUMNS) {
+            l.push_str(&format!(" {v:>w$}", w = h.len()));
+        }
+        l.push('\n');
+        l
+    };
+    let heads: Vec<String> = GoLiveCounts::COLUMNS
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    let mut out = line("RULE", &heads);
     let mut total = GoLiveCounts::default();
     for (rule, c) in by_rule {
-        out.push_str(&format!(
-            "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
-            rule, c.send_now, c.next_working_day, c.before_go_live, c.superseded
-        ));
-        total.send_now += c.send_now;
-        total.next_working_day += c.next_working_day;
-        total.before_go_live += c.before_go_live;
-        total.superseded += c.superseded;
+        out.push_str(&line(rule, &c.values().map(|v| v.to_string())));
+        total.add(c);
     }
-    out.push_str(&format!(
-        "  {:<32} {:>8} {:>16} {:>14} {:>10}\n",
-        "total", total.send_now, total.next_working_day, total.before_go_live, total.superseded
-    ));
+    out.push_str(&line("total", &total.values().map(|v| v.to_string())));
     out
 }

@@ -79,6 +79,13 @@ pub struct Columns {
     pub legal_adviser_name: Option<String>,
     #[serde(default)]
     pub legal_adviser_email: Option<String>,
+    /// An id shared by brothers and sisters, for the check that siblings share an IRO.
+    #[serde(default)]
+    pub sibling_group: Option<String>,
+    /// The case reference of a parent who is also in care, for the check that they have
+    /// different IROs.
+    #[serde(default)]
+    pub parent_case: Option<String>,
 }
 
 impl Mapping {
@@ -230,6 +237,8 @@ impl Columns {
             opt("guardian_email", &self.guardian_email),
             opt("legal_adviser_name", &self.legal_adviser_name),
             opt("legal_adviser_email", &self.legal_adviser_email),
+            opt("sibling_group", &self.sibling_group),
+            opt("parent_case", &self.parent_case),
         ]
     }
 }
@@ -344,7 +353,12 @@ impl Row<'_> {
                 None
             }
         };
-        let iro = self.contact("iro_name", "iro_email", &mut errors);
+        // A child waiting for an IRO is a fact of the caseload (an allocation overdue), not a
+        // bad cell: no IRO is recorded and the allocation shows as overdue.
+        let iro = match self.cell("iro_email") {
+            Some(_) => self.contact("iro_name", "iro_email", &mut errors).map(Some),
+            None => Some(None),
+        };
         let social_worker = self.contact("social_worker_name", "social_worker_email", &mut errors);
         let team_manager = self.contact("team_manager_name", "team_manager_email", &mut errors);
         let reviews = match self.cell("reviews_held") {
@@ -388,13 +402,14 @@ impl Row<'_> {
 
         let mut out = Vec::new();
         // Ids come from the facts an event stands for: its data, and its time when that comes
-        // from the row (an event dated at the import would get a new id every week).
+        // from the row (an event dated at the import would get a new id every week, and so
+        // would the booking of a meeting that has since passed: it is known by its data alone).
         let mut add = |kind: &str, at: DateTime<Utc>, data: Value| {
             let data = match data {
                 Value::Object(m) => m,
                 _ => Map::new(),
             };
-            let from_row = (at != as_of).then_some(at);
+            let from_row = (at != as_of && kind != BOOKING).then_some(at);
             out.push(Event {
                 id: snapshot_id(&case, kind, from_row, &data),
                 case: case.clone(),
@@ -410,8 +425,8 @@ impl Row<'_> {
             since,
             json!({"start": start, "legal_basis": basis, "date_of_birth": born.to_string()}),
         );
-        // A child already in care has been told to the IRO service, has an IRO, a social worker
-        // and a care plan: the snapshot says so, so these first steps are not reported as
+        // A child already in care has been told to the IRO service, has an IRO (and has been
+        // told who it is), a social worker and a care plan: the snapshot says so, so these first steps are not reported as
         // overdue. They are dated just after looked-after status began (24 hours after the
         // start under section 20), when the obligations they meet opened.
         let began = since
@@ -423,12 +438,28 @@ impl Row<'_> {
         let minute = |n: i64| began + chrono::Duration::minutes(n);
         add("iro_service_notified", minute(1), json!({}));
         add("care_plan_updated", minute(1), json!({}));
-        add("iro_allocated", minute(1), json!({"iro": iro}));
+        if let Some(iro) = iro {
+            add("iro_allocated", minute(1), json!({"iro": iro}));
+            add(
+                "child_told_of_iro",
+                minute(1) + chrono::Duration::seconds(30),
+                json!({}),
+            );
+        }
         add(
             "social_worker_allocated",
             minute(1),
             json!({"social_worker": social_worker, "team_manager": team_manager}),
         );
+        let mut links = Map::new();
+        for field in ["sibling_group", "parent_case"] {
+            if let Some((_, text)) = self.cell(field) {
+                links.insert(field.to_string(), json!(text.trim()));
+            }
+        }
+        if !links.is_empty() {
+            add("family_links_recorded", as_of, Value::Object(links));
+        }
         if let Some(last) = last_review {
             // Reviews before the last: one stands for all of them (the rules count whether there
             // were earlier reviews, not their dates), held just after the start, its record
@@ -447,8 +478,10 @@ impl Row<'_> {
                     json!({"review_id": "snapshot-earlier"}),
                 );
                 add("care_plan_updated", minute(4), json!({}));
+                // A child past their second review has had their permanence plan considered.
+                add("permanence_plan_identified", minute(4), json!({}));
             }
-            let review_id = format!("snapshot-{}", localtime::date_of(last));
+            let review_id = review_id(last);
             let held = json!(last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             add(
                 "review_held",
@@ -479,9 +512,9 @@ impl Row<'_> {
         if let Some(meeting) = next_review {
             let at = json!(meeting.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             add(
-                "review_scheduled",
+                BOOKING,
                 as_of.min(meeting),
-                json!({"review_id": format!("snapshot-next-{}", localtime::date_of(meeting)), "meeting_at": at}),
+                json!({"review_id": review_id(meeting), "meeting_at": at}),
             );
         }
         if let (Some(guardian), Some(adviser)) = (guardian, adviser) {
@@ -524,6 +557,22 @@ impl Row<'_> {
         }
         found
     }
+}
+
+/// The event type a booked review becomes.
+const BOOKING: &str = "review_scheduled";
+
+/// A review's id from its day: the booking in one week's file and the review held in the next
+/// are the same review, so holding it ends its preparation.
+fn review_id(meeting: DateTime<Utc>) -> String {
+    format!("snapshot-{}", localtime::date_of(meeting))
+}
+
+/// Whether an event of this type, new to a case driftwatch already has, happened at the import
+/// rather than when the row says: a contact who changed since the last file changed now, not
+/// when the child came into care, so the new allocation follows the old one.
+pub fn dated_at_import_when_new(kind: &str) -> bool {
+    matches!(kind, "iro_allocated" | "social_worker_allocated")
 }
 
 /// `snapshot:CASE:KIND:HASH`, the hash over the event's time (if any) and data: the same facts

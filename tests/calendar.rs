@@ -6,7 +6,7 @@
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 use driftwatch::calendar::{
     Calendar, CalendarError, ClosureDay, Division, Holiday, HolidaySource, Offset, OffsetUnit,
-    easter_sunday, projected_bank_holidays,
+    Reckoning, easter_sunday, projected_bank_holidays,
 };
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -127,17 +127,49 @@ fn christmas_2026_with_the_council_closed_29_to_31_december() {
         Division::EnglandAndWales,
         &["2026-12-29", "2026-12-30", "2026-12-31"],
     );
+    // The closure days are still statutory working days: they never stretch a deadline.
     assert_eq!(
         working_days(&cal, "2026-12-24", "2027-01-04"),
-        dates(&["2026-12-24", "2027-01-04"])
+        dates(&[
+            "2026-12-24",
+            "2026-12-29",
+            "2026-12-30",
+            "2026-12-31",
+            "2027-01-04"
+        ])
     );
-    assert_eq!(cal.add(d("2026-12-24"), 1), d("2027-01-04"));
-    assert_eq!(cal.add(d("2026-12-24"), 2), d("2027-01-05"));
-    assert_eq!(cal.add(d("2027-01-04"), -1), d("2026-12-24"));
-    assert_eq!(cal.add(d("2026-12-29"), 0), d("2027-01-04"));
-    assert_eq!(cal.between(d("2026-12-24"), d("2027-01-04")), 1);
-    assert_eq!(cal.between(d("2027-01-04"), d("2026-12-24")), -1);
-    assert_eq!(cal.between(d("2026-12-20"), d("2027-01-10")), 4 + 5);
+    assert_eq!(cal.add(d("2026-12-24"), 1), d("2026-12-29"));
+    assert_eq!(cal.between(d("2026-12-24"), d("2027-01-04")), 4);
+    // The council's own working days leave them out.
+    let council = Reckoning::Council;
+    let open: Vec<_> = d("2026-12-24")
+        .iter_days()
+        .take_while(|x| *x <= d("2027-01-04"))
+        .filter(|x| cal.is_open_day(*x))
+        .collect();
+    assert_eq!(open, dates(&["2026-12-24", "2027-01-04"]));
+    assert_eq!(cal.add_in(council, d("2026-12-24"), 1), d("2027-01-04"));
+    assert_eq!(cal.add_in(council, d("2026-12-24"), 2), d("2027-01-05"));
+    assert_eq!(cal.add_in(council, d("2027-01-04"), -1), d("2026-12-24"));
+    assert_eq!(cal.add_in(council, d("2026-12-29"), 0), d("2027-01-04"));
+    assert_eq!(cal.between_in(council, d("2026-12-24"), d("2027-01-04")), 1);
+    assert_eq!(
+        cal.between_in(council, d("2027-01-04"), d("2026-12-24")),
+        -1
+    );
+    assert_eq!(
+        cal.between_in(council, d("2026-12-20"), d("2027-01-10")),
+        4 + 5
+    );
+    assert_eq!(cal.between(d("2026-12-20"), d("2027-01-10")), 4 + 3 + 5);
+    assert_eq!(
+        cal.last_open_day_on_or_before(d("2026-12-31")),
+        d("2026-12-24")
+    );
+    assert_eq!(
+        cal.next_open_day_on_or_after(d("2026-12-29")),
+        d("2027-01-04")
+    );
     // The closures are listed with the bank holidays, sorted by date.
     let end_of_2026: Vec<_> = cal
         .holidays(2026)
@@ -188,9 +220,10 @@ fn closure_days_count_in_projected_years_and_on_holidays_too() {
         Division::EnglandAndWales,
         &["2035-12-27", "2035-12-25", "2010-06-01"],
     );
-    assert!(!cal.is_working_day(d("2035-12-27"))); // a Thursday
-    assert!(!cal.is_working_day(d("2010-06-01"))); // a Tuesday before the data
-    assert!(cal.is_working_day(d("2035-12-28")));
+    assert!(!cal.is_open_day(d("2035-12-27"))); // a Thursday
+    assert!(!cal.is_open_day(d("2010-06-01"))); // a Tuesday before the data
+    assert!(cal.is_working_day(d("2035-12-27")) && cal.is_working_day(d("2010-06-01")));
+    assert!(cal.is_open_day(d("2035-12-28")));
     let christmas: Vec<_> = cal
         .holidays(2035)
         .into_iter()
@@ -809,6 +842,18 @@ fn offsets_parse_and_print_canonically() {
         ("2 working  days", 2, WorkingDays, "2 working days"),
         ("1 working days", 1, WorkingDays, "1 working day"),
         ("3 month", 3, Months, "3 months"),
+        (
+            "-3 council working days",
+            -3,
+            CouncilWorkingDays,
+            "-3 council working days",
+        ),
+        (
+            "1 council  working day",
+            1,
+            CouncilWorkingDays,
+            "1 council working day",
+        ),
     ] {
         let o = offset(text);
         assert_eq!(o, Offset { amount, unit }, "{text}");
@@ -820,7 +865,7 @@ fn offsets_parse_and_print_canonically() {
 
 #[test]
 fn offset_errors_say_what_is_wrong_and_list_the_units() {
-    let units = "write a whole number and one of working days, days, weeks, months or hours";
+    let units = "write a whole number and one of working days, council working days, days, weeks, months or hours";
     for (text, problem) in [
         (
             "3 fortnights",
@@ -978,8 +1023,18 @@ fn division() -> impl Strategy<Value = Division> {
     proptest::sample::select(Division::ALL.to_vec())
 }
 
-/// A working day by the definition, from `holidays(year)` and the weekday alone.
+/// A statutory working day by the definition, from the bank holidays of `holidays(year)` and
+/// the weekday alone.
 fn naive_is_working_day(cal: &Calendar, d: NaiveDate) -> bool {
+    !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+        && !cal
+            .holidays(d.year())
+            .iter()
+            .any(|h| h.date == d && h.source != HolidaySource::Closure)
+}
+
+/// A council working day by the definition: a statutory one that is not a closure day.
+fn naive_is_open_day(cal: &Calendar, d: NaiveDate) -> bool {
     !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
         && !cal.holidays(d.year()).iter().any(|h| h.date == d)
 }
@@ -1133,14 +1188,25 @@ proptest! {
             closures.iter().map(|&date| ClosureDay { date, title: "Closed".into() }).collect(),
         ).unwrap();
         for &c in &closures {
-            prop_assert!(!cal.is_working_day(c));
+            prop_assert!(!cal.is_open_day(c));
         }
         for &x in closures.iter().chain([&probe]) {
             prop_assert_eq!(cal.is_working_day(x), naive_is_working_day(&cal, x));
+            prop_assert_eq!(cal.is_open_day(x), naive_is_open_day(&cal, x));
+            // Closures never change the statutory answer.
+            prop_assert_eq!(cal.is_working_day(x), EW.is_working_day(x));
             prop_assert_eq!(
-                cal.is_working_day(x),
+                cal.is_open_day(x),
                 EW.is_working_day(x) && !closures.contains(&x)
             );
+        }
+        // A deadline counted forward never moves for a closure; the council's count never
+        // ends earlier than the statutory one, and counted back never later.
+        let start = cal.add(probe, 0);
+        for n in [1, 5, 20] {
+            prop_assert_eq!(cal.add(start, n), EW.add(start, n));
+            prop_assert!(cal.add_in(Reckoning::Council, start, n) >= cal.add(start, n));
+            prop_assert!(cal.add_in(Reckoning::Council, start, -n) <= cal.add(start, -n));
         }
     }
 
@@ -1159,7 +1225,7 @@ proptest! {
         prop_assert_eq!(cal.between(start, w), n);
         let _ = cal.between(a, b);
         let _ = cal.holidays(a.year());
-        for unit in ["working days", "days", "weeks", "months", "hours"] {
+        for unit in ["working days", "council working days", "days", "weeks", "months", "hours"] {
             let o: Offset = format!("{n} {unit}").parse().unwrap();
             prop_assert_eq!(o.apply_to_date(cal, a).is_some(), o.is_day_based());
         }

@@ -26,7 +26,14 @@ fn check_summarises_a_good_config() {
     let (code, out, err) = driftwatch(&["check"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"), "{out}");
-    assert!(out.contains("rules: 23 from 6 file(s)"), "{out}");
+    assert!(out.contains("rules: 33 from 6 file(s)"), "{out}");
+    // Which calendar each rule counts in.
+    assert!(
+        out.contains(
+            "deadlines in statutory working days: iro_service_told, iro_allocation, first_review"
+        ),
+        "{out}"
+    );
     assert!(out.contains("6 closure day(s)"), "{out}");
 }
 
@@ -61,21 +68,41 @@ fn check_lists_every_error_and_exits_1() {
 
 #[test]
 fn calendar_commands_print_dates_and_counts() {
+    // Statutory working days: the council's closure days (29–31 December 2026) still count.
     assert_eq!(
         driftwatch(&["calendar", "add", "2026-12-24", "1"]).1.trim(),
+        "2026-12-29"
+    );
+    assert_eq!(
+        driftwatch(&["calendar", "between", "2026-12-24", "2027-01-04"])
+            .1
+            .trim(),
+        "4"
+    );
+    // The council's own working days leave them out, when asked for.
+    assert_eq!(
+        driftwatch(&["calendar", "add", "2026-12-24", "1", "--council"])
+            .1
+            .trim(),
         "2027-01-04"
+    );
+    assert_eq!(
+        driftwatch(&[
+            "calendar",
+            "between",
+            "--council",
+            "2026-12-24",
+            "2027-01-04"
+        ])
+        .1
+        .trim(),
+        "1"
     );
     assert_eq!(
         driftwatch(&["calendar", "add", "2027-01-21", "-10"])
             .1
             .trim(),
         "2027-01-07"
-    );
-    assert_eq!(
-        driftwatch(&["calendar", "between", "2026-12-24", "2027-01-04"])
-            .1
-            .trim(),
-        "1"
     );
     let (code, out, _) = driftwatch(&["calendar", "holidays", "2027"]);
     assert_eq!(code, 0);
@@ -279,7 +306,7 @@ fn import_loads_a_json_lines_file_once_and_a_bad_file_not_at_all() {
     let (code, _, err) = driftwatch(&["import", bad.to_str().unwrap(), "--database-url", &url]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("bad.jsonl:line 14: event ev-x: data.held_at"),
+        err.contains("bad.jsonl:line 16: event ev-x: data.held_at"),
         "{err}"
     );
     assert!(err.contains("nothing was changed"), "{err}");
@@ -287,13 +314,13 @@ fn import_loads_a_json_lines_file_once_and_a_bad_file_not_at_all() {
     let (code, out, err) = driftwatch(&["import", example, "--database-url", &url]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("13 event(s) stored, 0 already stored, 1 case(s) planned"),
+        out.contains("15 event(s) stored, 0 already stored, 1 case(s) planned"),
         "{out}"
     );
     let (code, out, _) = driftwatch(&["import", example, "--database-url", &url]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("0 event(s) stored, 13 already stored"),
+        out.contains("0 event(s) stored, 15 already stored"),
         "{out}"
     );
 }
@@ -352,7 +379,7 @@ fn the_readme_go_live_dry_run_of_the_example_caseload() {
             "README lacks: {line}"
         );
     }
-    assert!(out.contains("46 event(s) for 5 case(s) are valid; nothing was changed (dry run)"));
+    assert!(out.contains("54 event(s) for 5 case(s) are valid; nothing was changed (dry run)"));
 }
 
 #[test]
@@ -475,7 +502,8 @@ fn the_readme_report_of_the_example_case() {
     let (_, csv, _) =
         driftwatch(&[&args[..], &["--database-url", &url, "--format", "csv"]].concat());
     assert!(
-        csv.contains("\nfirst_review,\"First review held\",1,1,0,0,0,100\n"),
+        // Held on 6 January, due on the 4th in statutory working days: late.
+        csv.contains("\nfirst_review,\"First review held\",1,0,1,0,0,0,0\n"),
         "{csv}"
     );
     let (_, json, _) =

@@ -22,7 +22,7 @@ async fn readme_example_events_become_eml_files_at_their_working_day_moments() {
     let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
     let (status, body) = daemon.post_events(&example_events()).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["accepted"].as_array().map(Vec::len), Some(13));
+    assert_eq!(body["accepted"].as_array().map(Vec::len), Some(15));
 
     // Invitations: a reminder to the review administrators two working days before they are
     // due (Friday 11 December, 09:00), then the invitations themselves on Tuesday the 15th.
@@ -1187,7 +1187,7 @@ async fn an_iros_calendar_feed_shows_deadlines_and_meetings_and_follows_a_resche
     assert!(
         before
             .iter()
-            .any(|e| e.get("DTSTART").is_some_and(|d| d == "20270107")),
+            .any(|e| e.get("DTSTART").is_some_and(|d| d == "20270104")),
         "the first review's deadline, as an all-day entry: {before:?}"
     );
 
@@ -1239,8 +1239,9 @@ async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_s
         assert_eq!(daemon.post_events(&example_events_for(case)).await.0, 202);
     }
     let mut day = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+    // Each morning at the start of working hours, when what is not urgent goes.
     while day <= chrono::NaiveDate::from_ymd_opt(2027, 2, 15).unwrap() {
-        daemon.clock(&format!("{day}T08:00:00Z")).await;
+        daemon.clock(&format!("{day}T09:00:00Z")).await;
         day += chrono::Duration::days(1);
     }
     let to_iro = |mail: &[Mail]| -> Vec<Mail> {
@@ -1249,22 +1250,26 @@ async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_s
             .cloned()
             .collect()
     };
-    // Ten weeks of reminders and escalations for three children, and the IRO got only the
-    // urgent significant-event notices; the rest waited for the digest.
+    // Ten weeks of reminders and escalations for three children, and the IRO got only notices
+    // (the urgent significant events, and the warning that each review is booked in school
+    // hours); every reminder and escalation waited for the digest.
     let before = to_iro(&mailbox.mail());
+    let subjects: Vec<_> = before.iter().map(|m| m.header("Subject")).collect();
+    assert_eq!(before.len(), 6, "{subjects:?}");
     assert_eq!(
-        before.len(),
-        3,
-        "{:?}",
         before
             .iter()
-            .map(|m| m.header("Subject"))
-            .collect::<Vec<_>>()
+            .filter(|m| m.raw.contains("significant_event_notice"))
+            .count(),
+        3,
+        "{subjects:?}"
     );
     assert!(
         before
             .iter()
-            .all(|m| m.raw.contains("significant_event_notice"))
+            .all(|m| m.raw.contains("significant_event_notice")
+                || m.raw.contains("review_in_school_hours")),
+        "{subjects:?}"
     );
     assert!(!daemon.outbox("in_digest").await.is_empty());
 
@@ -1275,8 +1280,8 @@ async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_s
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["sent"], 1, "one digest: only the IRO takes them");
     let after = to_iro(&mailbox.mail());
-    assert_eq!(after.len(), 4);
-    let digest = &after[3];
+    assert_eq!(after.len(), before.len() + 1);
+    let digest = &after[before.len()];
     let subject = digest.header("Subject").unwrap_or_default();
     assert!(
         subject.starts_with("driftwatch digest for Monday 15 February 2027:"),
@@ -1313,5 +1318,5 @@ async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_s
         .request(reqwest::Method::POST, "/v1/admin/digest", Some(TOKEN), None)
         .await;
     assert_eq!(body["sent"], 0);
-    assert_eq!(to_iro(&mailbox.mail()).len(), 4);
+    assert_eq!(to_iro(&mailbox.mail()).len(), before.len() + 1);
 }

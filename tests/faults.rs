@@ -350,16 +350,18 @@ async fn an_smtp_attempt_takes_at_most_its_configured_timeout() {
     setup.delivery = "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, \
                       concurrency: 64, lease_seconds: 300}"
         .into();
-    let daemon = Daemon::start(&setup, "2027-02-10T19:30:00Z");
+    // Thursday 11 February 2027 at noon: the example case's significant-event notice and the
+    // steps that apply now are due at once.
+    let daemon = Daemon::start(&setup, "2027-02-11T12:00:00Z");
     let started = std::time::Instant::now();
     assert_eq!(daemon.post_events(&example_events()).await.0, 202);
-    daemon.clock("2027-02-10T19:30:00Z").await;
+    daemon.clock("2027-02-11T12:00:00Z").await;
     let took = started.elapsed();
     let waiting: Vec<Value> = daemon
         .outbox("pending")
         .await
         .into_iter()
-        .filter(|n| n["send_at"].as_str().unwrap_or_default() <= "2027-02-10T19:30:00Z")
+        .filter(|n| n["send_at"].as_str().unwrap_or_default() <= "2027-02-11T12:00:00Z")
         .collect();
     assert!(waiting.len() > 1, "{waiting:?}");
     assert!(server.connections() > 0);
@@ -498,9 +500,13 @@ async fn a_message_that_cannot_be_built_is_dead_with_its_reason_and_the_rest_go(
     assert_eq!(daemon.post_events(&events).await.0, 202);
     daemon.clock("2027-02-01T12:00:00Z").await;
 
-    let dead = daemon.outbox("dead").await;
+    let dead: Vec<Value> = daemon
+        .outbox("dead")
+        .await
+        .into_iter()
+        .filter(|n| n["rule"] == "fragile_notice")
+        .collect();
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0]["rule"], "fragile_notice");
     assert_eq!(dead[0]["attempts"], 1, "not tried again");
     let reason = dead[0]["last_error"]
         .as_str()

@@ -118,22 +118,37 @@ fn driftwatch(config: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The dry run's table: rule -> (send now, next working day, before go-live, superseded).
-fn preview(out: &str) -> BTreeMap<String, [usize; 4]> {
+/// The dry run's table: rule -> (send now, next working day, later, in digest, before go-live,
+/// superseded, acknowledged).
+fn preview(out: &str) -> BTreeMap<String, [usize; 7]> {
     out.lines()
         .skip_while(|l| !l.trim_start().starts_with("RULE"))
         .skip(1)
         .filter_map(|l| {
             let cells: Vec<&str> = l.split_whitespace().collect();
             let n: Vec<usize> = cells[1..].iter().filter_map(|c| c.parse().ok()).collect();
-            (cells.len() == 5 && n.len() == 4)
-                .then(|| (cells[0].to_string(), [n[0], n[1], n[2], n[3]]))
+            let n: [usize; 7] = n.try_into().ok()?;
+            (cells.len() == 8).then(|| (cells[0].to_string(), n))
         })
         .collect()
 }
 
+/// Monday 1 February 2027 at 08:00: before working hours on a working day.
 #[tokio::test]
 async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing() {
+    go_live(GO_LIVE, "2027-02-01T09:00:00Z").await;
+}
+
+/// Saturday 6 February 2027: nothing that is not urgent goes before Monday 09:00.
+#[tokio::test]
+async fn going_live_on_a_saturday_sends_on_monday_morning() {
+    go_live("2027-02-06T10:00:00Z", "2027-02-08T09:00:00Z").await;
+}
+
+/// Imports a generated caseload at `at`, checks the daemon sends nothing before `first` (the
+/// start of working hours) and then exactly what the dry run said, once, and that importing the
+/// same file again, then and weeks later, stores and sends nothing.
+async fn go_live(at: &'static str, first: &'static str) {
     let mailbox = Mailbox::start();
     let mut setup = Setup::new();
     setup.smtp_port = Some(mailbox.port);
@@ -149,7 +164,7 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
             "--mapping".into(),
             mapping.display().to_string(),
             "--now".into(),
-            GO_LIVE.into(),
+            at.into(),
         ];
         a.extend(extra.iter().map(|s| s.to_string()));
         a
@@ -170,7 +185,7 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     let expected = preview(&out);
     let total = expected.get("total").copied().expect("a total line");
     assert!(total[0] > 0, "going live sends something: {out}");
-    assert!(total[2] > 0, "and records what fell before go-live: {out}");
+    assert!(total[4] > 0, "and records what fell before go-live: {out}");
 
     let (code, out, err) = run(&[]);
     assert_eq!(code, 0, "{err}");
@@ -179,10 +194,20 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
         "{out}"
     );
 
-    // The daemon starts at go-live and sends exactly what the dry run said, once each.
-    let daemon = Daemon::start(&setup, GO_LIVE);
-    daemon.clock(GO_LIVE).await;
+    // The daemon starts at go-live and sends nothing before working hours, then exactly what
+    // the dry run said, once each.
+    let daemon = Daemon::start(&setup, at);
+    daemon.clock(at).await;
+    assert!(
+        daemon.outbox("sent").await.is_empty(),
+        "nothing before working hours"
+    );
+    assert!(mailbox.mail().is_empty());
+    daemon.clock(first).await;
     let sent = daemon.outbox("sent").await;
+    for n in &sent {
+        assert_eq!(n["send_at"].as_str(), Some(first), "{n}");
+    }
     let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
     for n in &sent {
         *by_rule
@@ -196,9 +221,11 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     }
     assert_eq!(sent.len(), total[0]);
     assert_eq!(mailbox.mail().len(), total[0]);
-    assert_eq!(daemon.outbox("before_go_live").await.len(), total[2]);
-    // Overdue obligations show as overdue, and each gets one step at most: the one that
-    // applies now, marked late.
+    assert_eq!(daemon.outbox("in_digest").await.len(), total[3]);
+    assert_eq!(daemon.outbox("before_go_live").await.len(), total[4]);
+    assert_eq!(daemon.outbox("superseded").await.len(), total[5]);
+    // Overdue obligations show as overdue, and each gets one step of its ladders at most: the
+    // one that applies now, marked late.
     let overdue = daemon
         .get("/v1/obligations?state=overdue&limit=10000")
         .await;
@@ -206,7 +233,8 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     let mut steps: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for n in &sent {
         let note = &n["notification"];
-        if let Some(o) = note["obligation"].as_str() {
+        let ladder = matches!(note["kind"].as_str(), Some("reminder" | "escalation"));
+        if let (true, Some(o)) = (ladder, note["obligation"].as_str()) {
             steps
                 .entry(format!("{}/{o}", n["case"]))
                 .or_default()
@@ -215,16 +243,36 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
     }
     assert!(
         steps.values().all(|s| s.len() == 1),
-        "one step per obligation"
+        "one step per obligation: {:?}",
+        steps
+            .iter()
+            .filter(|(_, s)| s.len() > 1)
+            .take(5)
+            .collect::<Vec<_>>()
     );
 
     // The same file again: nothing stored, nothing sent.
     let (code, out, _) = run(&[]);
     assert_eq!(code, 0);
     assert!(out.contains(" 0 event(s) stored"), "{out}");
-    daemon.clock(GO_LIVE).await;
+    daemon.clock(first).await;
     assert_eq!(mailbox.mail().len(), total[0]);
     assert_eq!(daemon.outbox("sent").await.len(), total[0]);
+
+    // And weeks later, when the reviews booked in it have been held: still nothing stored,
+    // and nobody told again of a meeting already held.
+    let later = [
+        "import",
+        "--snapshot",
+        csv.to_str().unwrap_or_default(),
+        "--mapping",
+        mapping.to_str().unwrap_or_default(),
+        "--now",
+        "2027-06-01T08:00:00Z",
+    ];
+    let (code, out, err) = driftwatch(&config, &later);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" 0 event(s) stored"), "{out}");
 
     // Next week's report: one child has a new IRO. Only that is added, dated at the import, and
     // the new IRO is the one told from then on.
@@ -250,19 +298,19 @@ async fn go_live_sends_what_the_dry_run_said_and_a_second_import_changes_nothing
         "--mapping",
         mapping.to_str().unwrap_or_default(),
         "--now",
-        "2027-02-08T08:00:00Z",
+        "2027-02-15T08:00:00Z",
     ];
     let (code, out, err) = driftwatch(&config, &next_week);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": 1 event(s) stored,"), "{out}");
-    daemon.clock("2027-02-08T08:00:00Z").await;
+    daemon.clock("2027-02-15T08:00:00Z").await;
     let plan = daemon.get("/v1/cases/G-0000/plan").await;
     let to_iro: Vec<&str> = plan["notifications"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|n| {
-            n["role"] == "iro" && n["send_at"].as_str().unwrap_or("") > "2027-02-08T08:00:00Z"
+            n["role"] == "iro" && n["send_at"].as_str().unwrap_or("") > "2027-02-15T08:00:00Z"
         })
         .filter_map(|n| n["email"].as_str())
         .collect();
@@ -334,4 +382,44 @@ fn a_bad_row_is_reported_by_line_and_column_and_nothing_is_imported() {
         "no values echoed"
     );
     assert!(!setup.dir.path().join("driftwatch.db").exists());
+}
+
+/// A child waiting for an IRO is a fact of the caseload, not a bad cell: the file goes in, and
+/// the allocation shows as overdue.
+#[tokio::test]
+async fn a_child_with_no_iro_yet_is_imported_with_the_allocation_overdue() {
+    let setup = Setup::new();
+    let config = setup.write();
+    let mut lines: Vec<String> = snapshot(3).lines().map(str::to_string).collect();
+    let mut cells: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+    cells[4] = String::new();
+    cells[5] = String::new();
+    lines[1] = cells.join(",");
+    let csv = setup.dir.path().join("waiting.csv");
+    std::fs::write(&csv, lines.join("\n")).unwrap();
+    let mapping = repo().join("config/snapshot-mapping.yaml");
+    let (code, out, err) = driftwatch(
+        &config,
+        &[
+            "import",
+            "--snapshot",
+            csv.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--now",
+            GO_LIVE,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 case(s) planned"), "{out}");
+    let daemon = Daemon::start(&setup, GO_LIVE);
+    let plan = daemon.get("/v1/cases/G-0000/plan").await;
+    let allocation = plan["obligations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["rule"] == "iro_allocation")
+        .expect("the allocation");
+    assert_eq!(allocation["state"], "overdue", "{allocation}");
+    assert!(plan["status"]["iro"].is_null(), "{}", plan["status"]);
 }

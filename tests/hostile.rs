@@ -200,7 +200,7 @@ proptest! {
         let c = config();
         let services = Services {
             roles: c.roles.keys().cloned().collect(),
-            webhooks: Default::default(),
+            ..Default::default()
         };
         if let Err(problems) = RuleSet::load(&rules, &root().join("templates"), &services) {
             prop_assert!(!problems.0.is_empty());

@@ -75,7 +75,12 @@ fn an_invitation_says_when_the_meeting_is() {
     let data = &events.iter().find(|e| e.id == n.event).unwrap().data;
     let m = render(&c.rules, "C-1001", n, data, &Default::default()).unwrap();
     assert_eq!(m.subject, "Invitation: looked-after review, case C-1001");
-    assert!(m.text.contains("2027-01-06T14:00:00Z"), "{}", m.text);
+    // Local time, in words.
+    assert!(
+        m.text.contains("Wednesday 6 January 2027 at 14:00"),
+        "{}",
+        m.text
+    );
     assert!(m.html.is_none());
 }
 
@@ -89,7 +94,7 @@ fn every_shipped_template_renders() {
         t("2027-02-15T12:00:00Z"),
     );
     // The data fields the default rules' events carry that templates use.
-    let data = serde_json::json!({"meeting_at": "2027-01-06T14:00:00Z", "kind": "placement_disruption", "review_id": "R1"});
+    let data = serde_json::json!({"meeting_at": "2027-01-06T14:00:00Z", "kind": "placement_disruption", "review_id": "R1", "legal_basis": "s31"});
     let data = data.as_object().unwrap();
     let names: Vec<String> = c
         .rules
@@ -98,7 +103,7 @@ fn every_shipped_template_renders() {
         .filter(|n| *n != driftwatch::digest::TEMPLATE)
         .map(str::to_string)
         .collect();
-    assert_eq!(names.len(), 12);
+    assert_eq!(names.len(), 19);
     for name in names {
         let mut n = plan.notifications[0].clone();
         n.template = name.clone();

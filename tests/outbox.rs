@@ -140,13 +140,19 @@ fn people_and_the_next_replan_come_from_the_plan() {
     assert_eq!(write.obligations.len(), plan.obligations.len());
 }
 
+/// The example case up to the booking of its first review (10 December, 15:00).
+fn booked(events: Vec<Event>) -> Vec<Event> {
+    let booking = t("2026-12-10T15:00:00Z");
+    events.into_iter().filter(|e| e.at <= booking).collect()
+}
+
 #[test]
 fn a_deadline_action_is_a_moment_the_case_is_planned_again() {
     // Up to the booking of the review, planned on 10 December: nothing more is known, but at
     // 09:00 on the 15th the invitations go and meet their obligation (and any later step of its
     // ladder falls away), so the case must be planned again then.
     let c = config();
-    let events = &example_events()[..5];
+    let events = &booked(example_events());
     let plan = example_plan(&c, events, "2026-12-10T16:00:00Z");
     assert!(plan.upcoming_events.iter().all(|u| u.at <= plan.now));
     assert!(events.iter().all(|e| e.at <= plan.now));
@@ -330,7 +336,7 @@ fn an_invitation_after_a_reschedule_carries_the_moved_meeting() {
     // The first review, booked for 6 January, is moved to 13 January before the invitations go:
     // they are sent for the new meeting, and whether it is still ahead is judged by it.
     let c = config();
-    let mut events = example_events()[..5].to_vec();
+    let mut events = booked(example_events());
     let moved = serde_json::json!({"id": "ev-005r", "case": "C-1001", "type": "review_rescheduled",
         "at": "2026-12-11T10:00:00Z", "data": {"review_id": "R1", "meeting_at": "2027-01-13T14:00:00Z"}});
     events.push(Event::from_value(&moved, "ev-005r").unwrap());

@@ -30,8 +30,9 @@ fn section_20_status_starts_after_24_hours_and_drives_the_first_deadlines() {
     assert_eq!(obligation(&p, "iro_allocation").due, d("2026-12-09"));
     assert_eq!(obligation(&p, "care_plan_in_place").due, d("2026-12-12"));
     // 20 working days: 16 up to Thu 24 Dec; 25 Dec and Mon 28 Dec (Boxing Day substitute) are
-    // bank holidays, 29–31 Dec closure days, 1 Jan a bank holiday; then 4, 5, 6, 7 January.
-    assert_eq!(obligation(&p, "first_review").due, d("2027-01-07"));
+    // bank holidays; the council's closure days 29–31 Dec still count (17, 18, 19); 1 Jan is a
+    // bank holiday; then Mon 4 January is the 20th.
+    assert_eq!(obligation(&p, "first_review").due, d("2027-01-04"));
 
     // Before the 24 hours pass, the status has not begun and nothing else is open.
     let early = plan(&c, &events, "2026-12-02T09:59:00Z");

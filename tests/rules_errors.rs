@@ -2,7 +2,7 @@
 //! broken rules folder loads nothing.
 
 mod common;
-use common::root;
+use common::{copy_dir, root};
 use driftwatch::config::Config;
 use std::path::{Path, PathBuf};
 
@@ -13,19 +13,6 @@ fn workspace() -> tempfile::TempDir {
         copy_dir(&root().join(sub), &dir.path().join(sub));
     }
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn write_rules(dir: &Path, name: &str, text: &str) -> PathBuf {

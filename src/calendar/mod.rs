@@ -1,9 +1,14 @@
 //! The working-day calendar: which days count towards a statutory deadline, and arithmetic in
 //! working days.
 //!
-//! A working day is any day other than a Saturday, a Sunday, a bank holiday of the council's UK
-//! division, or one of the council's own closure days. Review deadlines, invitations and
-//! escalations are all counted in working days, so this module owns:
+//! Two reckonings live here ([`Reckoning`]). A **statutory** working day is the regulations'
+//! working day: any day other than a Saturday, a Sunday, Christmas Day, Good Friday or a bank
+//! holiday of the council's UK division. A **council** working day is a statutory working day on
+//! which the council is also open (not one of its own closure days, such as the days between
+//! Christmas and New Year). A council's closures can never stretch a statutory deadline, so
+//! statutory timescales and every lateness count statutory working days; the council reckoning
+//! only makes things earlier or quieter (when messages may go, deadlines counted back from a
+//! meeting, and timescales a council opts into it). This module owns:
 //! - the bank-holiday data, in the UK government's published JSON shape, for one division;
 //! - the projection of bank holidays by the standing rules for years the data does not cover
 //!   (see [`projected_bank_holidays`]), so no year is ever treated as having none;
@@ -93,14 +98,40 @@ impl FromStr for Division {
     }
 }
 
-/// A day the council itself is closed (between Christmas and New Year, say), which stops the
-/// working-day clock just as a bank holiday does.
+/// A day the council itself is closed (between Christmas and New Year, say). It is not a council
+/// working day, so no non-urgent message goes on it, but it is still a statutory working day.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClosureDay {
     /// The day the council is closed.
     pub date: NaiveDate,
     /// Why, for people reading a holiday list ("Council closure").
     pub title: String,
+}
+
+/// Which working days a count uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reckoning {
+    /// The regulations' working days: every day but a Saturday, a Sunday, Christmas Day, Good
+    /// Friday or a bank holiday of the division. Statutory timescales and lateness count these.
+    Statutory,
+    /// The council's working days: statutory working days on which the council is open (its
+    /// closure days left out). Messages go on these; a council may opt a local timescale in.
+    Council,
+}
+
+impl Reckoning {
+    /// How people are told which calendar a timescale counts in.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reckoning::Statutory => {
+                "statutory working days (weekends, Christmas Day, Good Friday and bank holidays excluded; council closure days still count)"
+            }
+            Reckoning::Council => {
+                "council working days (statutory working days on which the council is open: closure days excluded too)"
+            }
+        }
+    }
 }
 
 /// Where a non-working day came from, so a reader can tell a published bank holiday from a
@@ -171,7 +202,7 @@ pub enum CalendarError {
     UnknownDivision(String),
     /// Offset text that does not parse.
     #[error(
-        "`{text}` is not an offset: {problem}; write a whole number and one of working days, days, weeks, months or hours (e.g. `-10 working days`, `3 months`, `24 hours`)"
+        "`{text}` is not an offset: {problem}; write a whole number and one of working days, council working days, days, weeks, months or hours (e.g. `-10 working days`, `3 months`, `24 hours`)"
     )]
     Offset {
         /// The text, trimmed.
@@ -256,11 +287,11 @@ impl DayBits {
     }
 }
 
-/// Working days for one division plus the council's closures.
+/// Working days for one division plus the council's closures, in both reckonings.
 ///
 /// Built once from the bank-holiday file's text; answers are then O(1) for any date within 150
-/// years of the data (a precomputed bit per day) and cheap, allocation-free rule evaluation
-/// elsewhere.
+/// years of the data (a precomputed bit per day and reckoning) and cheap, allocation-free rule
+/// evaluation elsewhere.
 #[derive(Clone)]
 pub struct Calendar {
     division: Division,
@@ -269,7 +300,10 @@ pub struct Calendar {
     published_days: Vec<Holiday>,
     /// The council's closure days, sorted by date.
     closures: Vec<Holiday>,
-    bits: DayBits,
+    /// Statutory non-working days: weekends and bank holidays.
+    statutory: DayBits,
+    /// Council non-working days: the statutory ones and the closures.
+    council: DayBits,
 }
 
 impl fmt::Debug for Calendar {
@@ -335,7 +369,6 @@ impl Calendar {
             });
         };
         let published = first.date.year()..=last.date.year();
-
         let mut closures: Vec<Holiday> = closures
             .into_iter()
             .map(|c| Holiday {
@@ -346,23 +379,31 @@ impl Calendar {
             .collect();
         closures.sort_by(|a, b| (a.date, &a.title).cmp(&(b.date, &b.title)));
         closures.dedup();
-
+        let empty = DayBits {
+            first: 0,
+            len: 0,
+            words: Vec::new(),
+        };
         let mut cal = Calendar {
             division,
             published,
             published_days,
             closures,
-            bits: DayBits {
-                first: 0,
-                len: 0,
-                words: Vec::new(),
-            },
+            statutory: empty.clone(),
+            council: empty,
         };
-        cal.bits = cal.precompute();
+        cal.statutory = cal.precompute();
+        cal.council = cal.statutory.clone();
+        for c in &cal.closures {
+            if let Some(i) = cal.council.index(c.date) {
+                cal.council.set(i);
+            }
+        }
         Ok(cal)
     }
 
-    /// Fills in the per-day cache from the same rules [`Calendar::is_non_working_by_rules`] uses.
+    /// Fills in the statutory per-day cache from the same rules
+    /// [`Calendar::is_non_working_by_rules`] uses.
     fn precompute(&self) -> DayBits {
         let lo_year = self.published.start().saturating_sub(CACHE_MARGIN_YEARS);
         let hi_year = self
@@ -399,11 +440,6 @@ impl Calendar {
                 }
             }
         }
-        for c in &self.closures {
-            if let Some(i) = bits.index(c.date) {
-                bits.set(i);
-            }
-        }
         bits
     }
 
@@ -418,13 +454,14 @@ impl Calendar {
         &self.published_days[from..to]
     }
 
-    /// The definition of a non-working day, without the cache: weekend, closure, and a
-    /// published bank holiday for a published year or a projected one otherwise. Allocation-free.
-    fn is_non_working_by_rules(&self, d: NaiveDate) -> bool {
+    /// The definition of a non-working day, without the cache: weekend, a published bank
+    /// holiday for a published year or a projected one otherwise, and (in the council's
+    /// reckoning) a closure. Allocation-free.
+    fn is_non_working_by_rules(&self, r: Reckoning, d: NaiveDate) -> bool {
         if is_weekend(d) {
             return true;
         }
-        if self.closures.binary_search_by_key(&d, |h| h.date).is_ok() {
+        if r == Reckoning::Council && self.is_closure(d) {
             return true;
         }
         let year = d.year();
@@ -437,26 +474,50 @@ impl Calendar {
         }
     }
 
+    fn bits(&self, r: Reckoning) -> &DayBits {
+        match r {
+            Reckoning::Statutory => &self.statutory,
+            Reckoning::Council => &self.council,
+        }
+    }
+
     /// The division whose bank holidays this calendar uses, for messages and `check` output.
     pub fn division(&self) -> Division {
         self.division
     }
 
-    /// Whether the council is open on `d`: not a Saturday, a Sunday, a bank holiday of the
-    /// division (published, or projected outside the data) or a closure day.
+    /// Whether `d` is one of the council's own closure days.
+    pub fn is_closure(&self, d: NaiveDate) -> bool {
+        self.closures.binary_search_by_key(&d, |h| h.date).is_ok()
+    }
+
+    /// Whether `d` is a statutory working day: not a Saturday, a Sunday or a bank holiday of the
+    /// division (published, or projected outside the data). Closure days are working days here.
     pub fn is_working_day(&self, d: NaiveDate) -> bool {
-        match self.bits.index(d) {
-            Some(i) => !self.bits.get(i),
-            None => !self.is_non_working_by_rules(d),
+        self.is_working_day_in(Reckoning::Statutory, d)
+    }
+
+    /// Whether the council is open on `d`: a statutory working day that is not a closure day.
+    /// No non-urgent message goes on any other day.
+    pub fn is_open_day(&self, d: NaiveDate) -> bool {
+        self.is_working_day_in(Reckoning::Council, d)
+    }
+
+    /// Whether `d` is a working day in reckoning `r`.
+    pub fn is_working_day_in(&self, r: Reckoning, d: NaiveDate) -> bool {
+        let bits = self.bits(r);
+        match bits.index(d) {
+            Some(i) => !bits.get(i),
+            None => !self.is_non_working_by_rules(r, d),
         }
     }
 
     /// Walks `n` working days from `d` (see [`Calendar::add`]); `Err` holds the last day
     /// reached if chrono's range ran out first.
-    fn walk(&self, d: NaiveDate, n: i32) -> Result<NaiveDate, NaiveDate> {
+    fn walk(&self, r: Reckoning, d: NaiveDate, n: i32) -> Result<NaiveDate, NaiveDate> {
         let mut w = d;
         if n == 0 {
-            while !self.is_working_day(w) {
+            while !self.is_working_day_in(r, w) {
                 w = w.succ_opt().ok_or(w)?;
             }
             return Ok(w);
@@ -464,14 +525,14 @@ impl Calendar {
         let mut left = n.unsigned_abs();
         while left > 0 {
             w = if n > 0 { w.succ_opt() } else { w.pred_opt() }.ok_or(w)?;
-            if self.is_working_day(w) {
+            if self.is_working_day_in(r, w) {
                 left -= 1;
             }
         }
         Ok(w)
     }
 
-    /// `n` working days from `d`, the way statutory deadlines count them.
+    /// `n` statutory working days from `d`, the way statutory deadlines count them.
     ///
     /// For `n > 0`, the working day `w` with exactly `n` working days in `(d, w]` ("within 20
     /// working days of the review"); for `n < 0`, the working day `w` with exactly `|n|` working
@@ -481,22 +542,34 @@ impl Calendar {
     /// representable date instead of panicking. It walks day by day without allocating, so it
     /// costs time proportional to `|n|`.
     pub fn add(&self, d: NaiveDate, n: i32) -> NaiveDate {
-        self.walk(d, n).unwrap_or_else(|last| last)
+        self.add_in(Reckoning::Statutory, d, n)
     }
 
-    /// Like [`Calendar::add`], but `None` where chrono's date range runs out; offsets use it so
-    /// every unit fails the same way at the edge.
-    pub(crate) fn checked_add(&self, d: NaiveDate, n: i32) -> Option<NaiveDate> {
-        self.walk(d, n).ok()
+    /// [`Calendar::add`] in reckoning `r`.
+    pub fn add_in(&self, r: Reckoning, d: NaiveDate, n: i32) -> NaiveDate {
+        self.walk(r, d, n).unwrap_or_else(|last| last)
     }
 
-    /// How many working days lie in `(a, b]`: how late `b` is against a deadline `a`, or how
-    /// much notice `a` gives before `b`. Negative (minus the count in `(b, a]`) when `b < a`; 0
-    /// when they are equal. `between(d, add(d, n)) == n` whenever `d` is a working day.
+    /// Like [`Calendar::add_in`], but `None` where chrono's date range runs out; offsets use it
+    /// so every unit fails the same way at the edge.
+    pub(crate) fn checked_add_in(&self, r: Reckoning, d: NaiveDate, n: i32) -> Option<NaiveDate> {
+        self.walk(r, d, n).ok()
+    }
+
+    /// How many statutory working days lie in `(a, b]`: how late `b` is against a deadline `a`,
+    /// or how much notice `a` gives before `b`. Negative (minus the count in `(b, a]`) when
+    /// `b < a`; 0 when they are equal. `between(d, add(d, n)) == n` whenever `d` is a working
+    /// day.
     pub fn between(&self, a: NaiveDate, b: NaiveDate) -> i32 {
+        self.between_in(Reckoning::Statutory, a, b)
+    }
+
+    /// [`Calendar::between`] in reckoning `r`.
+    pub fn between_in(&self, r: Reckoning, a: NaiveDate, b: NaiveDate) -> i32 {
         let (lo, hi, sign) = if a <= b { (a, b, 1) } else { (b, a, -1) };
-        let count = match (self.bits.index(lo), self.bits.index(hi)) {
-            (Some(l), Some(h)) => (h - l) - self.bits.count_set(l + 1, h + 1),
+        let bits = self.bits(r);
+        let count = match (bits.index(lo), bits.index(hi)) {
+            (Some(l), Some(h)) => (h - l) - bits.count_set(l + 1, h + 1),
             _ => {
                 let mut count = 0usize;
                 let mut day = lo;
@@ -505,7 +578,7 @@ impl Calendar {
                         Some(next) => day = next,
                         None => break,
                     }
-                    if !self.is_non_working_by_rules(day) {
+                    if !self.is_non_working_by_rules(r, day) {
                         count += 1;
                     }
                 }
@@ -516,10 +589,33 @@ impl Calendar {
         sign * i32::try_from(count).unwrap_or(i32::MAX)
     }
 
-    /// `d` if it is a working day, else the next one: where a deadline that lands on a weekend
-    /// or holiday is moved to. The same as `add(d, 0)`.
+    /// How many statutory working days late something done on `done` is against a deadline
+    /// ending on `due`: at least 1 once the deadline has passed, even when `done` falls on a
+    /// weekend or holiday straight after it. The one definition of lateness every plan, list,
+    /// digest and report uses.
+    pub fn working_days_late(&self, due: NaiveDate, done: NaiveDate) -> i32 {
+        self.between(due, done).max(1)
+    }
+
+    /// `d` if it is a statutory working day, else the next one. The same as `add(d, 0)`.
     pub fn next_working_day_on_or_after(&self, d: NaiveDate) -> NaiveDate {
         self.add(d, 0)
+    }
+
+    /// The council's next open day on or after `d`: where a message due on a weekend, holiday
+    /// or closure day waits until.
+    pub fn next_open_day_on_or_after(&self, d: NaiveDate) -> NaiveDate {
+        self.add_in(Reckoning::Council, d, 0)
+    }
+
+    /// The council's last open day on or before `d`: where a reminder due on a closure day
+    /// goes, so it still comes before its deadline.
+    pub fn last_open_day_on_or_before(&self, d: NaiveDate) -> NaiveDate {
+        if self.is_open_day(d) {
+            d
+        } else {
+            self.add_in(Reckoning::Council, d, -1)
+        }
     }
 
     /// Every non-working day of `year` other than weekends, sorted by date: the division's bank
@@ -664,13 +760,16 @@ mod tests {
         ] {
             let start = NaiveDate::from_ymd_opt(2030 - CACHE_MARGIN_YEARS, 1, 1).unwrap();
             let end = NaiveDate::from_ymd_opt(2032 + CACHE_MARGIN_YEARS, 12, 31).unwrap();
-            assert_eq!(cal.bits.index(start), Some(0));
-            assert_eq!(cal.bits.index(end), Some(cal.bits.len - 1));
-            assert_eq!(cal.bits.index(start.pred_opt().unwrap()), None);
-            assert_eq!(cal.bits.index(end.succ_opt().unwrap()), None);
-            for day in start.iter_days().take_while(|x| *x <= end) {
-                let i = cal.bits.index(day).unwrap();
-                assert_eq!(cal.bits.get(i), cal.is_non_working_by_rules(day), "{day}");
+            for r in [Reckoning::Statutory, Reckoning::Council] {
+                let bits = cal.bits(r);
+                assert_eq!(bits.index(start), Some(0));
+                assert_eq!(bits.index(end), Some(bits.len - 1));
+                assert_eq!(bits.index(start.pred_opt().unwrap()), None);
+                assert_eq!(bits.index(end.succ_opt().unwrap()), None);
+                for day in start.iter_days().take_while(|x| *x <= end) {
+                    let i = bits.index(day).unwrap();
+                    assert_eq!(bits.get(i), cal.is_non_working_by_rules(r, day), "{day}");
+                }
             }
         }
     }
@@ -682,7 +781,7 @@ mod tests {
             a.iter_days()
                 .skip(1)
                 .take_while(|x| *x <= b)
-                .filter(|x| !cal.is_non_working_by_rules(*x))
+                .filter(|x| !cal.is_non_working_by_rules(Reckoning::Statutory, *x))
                 .count() as i32
         };
         let base = d("2029-11-20");
@@ -703,14 +802,23 @@ mod tests {
             date: closure,
             title: "Far future".into(),
         }]);
-        assert_eq!(cal.bits.index(closure), None);
-        assert!(!cal.is_working_day(closure));
+        assert_eq!(cal.council.index(closure), None);
+        assert!(cal.is_working_day(closure));
+        assert!(!cal.is_open_day(closure));
+        assert_eq!(
+            cal.add_in(Reckoning::Council, d("2900-06-03"), 1),
+            d("2900-06-07")
+        );
+        assert_eq!(cal.add(d("2900-06-03"), 1), d("2900-06-04"));
         assert!(!cal.is_working_day(d("2900-12-25")));
         assert!(!cal.is_working_day(easter_sunday(2900) + Days::new(1)));
         assert!(cal.is_working_day(d("2900-06-07")));
         assert!(!cal.is_working_day(d("2900-05-31"))); // Spring bank holiday, projected
-        assert_eq!(cal.add(d("2900-06-03"), 1), d("2900-06-07"));
-        assert_eq!(cal.between(d("2900-06-01"), d("2900-06-08")), 4);
+        assert_eq!(cal.between(d("2900-06-01"), d("2900-06-08")), 5);
+        assert_eq!(
+            cal.between_in(Reckoning::Council, d("2900-06-01"), d("2900-06-08")),
+            4
+        );
         assert_eq!(cal.between(d("1500-01-01"), d("2900-01-01")), {
             let mut n = 0;
             let mut x = d("1500-01-01");
@@ -730,8 +838,8 @@ mod tests {
         let (min, max) = (NaiveDate::MIN, NaiveDate::MAX);
         assert_eq!(cal.add(max, 5), max);
         assert_eq!(cal.add(min, -5), min);
-        assert_eq!(cal.checked_add(max, 5), None);
-        assert_eq!(cal.checked_add(min, -5), None);
+        assert_eq!(cal.checked_add_in(Reckoning::Statutory, max, 5), None);
+        assert_eq!(cal.checked_add_in(Reckoning::Council, min, -5), None);
         let near_end = max - Days::new(10);
         let w = cal.add(near_end, 3);
         assert!(cal.is_working_day(w) && w <= max);
@@ -755,10 +863,10 @@ mod tests {
         assert!(!cal.is_working_day(max) && !cal.is_working_day(min));
         assert!(cal.is_working_day(d("2026-12-25"))); // published range, no event that day
         // The cache starts at chrono's first day and stops 1,000 years after the margin.
-        assert_eq!(cal.bits.index(min), Some(0));
+        assert_eq!(cal.statutory.index(min), Some(0));
         let cache_end = min.year() - CACHE_MARGIN_YEARS + CACHE_MAX_YEARS - 1;
         let last = NaiveDate::from_ymd_opt(cache_end, 12, 31).unwrap();
-        assert_eq!(cal.bits.index(last), Some(cal.bits.len - 1));
+        assert_eq!(cal.statutory.index(last), Some(cal.statutory.len - 1));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! six months, a section 20 placement's clock in hours), so a rule's offset carries its unit and
 //! the calendar applies it.
 
-use super::{Calendar, CalendarError};
+use super::{Calendar, CalendarError, Reckoning};
 use chrono::{Days, Months, NaiveDate};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -13,8 +13,12 @@ use std::str::FromStr;
 /// The unit of an [`Offset`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OffsetUnit {
-    /// Working days, counted by the [`Calendar`]: most statutory review timescales.
+    /// Statutory working days, counted by the [`Calendar`]: most statutory review timescales.
+    /// A council's closure days count as working days here.
     WorkingDays,
+    /// The council's own working days (`council working days`): closure days left out too. Only
+    /// for local timescales a council opts in; never for a statutory one.
+    CouncilWorkingDays,
     /// Calendar days; the result may be a weekend or holiday.
     Days,
     /// Calendar weeks of 7 days.
@@ -28,7 +32,8 @@ pub enum OffsetUnit {
 }
 
 impl OffsetUnit {
-    const ALL: [OffsetUnit; 5] = [
+    const ALL: [OffsetUnit; 6] = [
+        OffsetUnit::CouncilWorkingDays,
         OffsetUnit::WorkingDays,
         OffsetUnit::Days,
         OffsetUnit::Weeks,
@@ -40,6 +45,7 @@ impl OffsetUnit {
     fn names(self) -> (&'static str, &'static str) {
         match self {
             OffsetUnit::WorkingDays => ("working day", "working days"),
+            OffsetUnit::CouncilWorkingDays => ("council working day", "council working days"),
             OffsetUnit::Days => ("day", "days"),
             OffsetUnit::Weeks => ("week", "weeks"),
             OffsetUnit::Months => ("month", "months"),
@@ -59,7 +65,8 @@ pub struct Offset {
 }
 
 impl Offset {
-    /// The date `self` away from `d`: working days by `cal` (see [`Calendar::add`]), days and
+    /// The date `self` away from `d`: working days by `cal` (see [`Calendar::add`]; council
+    /// working days in the council's reckoning), days and
     /// weeks by plain calendar arithmetic, months clamped to the end of a shorter month (31
     /// January + 1 month = 28 or 29 February; the same backwards).
     ///
@@ -69,12 +76,36 @@ impl Offset {
     pub fn apply_to_date(&self, cal: &Calendar, d: NaiveDate) -> Option<NaiveDate> {
         let n = self.amount;
         match self.unit {
-            OffsetUnit::WorkingDays => cal.checked_add(d, n),
+            OffsetUnit::WorkingDays => cal.checked_add_in(Reckoning::Statutory, d, n),
+            OffsetUnit::CouncilWorkingDays => cal.checked_add_in(Reckoning::Council, d, n),
             OffsetUnit::Days => add_days(d, i64::from(n)),
             OffsetUnit::Weeks => add_days(d, i64::from(n) * 7),
             OffsetUnit::Months if n >= 0 => d.checked_add_months(Months::new(n.unsigned_abs())),
             OffsetUnit::Months => d.checked_sub_months(Months::new(n.unsigned_abs())),
             OffsetUnit::Hours => None,
+        }
+    }
+
+    /// The date of a deadline `self` away from the anchor date `d`. As [`Offset::apply_to_date`],
+    /// except that a deadline counted back from its anchor in statutory working days (papers
+    /// and invitations before a meeting) takes the earlier of the statutory and the council
+    /// answer: a council's closures may bring such a deadline forward, never push it later.
+    pub fn deadline_from(&self, cal: &Calendar, d: NaiveDate) -> Option<NaiveDate> {
+        let statutory = self.apply_to_date(cal, d)?;
+        if self.unit == OffsetUnit::WorkingDays && self.amount < 0 {
+            let council = cal.checked_add_in(Reckoning::Council, d, self.amount)?;
+            Some(statutory.min(council))
+        } else {
+            Some(statutory)
+        }
+    }
+
+    /// Which working days the offset counts, if it counts working days at all.
+    pub fn reckoning(&self) -> Option<Reckoning> {
+        match self.unit {
+            OffsetUnit::WorkingDays => Some(Reckoning::Statutory),
+            OffsetUnit::CouncilWorkingDays => Some(Reckoning::Council),
+            _ => None,
         }
     }
 
@@ -176,8 +207,8 @@ impl schemars::JsonSchema for Offset {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A signed distance: `10 working days`, `-2 working days`, `28 days`, `1 week`, `6 months`, `24 hours`.",
-            "pattern": "^\\s*[+-]?\\s*\\d+\\s*(working\\s+days?|days?|weeks?|months?|hours?)\\s*$"
+            "description": "A signed distance: `10 working days` (statutory), `-2 council working days`, `28 days`, `1 week`, `6 months`, `24 hours`.",
+            "pattern": "^\\s*[+-]?\\s*\\d+\\s*((council\\s+)?working\\s+days?|days?|weeks?|months?|hours?)\\s*$"
         })
     }
 }

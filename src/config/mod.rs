@@ -38,6 +38,15 @@ struct ConfigFile {
     templates: PathBuf,
     #[serde(default)]
     roles: BTreeMap<String, Contact>,
+    /// Who is told instead when a case has no contact for a role, by case role: a list of
+    /// service roles (`iro: [iro_manager]`). Without this section, the IRO manager (when that
+    /// role is configured) stands in for an IRO not yet allocated.
+    #[serde(default)]
+    fallbacks: Option<BTreeMap<String, Vec<String>>>,
+    /// The school day (Europe/London, Monday to Friday), for rules that keep reviews of
+    /// school-age children out of it. Default 08:45 to 15:15.
+    #[serde(default)]
+    school_day: SchoolDay,
     #[serde(default)]
     webhooks: BTreeMap<String, WebhookConfig>,
     #[serde(default)]
@@ -138,6 +147,28 @@ fn clock_time_out<S: serde::Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S:
     s.collect_str(&t.format("%H:%M"))
 }
 
+/// The school day: `in_school_hours()` in a rule's condition is true for a time between `start`
+/// and `end`, Monday to Friday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolDay {
+    #[serde(deserialize_with = "clock_time")]
+    #[schemars(with = "String")]
+    pub start: NaiveTime,
+    #[serde(deserialize_with = "clock_time")]
+    #[schemars(with = "String")]
+    pub end: NaiveTime,
+}
+
+impl Default for SchoolDay {
+    fn default() -> Self {
+        SchoolDay {
+            start: NaiveTime::from_hms_opt(8, 45, 0).unwrap_or(NaiveTime::MIN),
+            end: NaiveTime::from_hms_opt(15, 15, 0).unwrap_or(NaiveTime::MIN),
+        }
+    }
+}
+
 /// A named webhook a rule can send to as `webhook:NAME`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +203,9 @@ pub struct Config {
     pub templates_dir: PathBuf,
     /// Service-wide roles (IRO manager, review administrators, senior managers): name and email.
     pub roles: BTreeMap<String, Contact>,
+    /// Who is told instead when a case has no contact for a role (case role to service roles).
+    pub fallbacks: BTreeMap<String, Vec<String>>,
+    pub school_day: SchoolDay,
     pub webhooks: BTreeMap<String, WebhookConfig>,
     pub rules: RuleSet,
     /// The store's URL, SQLite paths made absolute or relative to the working directory.
@@ -229,6 +263,29 @@ impl Config {
                 ));
             }
         }
+        if file.school_day.start >= file.school_day.end {
+            problems.push(at(
+                "school_day.end",
+                "school_day: start must be before end".into(),
+            ));
+        }
+        let fallbacks = match &file.fallbacks {
+            Some(f) => f.clone(),
+            None if file.roles.contains_key("iro_manager") => {
+                BTreeMap::from([("iro".to_string(), vec!["iro_manager".to_string()])])
+            }
+            None => BTreeMap::new(),
+        };
+        for (role, instead) in file.fallbacks.iter().flatten() {
+            for (j, f) in instead.iter().enumerate() {
+                if !file.roles.contains_key(f) {
+                    problems.push(at(
+                        &format!("fallbacks.{role}[{j}]"),
+                        format!("fallbacks.{role}: `{f}` is not a role under `roles:`"),
+                    ));
+                }
+            }
+        }
         let longest_webhook = file.webhooks.values().map(|h| h.timeout_seconds).max();
         problems.extend(service::check(
             &file.api,
@@ -260,9 +317,18 @@ impl Config {
         let services = rules::Services {
             roles: file.roles.keys().cloned().collect(),
             webhooks: file.webhooks.keys().cloned().collect(),
+            school_day: Some((file.school_day.start, file.school_day.end)),
         };
         let rules = match RuleSet::load(&rules_dir, &templates_dir, &services) {
             Ok(r) => {
+                for role in file.fallbacks.iter().flat_map(|f| f.keys()) {
+                    if !r.case.roles.contains(role) {
+                        problems.push(at(
+                            &format!("fallbacks.{role}"),
+                            format!("fallbacks: `{role}` is not a case role set by the rules' `case.updates`"),
+                        ));
+                    }
+                }
                 problems.extend(crate::message::check_templates(&r, &templates_dir));
                 let takers = !file.digest.recipients.is_empty()
                     || r.rules
@@ -288,6 +354,8 @@ impl Config {
                 rules_dir,
                 templates_dir,
                 roles: file.roles,
+                fallbacks,
+                school_day: file.school_day,
                 // Secret files, like every other path, are taken from the config's folder.
                 webhooks: file
                     .webhooks

@@ -170,6 +170,10 @@ impl Courier {
                 };
                 hook.send(&self.http, &c.key, &body, now).await
             }
+            // The plan found nobody to tell: dead at once, with the reason, for an admin.
+            target @ Target::Nobody { .. } => Outcome::Failed {
+                reason: target.nobody_reason().unwrap_or_default(),
+            },
         }
     }
 }

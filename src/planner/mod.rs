@@ -2,31 +2,39 @@
 //! case's obligations and every notification they cause, past and future.
 //!
 //! It owns the meaning of the rules language at run time: when obligations open, which events
-//! meet, cancel or move them, when reminders, escalations and deadline actions fall, and how
-//! notifications are placed in working hours. It must not read files, the clock, a database or
-//! the network; the daemon and the commands pass everything in. Events may arrive twice or out of
-//! order: only the set of events counts, ordered by their `at` time (then id).
+//! meet, cancel, move or end them, when reminders, escalations and deadline actions fall, who
+//! is told (fallbacks and people who join a case late included), and how notifications are
+//! placed in working hours. It must not read files, the clock, a database or the network; the
+//! daemon and the commands pass everything in. Events may arrive twice or out of order: only the
+//! set of events counts, ordered by their `at` time (then id).
+//!
+//! The work is split by what it does: [`Run::apply`] walks the case's timeline event by event
+//! (periods of care, meetings, matching, opening); `actions` fires deadline actions and what
+//! follows them; `ladder` lays out reminders and escalations; `recipients` addresses messages;
+//! [`Run::finish`] turns the run into the plan.
 
 mod ack;
+mod actions;
+mod ladder;
 mod model;
+mod recipients;
 mod state;
 pub mod table;
 
 pub use model::*;
-use state::{CaseState, ContactIn, History};
+use state::{CaseState, History, Meeting, key_text};
 
-use crate::calendar::{Calendar, OffsetUnit};
+use crate::calendar::{Calendar, OffsetUnit, Reckoning};
 use crate::config::{Config, WorkingHours};
 use crate::event::{Contact, Event};
 use crate::localtime;
 use crate::rules::vocabulary::ACKNOWLEDGED;
-use crate::rules::{
-    Action, KeyMatch, Matcher, ObligationRule, Recipient, Rule, RuleBody, RuleSet, Send, Step,
-};
+use crate::rules::{ForEach, KeyMatch, Matcher, ObligationRule, Rule, RuleBody, RuleSet};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Everything the planner needs besides the events and the time.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +44,8 @@ pub struct Planner<'a> {
     pub working_hours: WorkingHours,
     /// Service-wide roles from the config.
     pub roles: &'a BTreeMap<String, Contact>,
+    /// Who is told instead when a case has no contact for a role (`iro: [iro_manager]`).
+    pub fallbacks: &'a BTreeMap<String, Vec<String>>,
 }
 
 /// A deadline: a local date, and a time of day when the anchor and offset give one.
@@ -69,8 +79,8 @@ struct Segment {
     start: DateTime<Utc>,
     by: String,
     due: DueAt,
-    /// The trigger's data, overlaid by the data of re-planning events.
-    data: Map<String, Value>,
+    /// The trigger's data (laid over its meeting's), overlaid by the data of re-planning events.
+    data: Arc<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +89,8 @@ enum EndKind {
     Cancelled,
     /// Met by driftwatch's own deadline action.
     Actioned,
+    /// It could no longer be met (`ended_by`: the meeting it prepared for was held).
+    Ended,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +98,35 @@ struct End {
     at: DateTime<Utc>,
     kind: EndKind,
     by: String,
+}
+
+/// A deadline send that went: in which segment, when, and to whom.
+#[derive(Debug, Clone)]
+struct Sent {
+    segment: usize,
+    at: DateTime<Utc>,
+    /// Which send of the rule's `at_deadline`.
+    action: usize,
+    targets: Vec<Target>,
+}
+
+/// What those a deadline send went to were told when the obligation changed afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowUpKind {
+    /// The deadline moved: a new message replacing the earlier one.
+    Moved,
+    /// The obligation was cancelled.
+    Cancelled,
+}
+
+#[derive(Debug, Clone)]
+struct FollowUp {
+    kind: FollowUpKind,
+    at: DateTime<Utc>,
+    /// For a move, the segment the move began (its number keys the messages).
+    segment: usize,
+    /// The earlier segment's deadline and anchor, which the message replaces.
+    replaces: Replaced,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +139,15 @@ struct Obligation {
     trigger_at: DateTime<Utc>,
     segments: Vec<Segment>,
     end: Option<End>,
+    /// Deadline sends that went.
+    sent: Vec<Sent>,
+    /// Segments whose deadline sends found nobody, and when.
+    nobody: Vec<(usize, DateTime<Utc>)>,
+    follow_ups: Vec<FollowUp>,
+    /// Escalation stages moved to (`advanced_by`): when, and the step's index.
+    advances: Vec<(DateTime<Utc>, usize)>,
+    /// Nothing more follows a deadline send (the meeting was held or cancelled).
+    settled: bool,
 }
 
 impl Obligation {
@@ -114,6 +164,17 @@ impl Obligation {
         // An obligation is created with one segment and only ever gains more.
         &self.segments[self.segments.len() - 1]
     }
+
+    /// Everyone its deadline sends went to, each once.
+    fn sent_to(&self) -> Vec<Target> {
+        let mut seen = std::collections::HashSet::new();
+        self.sent
+            .iter()
+            .flat_map(|s| s.targets.iter())
+            .filter(|t| seen.insert(t.identity()))
+            .cloned()
+            .collect()
+    }
 }
 
 /// A notice rule that fired on an event.
@@ -122,7 +183,7 @@ struct NoticeHit {
     part: String,
     event: String,
     at: DateTime<Utc>,
-    data: Map<String, Value>,
+    data: Arc<Map<String, Value>>,
     item: Option<Value>,
 }
 
@@ -142,6 +203,8 @@ struct Run<'p, 'a> {
     back_dated: Vec<Event>,
     /// Acknowledgements and snoozes, in the order they were made.
     acks: Vec<ack::Ack>,
+    /// When periods of care ended: nothing about a period is sent after it.
+    period_ends: Vec<DateTime<Utc>>,
     problems: Vec<String>,
 }
 
@@ -155,6 +218,7 @@ impl<'a> Planner<'a> {
             calendar: &config.calendar,
             working_hours: config.working_hours,
             roles: &config.roles,
+            fallbacks: &config.fallbacks,
         }
     }
 
@@ -197,25 +261,78 @@ impl<'a> Planner<'a> {
         run.finish()
     }
 
+    /// Places a moment in the working-hours window: see [`Placement::place`].
+    pub fn place(&self, t: DateTime<Utc>, urgent: bool) -> DateTime<Utc> {
+        self.placement().place(t, urgent)
+    }
+
+    /// When messages may go: the council's open days and working hours.
+    pub fn placement(&self) -> Placement<'a> {
+        Placement {
+            calendar: self.calendar,
+            hours: self.working_hours,
+        }
+    }
+}
+
+/// When a message that is not urgent may go: inside working hours on a day the council is open.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    pub calendar: &'a Calendar,
+    pub hours: WorkingHours,
+}
+
+impl Placement<'_> {
     /// Places a moment in the working-hours window: unchanged if urgent or already inside it,
-    /// otherwise the next window start on a working day.
+    /// otherwise the next window start on a day the council is open.
     pub fn place(&self, t: DateTime<Utc>, urgent: bool) -> DateTime<Utc> {
         if urgent {
             return t;
         }
         let local = localtime::naive_of(t);
         let (date, time) = (local.date(), local.time());
-        let hours = self.working_hours;
-        if self.calendar.is_working_day(date) && time < hours.end {
+        let hours = self.hours;
+        if self.calendar.is_open_day(date) && time < hours.end {
             if time >= hours.start {
                 t
             } else {
                 localtime::instant(date.and_time(hours.start))
             }
         } else {
-            localtime::instant(self.calendar.add(date, 1).and_time(hours.start))
+            let next = self.calendar.add_in(Reckoning::Council, date, 1);
+            localtime::instant(next.and_time(hours.start))
         }
     }
+}
+
+/// How many statutory working days late an obligation still open at `now` is: `None` while its
+/// deadline has not passed, else at least 1 (a Saturday straight after a Friday deadline is a
+/// day late). The one lateness every plan, list, digest, dashboard and report shows.
+pub fn working_days_late_at(
+    calendar: &Calendar,
+    due: NaiveDate,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<i32> {
+    (now >= deadline).then(|| calendar.working_days_late(due, localtime::date_of(now)))
+}
+
+/// The day a reminder or escalation step falls on, for a deadline due on `due`: the step's
+/// offset from the due date, moved off the council's closed days (closure days, and weekends or
+/// holidays a step in calendar days can land on). A reminder moves to the last open day before
+/// the day it would fall on, so it still comes before the deadline; an escalation to the next
+/// open day. `None` when the date is out of range.
+pub fn step_day(
+    calendar: &Calendar,
+    kind: NotificationKind,
+    offset: &crate::calendar::Offset,
+    due: NaiveDate,
+) -> Option<NaiveDate> {
+    let day = offset.apply_to_date(calendar, due)?;
+    Some(match kind {
+        NotificationKind::Reminder => calendar.last_open_day_on_or_before(day),
+        _ => calendar.next_open_day_on_or_after(day),
+    })
 }
 
 fn parse_moment(v: &Value) -> Option<Moment> {
@@ -250,14 +367,6 @@ impl Moment {
     }
 }
 
-fn key_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn idempotency_key(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -283,6 +392,7 @@ impl<'p, 'a> Run<'p, 'a> {
             known_derived: known.iter().map(|e| e.id.clone()).collect(),
             back_dated: Vec::new(),
             acks: Vec::new(),
+            period_ends: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -337,94 +447,6 @@ impl<'p, 'a> Run<'p, 'a> {
         }
     }
 
-    /// The earliest deadline action due by `now` among open obligations.
-    fn next_action(&self) -> Option<(DateTime<Utc>, usize)> {
-        self.obligations
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.end.is_none())
-            .filter_map(|(i, o)| {
-                let rule = self.rules().rules[o.rule].obligation()?;
-                if rule.at_deadline.is_empty() {
-                    return None;
-                }
-                let m = self.action_moment(rule, o.current());
-                (m <= self.now).then_some((m, i))
-            })
-            .min()
-    }
-
-    /// When a rule's deadline actions happen for a segment: sends at the start of working hours
-    /// on the due date (the last compliant moment); derived events when the deadline passes.
-    /// Never before the segment began.
-    fn action_moment(&self, rule: &ObligationRule, seg: &Segment) -> DateTime<Utc> {
-        let sends: Vec<&Send> = rule
-            .at_deadline
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send(s) => Some(s),
-                Action::Emit { .. } => None,
-            })
-            .collect();
-        if sends.is_empty() {
-            seg.due.deadline().max(seg.start)
-        } else {
-            let urgent = sends.iter().all(|s| s.urgent);
-            self.planner.place(seg.due.start().max(seg.start), urgent)
-        }
-    }
-
-    fn fire_actions(&mut self, idx: usize, at: DateTime<Utc>, queue: &mut Vec<Event>, next: usize) {
-        let rules = self.planner.rules;
-        let ob = self.obligations[idx].clone();
-        let rule = &rules.rules[ob.rule];
-        let Some(orule) = rule.obligation() else {
-            return;
-        };
-        for action in &orule.at_deadline {
-            if let Action::Emit { event, data } = action {
-                let seg = ob.current();
-                let mut out = Map::new();
-                for (field, path) in data {
-                    if let Some(v) = path.resolve_in(&seg.data, ob.trigger_at, ob.item.as_ref()) {
-                        out.insert(field.clone(), v);
-                    }
-                }
-                // The derived event happened when the deadline passed, even if driftwatch only
-                // learned of the obligation later (a back-dated start of care).
-                let derived = Event {
-                    id: format!("derived:{}:{}", self.case, ob.id(rule)),
-                    case: self.case.clone(),
-                    kind: event.clone(),
-                    at: seg.due.deadline().min(at),
-                    data: out,
-                    source: Some(format!("driftwatch rule {}", rule.id)),
-                };
-                self.derived.push(derived.clone());
-                if self.known_derived.contains(&derived.id) {
-                    continue;
-                }
-                let applied_later = next
-                    .checked_sub(1)
-                    .and_then(|i| queue.get(i))
-                    .is_some_and(|e| e.at > derived.at);
-                if applied_later {
-                    self.back_dated.push(derived);
-                } else {
-                    let pos = next
-                        + queue[next..]
-                            .partition_point(|e| (e.at, &e.id) <= (derived.at, &derived.id));
-                    queue.insert(pos, derived);
-                }
-            }
-        }
-        self.obligations[idx].end = Some(End {
-            at,
-            kind: EndKind::Actioned,
-            by: "driftwatch".into(),
-        });
-    }
-
     fn context(&self, event: &Event, item: Option<&Value>) -> Value {
         json!({
             "event": {"id": event.id, "type": event.kind, "at": event.at.to_rfc3339(), "case": event.case},
@@ -462,6 +484,9 @@ impl<'p, 'a> Run<'p, 'a> {
         }
     }
 
+    /// Applies one event: the period of care it begins or ends, the case's contacts, facts and
+    /// meetings, then the open obligations it meets, cancels, ends, moves or advances, then the
+    /// rules it triggers.
     fn apply(&mut self, event: &Event) {
         let rules = self.planner.rules;
         if event.kind == ACKNOWLEDGED
@@ -469,8 +494,27 @@ impl<'p, 'a> Run<'p, 'a> {
         {
             self.acks.push(a);
         }
+        let begins = rules.case.opened_by.contains(&event.kind);
+        let in_care = self.state.period > 0 && !self.state.closed;
+        if begins && in_care {
+            // Already looked after: a second start does not restart the review clock.
+            self.state.apply(&rules.case, event);
+            self.history.record(event.at, &self.state);
+            self.problems.push(format!(
+                "event {}: the child is already looked after, so it begins no new period of care and opens nothing (a change of legal status has its own event)",
+                event.id
+            ));
+            return;
+        }
+        if begins {
+            self.state.begin_period();
+        }
         self.state.apply(&rules.case, event);
         self.history.record(event.at, &self.state);
+        if self.state.closed {
+            // Recorded, and nothing more: the child is no longer looked after.
+            return;
+        }
 
         if rules.case.closed_by.contains(&event.kind) {
             for ob in self.obligations.iter_mut().filter(|o| o.end.is_none()) {
@@ -480,84 +524,139 @@ impl<'p, 'a> Run<'p, 'a> {
                     by: event.id.clone(),
                 });
             }
+            for ob in &mut self.obligations {
+                ob.settled = true;
+            }
+            self.state.closed = true;
+            self.period_ends.push(event.at);
         }
 
         for idx in 0..self.obligations.len() {
-            if self.obligations[idx].end.is_some() {
-                continue;
-            }
-            let rule = &rules.rules[self.obligations[idx].rule];
-            let Some(orule) = rule.obligation() else {
-                continue;
-            };
-            let key = self.obligations[idx].key.clone();
-            let key = key.as_deref();
-            if let Some(_m) = orule.cancelled_by.iter().find(|m| {
-                self.matches(
-                    m,
-                    key,
-                    event,
-                    &format!("rule {} cancelled_by {}", rule.id, event.kind),
-                )
-            }) {
-                self.obligations[idx].end = Some(End {
-                    at: event.at,
-                    kind: EndKind::Cancelled,
-                    by: event.id.clone(),
-                });
-            } else if let Some(m) = orule.met_by.iter().find(|m| {
-                self.matches(
-                    m,
-                    key,
-                    event,
-                    &format!("rule {} met_by {}", rule.id, event.kind),
-                )
-            }) {
-                let at =
-                    m.at.as_ref()
-                        .and_then(|p| p.resolve(event, None))
-                        .and_then(|v| parse_moment(&v))
-                        .map(Moment::instant)
-                        .unwrap_or(event.at);
-                self.obligations[idx].end = Some(End {
-                    at,
-                    kind: EndKind::Met,
-                    by: event.id.clone(),
-                });
-            } else if let Some(r) = orule.replanned_by.iter().find(|r| {
-                self.matches(
-                    &r.matcher,
-                    key,
-                    event,
-                    &format!("rule {} replanned_by {}", rule.id, event.kind),
-                )
-            }) {
-                let anchor = r.from.resolve(event, None);
-                self.replan(idx, rule, orule, anchor, event);
+            match self.obligations[idx].end.as_ref().map(|e| e.kind) {
+                None => self.match_open(idx, event),
+                Some(EndKind::Actioned) => self.match_after_action(idx, event),
+                Some(_) => {}
             }
         }
 
+        if self.state.closed {
+            return;
+        }
+        self.fire_rules(event);
+    }
+
+    /// Checks an open obligation against an event: cancelled, met, ended, moved or advanced.
+    fn match_open(&mut self, idx: usize, event: &Event) {
+        let rules = self.planner.rules;
+        let rule = &rules.rules[self.obligations[idx].rule];
+        let Some(orule) = rule.obligation() else {
+            return;
+        };
+        let key = self.obligations[idx].key.clone();
+        let key = key.as_deref();
+        let what = |field: &str| format!("rule {} {field} {}", rule.id, event.kind);
+        let end = |kind, at: DateTime<Utc>| {
+            Some(End {
+                at,
+                kind,
+                by: event.id.clone(),
+            })
+        };
+        if orule
+            .cancelled_by
+            .iter()
+            .any(|m| self.matches(m, key, event, &what("cancelled_by")))
+        {
+            self.obligations[idx].end = end(EndKind::Cancelled, event.at);
+        } else if let Some(m) = orule
+            .met_by
+            .iter()
+            .find(|m| self.matches(m, key, event, &what("met_by")))
+        {
+            self.obligations[idx].end = end(EndKind::Met, moment_of(m, event));
+        } else if let Some(m) = orule
+            .ended_by
+            .iter()
+            .find(|m| self.matches(m, key, event, &what("ended_by")))
+        {
+            self.obligations[idx].end = end(EndKind::Ended, moment_of(m, event));
+            self.obligations[idx].settled = true;
+        } else if let Some(r) = orule
+            .replanned_by
+            .iter()
+            .find(|r| self.matches(&r.matcher, key, event, &what("replanned_by")))
+        {
+            let anchor = r.from.resolve(event, None);
+            self.replan(idx, rule, orule, anchor, event);
+        } else if let Some(a) = orule
+            .advanced_by
+            .iter()
+            .find(|a| self.matches(&a.matcher, key, event, &what("advanced_by")))
+        {
+            let stage = a.to.resolve(event, None);
+            let index = stage.as_ref().and_then(|v| match v {
+                Value::Number(n) => n
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .and_then(|n| n.checked_sub(1))
+                    .filter(|i| *i < orule.escalations.len()),
+                Value::String(id) => orule.escalations.iter().position(|s| s.id == *id),
+                _ => None,
+            });
+            match index {
+                Some(i) => self.obligations[idx].advances.push((event.at, i)),
+                None => self.problems.push(format!(
+                    "rule {}: event {} names an escalation stage the rule does not have; the ladder is not moved",
+                    rule.id, event.id
+                )),
+            }
+        }
+    }
+
+    /// Fires the rules triggered by `event`: each opens an obligation (or re-plans the open one
+    /// with the same rule and key) or records a notice, once per item or meeting it walks.
+    fn fire_rules(&mut self, event: &Event) {
+        let rules = self.planner.rules;
         for (ri, rule) in rules
             .rules
             .iter()
             .enumerate()
             .filter(|(_, r)| r.on == event.kind)
         {
-            let items: Vec<Option<Value>> = match &rule.for_each {
-                Some(path) => match path.resolve(event, None) {
-                    Some(Value::Array(items)) => items.into_iter().map(Some).collect(),
+            let meeting_data = rule.meeting.as_ref().map(|path| {
+                path.resolve(event, None)
+                    .and_then(|v| key_text(&v))
+                    .and_then(|k| self.state.meetings.get(&k))
+                    .map(|m| m.data.clone())
+                    .unwrap_or_default()
+            });
+            let items: Vec<Walked> = match &rule.for_each {
+                Some(ForEach::List(path)) => match path.resolve(event, None) {
+                    Some(Value::Array(items)) => {
+                        let data = Arc::new(under(meeting_data.as_ref(), &event.data));
+                        items.into_iter().map(|i| (Some(i), data.clone())).collect()
+                    }
                     _ => Vec::new(),
                 },
-                None => vec![None],
+                Some(ForEach::Meetings) => self
+                    .state
+                    .meetings_ahead(event.at)
+                    .into_iter()
+                    .map(|m: &Meeting| {
+                        let data = under(Some(&m.data), &event.data);
+                        (Some(Value::Object(m.data.clone())), Arc::new(data))
+                    })
+                    .collect(),
+                None => vec![(None, Arc::new(under(meeting_data.as_ref(), &event.data)))],
             };
-            for (index, item) in items.into_iter().enumerate() {
+            for (index, (item, data)) in items.into_iter().enumerate() {
                 let ctx = self.context(event, item.as_ref());
                 if !self.condition(&rule.when, &ctx, &format!("rule {} when", rule.id)) {
                     continue;
                 }
                 let key = match &rule.key {
                     Some(path) => match path
-                        .resolve(event, item.as_ref())
+                        .resolve_in(&data, event.at, item.as_ref())
                         .and_then(|v| key_text(&v))
                     {
                         Some(k) => Some(k),
@@ -578,10 +677,12 @@ impl<'p, 'a> Run<'p, 'a> {
                         part: key.clone().unwrap_or_else(|| index.to_string()),
                         event: event.id.clone(),
                         at: event.at,
-                        data: event.data.clone(),
+                        data,
                         item,
                     }),
-                    RuleBody::Obligation(orule) => self.open(ri, rule, orule, key, item, event),
+                    RuleBody::Obligation(orule) => {
+                        self.open(ri, rule, orule, key, item, event, data)
+                    }
                 }
             }
         }
@@ -610,7 +711,7 @@ impl<'p, 'a> Run<'p, 'a> {
                 time: Some(local.time()),
             });
         }
-        match offset.apply_to_date(self.planner.calendar, moment.date()) {
+        match offset.deadline_from(self.planner.calendar, moment.date()) {
             Some(date) => Some(DueAt { date, time: None }),
             None => {
                 self.problems.push(format!(
@@ -622,6 +723,7 @@ impl<'p, 'a> Run<'p, 'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         ri: usize,
@@ -630,18 +732,18 @@ impl<'p, 'a> Run<'p, 'a> {
         key: Option<String>,
         item: Option<Value>,
         event: &Event,
+        data: Arc<Map<String, Value>>,
     ) {
+        let anchor = orule.due.from.resolve_in(&data, event.at, item.as_ref());
         // A second trigger for an obligation still open moves its deadline instead of opening another.
         if let Some(idx) = self
             .obligations
             .iter()
             .position(|o| o.rule == ri && o.key == key && o.end.is_none())
         {
-            let anchor = orule.due.from.resolve(event, item.as_ref());
             self.replan(idx, rule, orule, anchor, event);
             return;
         }
-        let anchor = orule.due.from.resolve(event, item.as_ref());
         let Some(due) = self.due_from(rule, orule, anchor, event) else {
             return;
         };
@@ -661,12 +763,19 @@ impl<'p, 'a> Run<'p, 'a> {
                 start: event.at,
                 by: event.id.clone(),
                 due,
-                data: event.data.clone(),
+                data,
             }],
             end: None,
+            sent: Vec::new(),
+            nobody: Vec::new(),
+            follow_ups: Vec::new(),
+            advances: Vec::new(),
+            settled: false,
         });
     }
 
+    /// Moves an obligation's deadline: a new segment from this event, with the event's data
+    /// laid over what the obligation had.
     fn replan(
         &mut self,
         idx: usize,
@@ -679,396 +788,49 @@ impl<'p, 'a> Run<'p, 'a> {
             return;
         };
         let ob = &mut self.obligations[idx];
-        let mut data = ob.current().data.clone();
+        let mut data = (*ob.current().data).clone();
         data.extend(event.data.clone());
         ob.segments.push(Segment {
             start: event.at,
             by: event.id.clone(),
             due,
-            data,
+            data: Arc::new(data),
         });
     }
 
-    /// Addresses a message as the case stood at `at` (or now, if `at` is still to come).
-    fn recipients(
-        &mut self,
-        send: &Send,
-        at: DateTime<Utc>,
-        data: &Map<String, Value>,
-        event_at: DateTime<Utc>,
-        item: Option<&Value>,
-        what: Option<&str>,
-    ) -> Vec<Target> {
-        let state = self
-            .history
-            .at(at.min(self.now))
-            .cloned()
-            .unwrap_or_else(|| CaseState::new(&self.case));
-        let mut out: Vec<Target> = Vec::new();
-        for r in &send.to {
-            match r {
-                Recipient::Webhook(name) => out.push(Target::Webhook {
-                    webhook: name.clone(),
-                }),
-                Recipient::Role(role) => {
-                    let contact = self
-                        .planner
-                        .roles
-                        .get(role)
-                        .or_else(|| state.contacts.get(role));
-                    match contact {
-                        Some(c) => out.push(Target::Email {
-                            role: role.clone(),
-                            name: c.name.clone(),
-                            email: c.email.clone(),
-                        }),
-                        None => {
-                            if let Some(what) = what {
-                                self.problems.push(format!(
-                                    "{what}: the case has no `{role}` contact at {}; not addressed to that role",
-                                    localtime::display(at)
-                                ));
-                            }
-                        }
-                    }
-                }
-                Recipient::List(path) => {
-                    let values = match path.resolve_in(data, event_at, item) {
-                        Some(Value::Array(v)) => v,
-                        Some(v) => vec![v],
-                        None => Vec::new(),
-                    };
-                    if values.is_empty()
-                        && let Some(what) = what
-                    {
-                        self.problems
-                            .push(format!("{what}: `list:{path}` names nobody"));
-                    }
-                    for v in values {
-                        if let Ok(c) = serde_json::from_value::<ContactIn>(v) {
-                            let role = c.role.clone().unwrap_or_else(|| {
-                                path.segments.last().cloned().unwrap_or_default()
-                            });
-                            let c: Contact = c.into();
-                            out.push(Target::Email {
-                                role,
-                                name: c.name,
-                                email: c.email,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|t| seen.insert(t.identity()));
-        out
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn push_notifications(
-        &mut self,
-        out: &mut Vec<Notification>,
-        key_base: &[&str],
-        send: &Send,
-        at: DateTime<Utc>,
-        status: NotificationStatus,
-        meta: NoteMeta,
-        data: &Map<String, Value>,
-        event_at: DateTime<Utc>,
-        item: Option<&Value>,
-    ) {
-        // Nobody is told of a missing contact for a message that will not be sent.
-        let what = (status != NotificationStatus::Superseded)
-            .then(|| format!("rule {} {}", meta.rule, meta.step));
-        for recipient in self.recipients(send, at, data, event_at, item, what.as_deref()) {
-            let identity = recipient.identity();
-            let mut parts: Vec<&str> = vec![&self.case];
-            parts.extend_from_slice(key_base);
-            parts.push(&identity);
-            let status = match status {
-                NotificationStatus::Superseded => NotificationStatus::Superseded,
-                _ if at <= self.now => NotificationStatus::Due,
-                _ => NotificationStatus::Scheduled,
-            };
-            out.push(Notification {
-                idempotency_key: idempotency_key(&parts),
-                send_at: at,
-                status,
-                late: meta.late,
-                kind: meta.kind,
-                step: meta.step.clone(),
-                title: meta.title.clone(),
-                rule: meta.rule.clone(),
-                obligation: meta.obligation.clone(),
-                due: meta.due,
-                recipient,
-                template: send.template.clone(),
-                urgent: send.urgent,
-                event: meta.event.clone(),
-            });
-        }
-    }
-
-    /// Reminders and escalations of one obligation across its segments.
-    fn ladder(
-        &mut self,
+    /// The anchor of a segment as a moment, when it is one (the meeting a deadline is counted
+    /// back from).
+    fn anchor_of(
+        &self,
         ob: &Obligation,
-        rule: &Rule,
         orule: &ObligationRule,
-        out: &mut Vec<Notification>,
-    ) {
-        let id = ob.id(rule);
-        let end_at = ob.end.as_ref().map(|e| e.at);
-        let mut fired: HashMap<String, u32> = HashMap::new();
-        for (i, seg) in ob.segments.iter().enumerate() {
-            let seg_end = match (ob.segments.get(i + 1).map(|s| s.start), end_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let before_end = |t: DateTime<Utc>| seg_end.is_none_or(|e| t < e);
-            let deadline = seg.due.deadline();
-            for (kind, steps) in [
-                (NotificationKind::Reminder, &orule.reminders),
-                (NotificationKind::Escalation, &orule.escalations),
-            ] {
-                let mut missed: Vec<(DateTime<Utc>, &Step)> = Vec::new();
-                let mut plan: Vec<(DateTime<Utc>, &Step, NotificationStatus, bool)> = Vec::new();
-                for step in steps {
-                    let Some(date) = step
-                        .offset
-                        .apply_to_date(self.planner.calendar, seg.due.date)
-                    else {
-                        continue;
-                    };
-                    let nominal = self.planner.place(localtime::start_of(date), false);
-                    if nominal >= seg.start {
-                        if !before_end(nominal) {
-                            continue;
-                        }
-                        if kind == NotificationKind::Reminder && nominal >= deadline {
-                            plan.push((nominal, step, NotificationStatus::Superseded, false));
-                        } else {
-                            plan.push((nominal, step, NotificationStatus::Scheduled, false));
-                        }
-                    } else if i == 0 || !fired.contains_key(&step.id) {
-                        missed.push((nominal, step));
-                    }
-                }
-                // Of the steps whose time passed before this segment began, only the latest goes
-                // (late, now); the rest are superseded by it.
-                missed.sort_by_key(|(t, _)| *t);
-                if let Some((_, latest)) = missed.pop() {
-                    let at = self.planner.place(seg.start, latest.send.urgent);
-                    let stale_reminder = kind == NotificationKind::Reminder && at >= deadline;
-                    if before_end(at) {
-                        let status = if stale_reminder {
-                            NotificationStatus::Superseded
-                        } else {
-                            NotificationStatus::Scheduled
-                        };
-                        plan.push((at, latest, status, true));
-                    }
-                    for (nominal, step) in missed {
-                        plan.push((nominal, step, NotificationStatus::Superseded, true));
-                    }
-                }
-                for (at, step, status, late) in plan {
-                    let count = fired.entry(step.id.clone()).or_default();
-                    // A superseded step is never sent; its key only has to be unique.
-                    let occurrence = if status == NotificationStatus::Superseded {
-                        format!("superseded at {}", at.to_rfc3339())
-                    } else {
-                        *count += 1;
-                        count.to_string()
-                    };
-
-                    let meta = NoteMeta {
-                        kind,
-                        step: step.id.clone(),
-                        title: step.title.clone(),
-                        rule: rule.id.clone(),
-                        obligation: Some(id.clone()),
-                        due: Some(seg.due.date),
-                        event: ob.opened_by.clone(),
-                        late,
-                    };
-                    self.push_notifications(
-                        out,
-                        &[&id, &step.id, &occurrence],
-                        &step.send,
-                        at,
-                        status,
-                        meta,
-                        &seg.data,
-                        ob.trigger_at,
-                        ob.item.as_ref(),
-                    );
-                }
-            }
-        }
+        seg: &Segment,
+    ) -> Option<DateTime<Utc>> {
+        orule
+            .due
+            .from
+            .resolve_in(&seg.data, ob.trigger_at, ob.item.as_ref())
+            .and_then(|v| parse_moment(&v))
+            .map(Moment::instant)
     }
 
+    /// The plan: every obligation with its state, every notification, what is to come.
     fn finish(mut self) -> CasePlan {
         let rules = self.planner.rules;
-        let calendar = self.planner.calendar;
         let mut notifications = Vec::new();
         let mut obligations = Vec::new();
         let mut upcoming = Vec::new();
-        let today = localtime::date_of(self.now);
 
         for ob in self.obligations.clone() {
             let rule = &rules.rules[ob.rule];
             let Some(orule) = rule.obligation() else {
                 continue;
             };
-            let id = ob.id(rule);
-            let seg = ob.current().clone();
             self.ladder(&ob, rule, orule, &mut notifications);
-
-            // Deadline actions: done (Actioned) or still to come.
-            let action_at = match &ob.end {
-                Some(End {
-                    kind: EndKind::Actioned,
-                    at,
-                    ..
-                }) => Some(*at),
-                None if !orule.at_deadline.is_empty() => Some(self.action_moment(orule, &seg)),
-                _ => None,
-            };
-            if let Some(at) = action_at {
-                let nominal = seg.due.start();
-                let deadline = seg.due.deadline();
-
-                for action in &orule.at_deadline {
-                    match action {
-                        Action::Send(send) => {
-                            let meta = NoteMeta {
-                                kind: NotificationKind::Action,
-                                step: "at deadline".into(),
-                                title: None,
-                                rule: rule.id.clone(),
-                                obligation: Some(id.clone()),
-                                due: Some(seg.due.date),
-                                event: ob.opened_by.clone(),
-                                late: seg.start > nominal || at >= deadline,
-                            };
-                            let segs = ob.segments.len().to_string();
-                            self.push_notifications(
-                                &mut notifications,
-                                &[&id, "at deadline", &segs],
-                                send,
-                                at,
-                                NotificationStatus::Scheduled,
-                                meta,
-                                &seg.data,
-                                ob.trigger_at,
-                                ob.item.as_ref(),
-                            );
-                        }
-                        Action::Emit { event, .. } if ob.end.is_none() => {
-                            upcoming.push(UpcomingEvent {
-                                kind: event.clone(),
-                                at,
-                                rule: rule.id.clone(),
-                                obligation: id.clone(),
-                            })
-                        }
-                        Action::Emit { .. } => {}
-                    }
-                }
-            }
-
-            let deadline = seg.due.deadline();
-            let late_days = |at: DateTime<Utc>| {
-                calendar
-                    .between(seg.due.date, localtime::date_of(at))
-                    .max(1)
-            };
-            let (state, working_days_late) = match &ob.end {
-                Some(End {
-                    kind: EndKind::Cancelled,
-                    ..
-                }) => (ObligationState::Cancelled, None),
-                // driftwatch's own derived event is recorded as the deadline passes: on time.
-                Some(End {
-                    kind: EndKind::Actioned,
-                    at,
-                    ..
-                }) if *at <= deadline => (ObligationState::Met, None),
-                Some(End {
-                    kind: EndKind::Met,
-                    at,
-                    ..
-                }) if *at < deadline => (ObligationState::Met, None),
-                Some(End {
-                    kind: EndKind::Met | EndKind::Actioned,
-                    at,
-                    ..
-                }) => (ObligationState::MetLate, Some(late_days(*at))),
-                None if self.now >= deadline => (
-                    ObligationState::Overdue,
-                    Some(calendar.between(seg.due.date, today).max(1)),
-                ),
-                None => (ObligationState::Open, None),
-            };
-            obligations.push(ObligationPlan {
-                id,
-                rule: rule.id.clone(),
-                title: rule.title.clone(),
-                source: rule.source.clone(),
-                key: ob.key.clone(),
-                due: seg.due.date,
-                due_time: seg.due.time.map(|t| t.format("%H:%M").to_string()),
-                deadline,
-                state,
-                working_days_late,
-                opened_at: ob.trigger_at,
-                opened_by: ob.opened_by.clone(),
-                closed_at: ob.end.as_ref().map(|e| e.at),
-                closed_by: ob.end.as_ref().map(|e| e.by.clone()),
-                replanned: ob.segments[..ob.segments.len() - 1]
-                    .iter()
-                    .zip(ob.segments.iter().skip(1))
-                    .map(|(old, new)| Replanned {
-                        at: new.start,
-                        by: new.by.clone(),
-                        due: old.due.date,
-                    })
-                    .collect(),
-            });
+            self.deadline_notifications(&ob, rule, orule, &mut notifications, &mut upcoming);
+            obligations.push(self.obligation_plan(&ob, rule));
         }
-
-        for hit in std::mem::take(&mut self.notices) {
-            let rule = &rules.rules[hit.rule];
-            let RuleBody::Notice(send) = &rule.body else {
-                continue;
-            };
-            let at = self.planner.place(hit.at, send.urgent);
-            let notice_id = format!("notice/{}/{}/{}", rule.id, hit.event, hit.part);
-
-            let meta = NoteMeta {
-                kind: NotificationKind::Notice,
-                step: "notice".into(),
-                title: None,
-                rule: rule.id.clone(),
-                obligation: None,
-                due: None,
-                event: hit.event.clone(),
-                late: false,
-            };
-            self.push_notifications(
-                &mut notifications,
-                &[&notice_id],
-                send,
-                at,
-                NotificationStatus::Scheduled,
-                meta,
-                &hit.data,
-                hit.at,
-                hit.item.as_ref(),
-            );
-        }
+        self.notice_notifications(&mut notifications);
 
         let planner = self.planner;
         ack::apply(
@@ -1091,6 +853,20 @@ impl<'p, 'a> Run<'p, 'a> {
         upcoming.sort_by(|a, b| (a.at, &a.obligation).cmp(&(b.at, &b.obligation)));
         self.problems.sort();
         self.problems.dedup();
+        let fact = |name: &str| {
+            self.state
+                .facts
+                .get(name)
+                .and_then(key_text)
+                .filter(|v| !v.is_empty())
+        };
+        let status = CaseStatus {
+            looked_after: self.state.period > 0 && !self.state.closed,
+            period: self.state.period,
+            iro: self.state.contacts.get("iro").cloned(),
+            sibling_group: fact("sibling_group"),
+            parent_case: fact("parent_case"),
+        };
         CasePlan {
             case: self.case,
             now: self.now,
@@ -1099,8 +875,140 @@ impl<'p, 'a> Run<'p, 'a> {
             upcoming_events: upcoming,
             derived_events: self.derived,
             problems: self.problems,
+            status,
         }
     }
+
+    /// An obligation's state as at now, with its lateness counted in statutory working days.
+    fn obligation_plan(&self, ob: &Obligation, rule: &Rule) -> ObligationPlan {
+        let calendar = self.planner.calendar;
+        let seg = ob.current();
+        let deadline = seg.due.deadline();
+        let late_days =
+            |at: DateTime<Utc>| calendar.working_days_late(seg.due.date, localtime::date_of(at));
+        let (state, working_days_late) = match &ob.end {
+            Some(End {
+                kind: EndKind::Cancelled,
+                ..
+            }) => (ObligationState::Cancelled, None),
+            // driftwatch's own derived event is recorded as the deadline passes: on time.
+            Some(End {
+                kind: EndKind::Actioned,
+                at,
+                ..
+            }) if *at <= deadline => (ObligationState::Met, None),
+            Some(End {
+                kind: EndKind::Met,
+                at,
+                ..
+            }) if *at < deadline => (ObligationState::Met, None),
+            Some(End {
+                kind: EndKind::Met | EndKind::Actioned,
+                at,
+                ..
+            }) => (ObligationState::MetLate, Some(late_days(*at))),
+            // How long the deadline had passed when it stopped mattering, if it had by a day.
+            Some(End {
+                kind: EndKind::Ended,
+                at,
+                ..
+            }) => (
+                ObligationState::NotDone,
+                Some(calendar.between(seg.due.date, localtime::date_of(*at))).filter(|n| *n > 0),
+            ),
+            None if self.now >= deadline => (
+                ObligationState::Overdue,
+                working_days_late_at(calendar, seg.due.date, deadline, self.now),
+            ),
+            None => (ObligationState::Open, None),
+        };
+        ObligationPlan {
+            id: ob.id(rule),
+            rule: rule.id.clone(),
+            title: rule.title.clone(),
+            source: rule.source.clone(),
+            key: ob.key.clone(),
+            due: seg.due.date,
+            due_time: seg.due.time.map(|t| t.format("%H:%M").to_string()),
+            deadline,
+            state,
+            working_days_late,
+            opened_at: ob.trigger_at,
+            opened_by: ob.opened_by.clone(),
+            closed_at: ob.end.as_ref().map(|e| e.at),
+            closed_by: ob.end.as_ref().map(|e| e.by.clone()),
+            replanned: ob.segments[..ob.segments.len() - 1]
+                .iter()
+                .zip(ob.segments.iter().skip(1))
+                .map(|(old, new)| Replanned {
+                    at: new.start,
+                    by: new.by.clone(),
+                    due: old.due.date,
+                })
+                .collect(),
+        }
+    }
+
+    /// The notices: each at its event's time (in working hours unless urgent), unless the
+    /// period of care ended before it could go.
+    fn notice_notifications(&mut self, out: &mut Vec<Notification>) {
+        let rules = self.planner.rules;
+        for hit in std::mem::take(&mut self.notices) {
+            let rule = &rules.rules[hit.rule];
+            let RuleBody::Notice(send) = &rule.body else {
+                continue;
+            };
+            let at = self.planner.place(hit.at, send.urgent);
+            let ended = self.period_ends.iter().any(|e| *e >= hit.at && *e <= at);
+            if ended {
+                continue;
+            }
+            let notice_id = format!("notice/{}/{}/{}", rule.id, hit.event, hit.part);
+            let meta = NoteMeta {
+                kind: NotificationKind::Notice,
+                step: "notice".into(),
+                title: None,
+                rule: rule.id.clone(),
+                obligation: None,
+                due: None,
+                event: hit.event.clone(),
+                late: false,
+                replaces: None,
+                data: hit.data.clone(),
+            };
+            self.push_notifications(
+                out,
+                &[&notice_id],
+                send,
+                at,
+                NotificationStatus::Scheduled,
+                meta,
+                hit.at,
+                hit.item.as_ref(),
+            );
+        }
+    }
+}
+
+/// When a matcher says its event happened: its `at` field (the meeting was *held* at
+/// `data.held_at`, recorded later), else the event's own time.
+fn moment_of(m: &Matcher, event: &Event) -> DateTime<Utc> {
+    m.at.as_ref()
+        .and_then(|p| p.resolve(event, None))
+        .and_then(|v| parse_moment(&v))
+        .map(Moment::instant)
+        .unwrap_or(event.at)
+}
+
+/// What a rule fires for: the list item or meeting (if it walks any), and the data the
+/// obligation or notice is about.
+type Walked = (Option<Value>, Arc<Map<String, Value>>);
+
+/// `base` (a meeting's data) with `top` (the event's own data) laid over it.
+fn under(base: Option<&Map<String, Value>>, top: &Map<String, Value>) -> Map<String, Value> {
+    let mut data = base.cloned().unwrap_or_default();
+    data.extend(top.clone());
+    data
 }
 
 /// What a notification says about where it came from.
@@ -1113,4 +1021,7 @@ struct NoteMeta {
     due: Option<NaiveDate>,
     event: String,
     late: bool,
+    replaces: Option<Replaced>,
+    /// What the message is about.
+    data: Arc<Map<String, Value>>,
 }

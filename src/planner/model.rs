@@ -19,8 +19,30 @@ pub struct CasePlan {
     /// Events driftwatch derived up to `now`.
     pub derived_events: Vec<Event>,
     /// What could not be planned (a missing contact, a condition that failed). Never holds event
-    /// data values.
+    /// data values. A problem that starts with `error:` is a message nobody could be found to
+    /// receive.
     pub problems: Vec<String>,
+    /// Where the case stands now, for checks across cases.
+    pub status: CaseStatus,
+}
+
+/// Where a case stands at `now`: whether the child is looked after, who holds each case role,
+/// and the facts that link it to other cases.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaseStatus {
+    /// A period of care has begun and not ended.
+    pub looked_after: bool,
+    /// Which period of care (1 for the first; 0 before any began).
+    pub period: u32,
+    /// The IRO allocated now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iro: Option<crate::event::Contact>,
+    /// The sibling group the child belongs to (the `sibling_group` fact), if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sibling_group: Option<String>,
+    /// The case of a parent who is also looked after (the `parent_case` fact), if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_case: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +53,8 @@ pub enum ObligationState {
     MetLate,
     Overdue,
     Cancelled,
+    /// Not done by the time it stopped mattering: the meeting it prepared for was held first.
+    NotDone,
 }
 
 impl ObligationState {
@@ -41,6 +65,7 @@ impl ObligationState {
             ObligationState::MetLate => "met late",
             ObligationState::Overdue => "overdue",
             ObligationState::Cancelled => "cancelled",
+            ObligationState::NotDone => "not done",
         }
     }
 }
@@ -128,6 +153,12 @@ pub enum Target {
     Webhook {
         webhook: String,
     },
+    /// Nobody could be found to tell: no contact for any role named, no fallback, an empty
+    /// list. The daemon records it as dead with this reason, for an admin to see.
+    Nobody {
+        /// What was tried, as rules write it (`iro`, `list:data.participants`).
+        tried: Vec<String>,
+    },
 }
 
 impl Target {
@@ -136,14 +167,17 @@ impl Target {
         match self {
             Target::Email { email, .. } => email.to_lowercase(),
             Target::Webhook { webhook } => format!("webhook:{webhook}"),
+            Target::Nobody { .. } => "nobody".to_string(),
         }
     }
 
-    /// `email` or `webhook`: the channel, as the outbox and the metrics name it.
+    /// `email` or `webhook`: the channel, as the outbox and the metrics name it (`none` for a
+    /// message nobody could be found to receive).
     pub fn channel(&self) -> &'static str {
         match self {
             Target::Email { .. } => "email",
             Target::Webhook { .. } => "webhook",
+            Target::Nobody { .. } => "none",
         }
     }
 
@@ -152,8 +186,29 @@ impl Target {
         match self {
             Target::Email { role, .. } => role.clone(),
             Target::Webhook { webhook } => format!("webhook:{webhook}"),
+            Target::Nobody { tried } => format!("nobody ({})", tried.join(", ")),
         }
     }
+
+    /// Why a message to nobody cannot go, for the dead row an admin reads.
+    pub fn nobody_reason(&self) -> Option<String> {
+        match self {
+            Target::Nobody { tried } => Some(format!(
+                "nobody to send to: the case has no contact for {} and no fallback is configured",
+                tried.join(", ")
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What a message replaces: the earlier deadline, and the earlier meeting time when the deadline
+/// was counted from one (an invitation for a review that moved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replaced {
+    pub due: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,6 +232,16 @@ pub struct Notification {
     pub urgent: bool,
     /// The event that opened the obligation or caused the notice.
     pub event: String,
+    /// Sent to a fallback because the case had no contact for this role (`iro`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instead_of: Option<String>,
+    /// For a message that replaces an earlier one (a new invitation for a moved meeting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Replaced>,
+    /// The data the message is about: the event's, overlaid by events that moved the deadline
+    /// and laid over the meeting's. Kept beside the plan, not in its JSON.
+    #[serde(skip)]
+    pub data: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// A derived event that will be recorded at `at` if the obligation is still open then.

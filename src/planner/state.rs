@@ -1,10 +1,12 @@
 //! What the planner knows about a case at a moment: its contacts by role, facts taken from events
-//! (a date of birth, the legal basis) and how many events of each type it has seen.
+//! (a date of birth, the legal basis), how many events of each type it has seen in the current
+//! period of care, whether it is in care, and its meetings.
 
 use crate::event::{Contact, Event};
-use crate::rules::CaseModel;
+use crate::rules::{CaseModel, MeetingModel};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -12,8 +14,32 @@ pub struct CaseState {
     pub reference: String,
     pub contacts: BTreeMap<String, Contact>,
     pub facts: BTreeMap<String, Value>,
-    /// Events seen so far by type, this one included (`case.seen.review_held == 1`).
+    /// Events seen so far in the current period of care by type, this one included
+    /// (`case.seen.review_held == 1`).
     pub seen: BTreeMap<String, u32>,
+    /// Which period of care this is: 1 for the first, 0 before any began.
+    pub period: u32,
+    /// Whether the child has ceased to be looked after (until a new period begins).
+    pub closed: bool,
+    /// Meetings by id, as booked, moved, cancelled or held.
+    #[serde(skip)]
+    pub meetings: BTreeMap<String, Meeting>,
+}
+
+/// One meeting (a review), as the events about it left it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meeting {
+    pub at: DateTime<Utc>,
+    /// The booking's data, overlaid by the data of the events that moved it.
+    pub data: Map<String, Value>,
+    pub status: MeetingStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeetingStatus {
+    Booked,
+    Cancelled,
+    Held,
 }
 
 impl CaseState {
@@ -24,7 +50,14 @@ impl CaseState {
         }
     }
 
-    /// Applies one event's case updates.
+    /// Begins a new period of care: reviews and every other event are counted afresh.
+    pub fn begin_period(&mut self) {
+        self.period += 1;
+        self.closed = false;
+        self.seen.clear();
+    }
+
+    /// Applies one event's case updates and what it does to a meeting.
     pub fn apply(&mut self, model: &CaseModel, event: &Event) {
         *self.seen.entry(event.kind.clone()).or_default() += 1;
         for update in model.updates.iter().filter(|u| u.on == event.kind) {
@@ -45,6 +78,62 @@ impl CaseState {
                 }
             }
         }
+        for (meeting, kind) in model.meeting_events() {
+            if kind == event.kind {
+                self.apply_meeting(meeting, event);
+            }
+        }
+    }
+
+    fn apply_meeting(&mut self, model: &MeetingModel, event: &Event) {
+        let Some(key) = model.key.resolve(event, None).and_then(|v| key_text(&v)) else {
+            return;
+        };
+        let at = model
+            .at
+            .resolve(event, None)
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            })
+            .map(|t| t.with_timezone(&Utc));
+        if event.kind == model.booked_by || model.moved_by.contains(&event.kind) {
+            let Some(at) = at else { return };
+            let meeting = self.meetings.entry(key).or_insert_with(|| Meeting {
+                at,
+                data: Map::new(),
+                status: MeetingStatus::Booked,
+            });
+            meeting.at = at;
+            meeting.status = MeetingStatus::Booked;
+            meeting.data.extend(event.data.clone());
+        } else if let Some(meeting) = self.meetings.get_mut(&key) {
+            meeting.status = if model.held_by.contains(&event.kind) {
+                MeetingStatus::Held
+            } else {
+                MeetingStatus::Cancelled
+            };
+        }
+    }
+
+    /// The meetings booked and still ahead at `at`, soonest first, each as its data.
+    pub fn meetings_ahead(&self, at: DateTime<Utc>) -> Vec<&Meeting> {
+        let mut ahead: Vec<&Meeting> = self
+            .meetings
+            .values()
+            .filter(|m| m.status == MeetingStatus::Booked && m.at > at)
+            .collect();
+        ahead.sort_by_key(|m| m.at);
+        ahead
+    }
+}
+
+/// A key or meeting id as text: strings as they are, numbers written out.
+pub fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -70,19 +159,34 @@ impl From<ContactIn> for Contact {
 /// The states a case went through, so a notification is addressed as the case stood when it went.
 #[derive(Debug, Default)]
 pub struct History {
-    snapshots: Vec<(chrono::DateTime<chrono::Utc>, CaseState)>,
+    snapshots: Vec<(DateTime<Utc>, CaseState)>,
 }
 
 impl History {
-    pub fn record(&mut self, at: chrono::DateTime<chrono::Utc>, state: &CaseState) {
+    pub fn record(&mut self, at: DateTime<Utc>, state: &CaseState) {
         // A derived event may carry a time before the event that revealed it; keep the order.
         let at = self.snapshots.last().map_or(at, |(last, _)| at.max(*last));
         self.snapshots.push((at, state.clone()));
     }
 
     /// The state after every event up to and including `at`.
-    pub fn at(&self, at: chrono::DateTime<chrono::Utc>) -> Option<&CaseState> {
+    pub fn at(&self, at: DateTime<Utc>) -> Option<&CaseState> {
         let idx = self.snapshots.partition_point(|(t, _)| *t <= at);
         idx.checked_sub(1).map(|i| &self.snapshots[i].1)
+    }
+
+    /// When someone new took case role `role` (the first allocation included), and their
+    /// address, in time order.
+    pub fn joins(&self, role: &str) -> Vec<(DateTime<Utc>, String)> {
+        let mut out = Vec::new();
+        let mut current: Option<String> = None;
+        for (t, state) in &self.snapshots {
+            let now = state.contacts.get(role).map(|c| c.email.to_lowercase());
+            if now.is_some() && now != current {
+                out.push((*t, now.clone().unwrap_or_default()));
+            }
+            current = now;
+        }
+        out
     }
 }

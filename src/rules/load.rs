@@ -2,13 +2,16 @@
 //! and nothing half-checked is ever returned.
 
 use super::locate::Locator;
-use super::raw::{RawAction, RawField, RawFile, RawMatcher, RawRule, RawSend, RawStep, Short};
+use super::raw::{
+    RawAction, RawField, RawFile, RawMatcher, RawMeeting, RawRule, RawSend, RawStep, Short,
+};
 use super::vocabulary::{
     ACKNOWLEDGED, EventSpec, FieldPath, FieldSpec, FieldType, Fields, Vocabulary, acknowledged_spec,
 };
 use super::{
-    Action, CaseModel, CaseUpdate, Due, KeyMatch, Matcher, ObligationRule, Origin, Recipient,
-    Replan, Rule, RuleBody, RuleSet, Send, Services, Step,
+    Action, Advance, AfterSend, CaseModel, CaseUpdate, Due, ForEach, KeyMatch, Matcher,
+    MeetingModel, ObligationRule, Origin, Recipient, Replan, Rule, RuleBody, RuleSet, Send,
+    Services, Step,
 };
 use crate::calendar::OffsetUnit;
 use crate::diagnostic::{Diagnostic, Diagnostics, from_yaml_error};
@@ -69,6 +72,9 @@ pub(super) fn load(
     }
 
     let mut engine = Engine::new();
+    if let Some((start, end)) = services.school_day {
+        engine.set_school_day(start, end);
+    }
     problems.extend(engine.load_templates(templates_dir));
 
     let mut checker = Checker {
@@ -331,12 +337,25 @@ impl<'a> Checker<'a> {
         }
         for src in sources {
             let Some(case) = &src.raw.case else { continue };
+            for (i, name) in case.opened_by.iter().enumerate() {
+                if self
+                    .event_spec(src, &format!("case.opened_by[{i}]"), name)
+                    .is_some()
+                {
+                    self.case.opened_by.push(name.clone());
+                }
+            }
             for (i, name) in case.closed_by.iter().enumerate() {
                 if self
                     .event_spec(src, &format!("case.closed_by[{i}]"), name)
                     .is_some()
                 {
                     self.case.closed_by.push(name.clone());
+                }
+            }
+            for (i, meeting) in case.meetings.iter().enumerate() {
+                if let Some(m) = self.meeting_model(src, &format!("case.meetings[{i}]"), meeting) {
+                    self.case.meetings.push(m);
                 }
             }
             for (i, update) in case.updates.iter().enumerate() {
@@ -394,6 +413,99 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A kind of meeting: its events exist, each carries the key, and booking and moving carry
+    /// the time.
+    fn meeting_model(
+        &mut self,
+        src: &Source,
+        yaml: &str,
+        raw: &RawMeeting,
+    ) -> Option<MeetingModel> {
+        let before = self.problems.len();
+        let key: FieldPath = match raw.key.parse() {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(src.at(&format!("{yaml}.key"), e));
+                return None;
+            }
+        };
+        let at: FieldPath = match raw.at.parse() {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(src.at(&format!("{yaml}.at"), e));
+                return None;
+            }
+        };
+        let lists = [
+            ("moved_by", &raw.moved_by),
+            ("cancelled_by", &raw.cancelled_by),
+            ("held_by", &raw.held_by),
+        ];
+        let mut events = vec![(format!("{yaml}.booked_by"), raw.booked_by.as_str(), true)];
+        for (field, list) in lists {
+            for (j, e) in list.iter().enumerate() {
+                events.push((
+                    format!("{yaml}.{field}[{j}]"),
+                    e.as_str(),
+                    field == "moved_by",
+                ));
+            }
+        }
+        for (at_yaml, event, timed) in events {
+            let Some(spec) = self.event_spec(src, &at_yaml, event) else {
+                continue;
+            };
+            let scope = Scope {
+                event: &spec,
+                item: None,
+            };
+            if let Ok(found) = key.type_in(scope.event, None) {
+                if !matches!(found.ty, FieldType::String | FieldType::Number) {
+                    self.problems.push(src.at(
+                        &format!("{yaml}.key"),
+                        format!("a meeting's key must be a string or number field, `{key}` is a {} in `{event}`", found.ty.name()),
+                    ));
+                }
+            } else {
+                self.problems.push(src.at(
+                    &at_yaml,
+                    format!("`{event}` does not carry the meeting's key `{key}`"),
+                ));
+            }
+            if timed {
+                match at.type_in(scope.event, None) {
+                    Ok(found) if found.ty == FieldType::Datetime => {}
+                    _ => self.problems.push(src.at(
+                        &at_yaml,
+                        format!("`{event}` does not carry the meeting's time `{at}` as a datetime"),
+                    )),
+                }
+            }
+        }
+        (self.problems.len() == before).then(|| MeetingModel {
+            booked_by: raw.booked_by.clone(),
+            key,
+            at,
+            moved_by: raw.moved_by.clone(),
+            cancelled_by: raw.cancelled_by.clone(),
+            held_by: raw.held_by.clone(),
+        })
+    }
+
+    /// The fields a meeting's data has: those of every event that books one (for `meeting:`
+    /// and `for_each: meetings`).
+    fn meeting_fields(&self) -> Fields {
+        let mut fields = Fields::new();
+        for m in &self.case.meetings {
+            if let Some(spec) = self.vocabulary.events.get(&m.booked_by) {
+                for (name, f) in &spec.fields {
+                    fields.entry(name.clone()).or_insert_with(|| f.clone());
+                }
+            }
+        }
+        fields
+    }
+
     fn rules(&mut self, sources: &[Source]) -> Vec<Rule> {
         let mut rules = Vec::new();
         let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -429,27 +541,76 @@ impl<'a> Checker<'a> {
     fn rule(&mut self, src: &Source, yaml: &str, raw: &RawRule) -> Option<Rule> {
         let before = self.problems.len();
         let trigger = self.event_spec(src, &format!("{yaml}.on"), &raw.on)?;
+        let trigger = trigger.clone();
         let when = self.condition(src, &format!("{yaml}.when"), &raw.id, &raw.when);
 
         let mut item_fields = None;
         let mut for_each = None;
-        if let Some(text) = &raw.for_each {
+        let mut meeting = None;
+        let mut trigger = trigger;
+        if let Some(text) = &raw.meeting {
             let scope = Scope {
                 event: &trigger,
                 item: None,
             };
-            if let Some((path, spec)) = self.path(src, &format!("{yaml}.for_each"), text, &scope) {
-                match spec.ty {
-                    FieldType::List(fields) => {
-                        item_fields = Some(fields);
-                        for_each = Some(path);
-                    }
-                    other => self.problems.push(src.at(
-                        &format!("{yaml}.for_each"),
-                        format!("`{path}` is a {}, not a list", other.name()),
-                    )),
+            let at = format!("{yaml}.meeting");
+            if self.case.meetings.is_empty() {
+                self.problems.push(src.at(
+                    &at,
+                    "`meeting:` needs the meetings a case has, under `case.meetings`",
+                ));
+            } else if let Some((path, spec)) = self.path(src, &at, text, &scope) {
+                if matches!(spec.ty, FieldType::String | FieldType::Number) {
+                    meeting = Some(path);
+                } else {
+                    self.problems.push(src.at(
+                        &at,
+                        format!(
+                            "a meeting's id is a string or number, `{path}` is a {}",
+                            spec.ty.name()
+                        ),
+                    ));
                 }
             }
+        }
+        if let Some(text) = &raw.for_each {
+            let at = format!("{yaml}.for_each");
+            if text.trim() == "meetings" {
+                if self.case.meetings.is_empty() {
+                    self.problems.push(src.at(
+                        &at,
+                        "`for_each: meetings` needs the meetings a case has, under `case.meetings`",
+                    ));
+                } else {
+                    item_fields = Some(self.meeting_fields());
+                    for_each = Some(ForEach::Meetings);
+                }
+            } else {
+                let scope = Scope {
+                    event: &trigger,
+                    item: None,
+                };
+                if let Some((path, spec)) = self.path(src, &at, text, &scope) {
+                    match spec.ty {
+                        FieldType::List(fields) => {
+                            item_fields = Some(fields);
+                            for_each = Some(ForEach::List(path));
+                        }
+                        other => self.problems.push(src.at(
+                            &at,
+                            format!("`{path}` is a {}, not a list (or `meetings`)", other.name()),
+                        )),
+                    }
+                }
+            }
+        }
+        if meeting.is_some() || matches!(for_each, Some(ForEach::Meetings)) {
+            // The meeting's data lies under the event's own.
+            let mut fields = self.meeting_fields();
+            for (name, f) in &trigger.fields {
+                fields.insert(name.clone(), f.clone());
+            }
+            trigger.fields = fields;
         }
         let scope = Scope {
             event: &trigger,
@@ -490,6 +651,8 @@ impl<'a> Checker<'a> {
                     ("met_by", raw.met_by.is_empty()),
                     ("cancelled_by", raw.cancelled_by.is_empty()),
                     ("replanned_by", raw.replanned_by.is_empty()),
+                    ("ended_by", raw.ended_by.is_empty()),
+                    ("advanced_by", raw.advanced_by.is_empty()),
                     ("reminders", raw.reminders.is_empty()),
                     ("escalations", raw.escalations.is_empty()),
                     ("at_deadline", raw.at_deadline.is_empty()),
@@ -502,7 +665,13 @@ impl<'a> Checker<'a> {
                         ));
                     }
                 }
-                RuleBody::Notice(self.send(src, &format!("{yaml}.notice"), notice, &scope)?)
+                RuleBody::Notice(self.send(
+                    src,
+                    &format!("{yaml}.notice"),
+                    notice,
+                    &scope,
+                    false,
+                )?)
             }
             (Some(due), None) => RuleBody::Obligation(Box::new(self.obligation(
                 src,
@@ -523,6 +692,7 @@ impl<'a> Checker<'a> {
             when,
             for_each,
             key,
+            meeting,
             body,
             delivery: raw.delivery,
             origin: Origin {
@@ -575,6 +745,7 @@ impl<'a> Checker<'a> {
         };
         let met_by = matchers(self, "met_by", &raw.met_by);
         let cancelled_by = matchers(self, "cancelled_by", &raw.cancelled_by);
+        let ended_by = matchers(self, "ended_by", &raw.ended_by);
         for (j, m) in raw.cancelled_by.iter().enumerate() {
             if let Short::Full(RawMatcher { at: Some(_), .. }) = m {
                 self.problems.push(src.at(
@@ -586,29 +757,54 @@ impl<'a> Checker<'a> {
         let mut replanned_by = Vec::new();
         for (j, r) in raw.replanned_by.iter().enumerate() {
             let at = format!("{yaml}.replanned_by[{j}]");
-            let m = RawMatcher {
-                event: r.event.clone(),
-                key: r.key.clone(),
-                at: None,
-                when: r.when.clone(),
-            };
-            let Some(matcher) =
-                self.matcher(src, &at, &format!("{rule_id}.replanned_by[{j}]"), &m, key)
-            else {
-                continue;
-            };
-            let Some(spec) = self.vocabulary.events.get(&r.event).cloned() else {
-                continue;
-            };
-            let replan_scope = Scope {
-                event: &spec,
-                item: None,
-            };
-            if let Some((from, _)) =
-                self.moment_path(src, &format!("{at}.from"), &r.from, &replan_scope)
-            {
-                replanned_by.push(Replan { matcher, from });
+            let found = self.matcher_and_path(
+                src,
+                (&at, &format!("{rule_id}.replanned_by[{j}]")),
+                (&r.event, &r.key, &r.when),
+                ("from", &r.from),
+                key,
+            );
+            if let Some((matcher, from, spec)) = found {
+                if spec.ty.is_moment() {
+                    replanned_by.push(Replan { matcher, from });
+                } else {
+                    self.problems.push(src.at(
+                        &format!("{at}.from"),
+                        format!("`{from}` is a {}, not a date or datetime", spec.ty.name()),
+                    ));
+                }
             }
+        }
+
+        let mut advanced_by = Vec::new();
+        for (j, a) in raw.advanced_by.iter().enumerate() {
+            let at = format!("{yaml}.advanced_by[{j}]");
+            let found = self.matcher_and_path(
+                src,
+                (&at, &format!("{rule_id}.advanced_by[{j}]")),
+                (&a.event, &a.key, &a.when),
+                ("to", &a.to),
+                key,
+            );
+            if let Some((matcher, to, spec)) = found {
+                if matches!(spec.ty, FieldType::String | FieldType::Number) {
+                    advanced_by.push(Advance { matcher, to });
+                } else {
+                    self.problems.push(src.at(
+                        &format!("{at}.to"),
+                        format!(
+                            "the stage is a number or a step id, `{to}` is a {}",
+                            spec.ty.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        if !raw.advanced_by.is_empty() && raw.escalations.is_empty() {
+            self.problems.push(src.key_at(
+                &format!("{yaml}.advanced_by"),
+                "`advanced_by` moves the escalation ladder, but the rule has no `escalations`",
+            ));
         }
 
         let reminders = self.steps(
@@ -641,10 +837,40 @@ impl<'a> Checker<'a> {
             met_by,
             cancelled_by,
             replanned_by,
+            ended_by,
+            advanced_by,
             reminders,
             escalations,
             at_deadline,
         })
+    }
+
+    /// A matcher that also names a field of its own event (`from:` of `replanned_by`, `to:` of
+    /// `advanced_by`): the matcher, the path and the field's type. `names` is (yaml position,
+    /// condition name); `raw` is (event, key, when); `field` is (its key, the path written).
+    fn matcher_and_path(
+        &mut self,
+        src: &Source,
+        names: (&str, &str),
+        raw: (&String, &Option<String>, &Option<String>),
+        field: (&str, &str),
+        rule_key: Option<&FieldPath>,
+    ) -> Option<(Matcher, FieldPath, FieldSpec)> {
+        let (yaml, name) = names;
+        let m = RawMatcher {
+            event: raw.0.clone(),
+            key: raw.1.clone(),
+            at: None,
+            when: raw.2.clone(),
+        };
+        let matcher = self.matcher(src, yaml, name, &m, rule_key)?;
+        let spec = self.vocabulary.events.get(raw.0).cloned()?;
+        let scope = Scope {
+            event: &spec,
+            item: None,
+        };
+        let (path, found) = self.path(src, &format!("{yaml}.{}", field.0), field.1, &scope)?;
+        Some((matcher, path, found))
     }
 
     fn matcher(
@@ -745,8 +971,9 @@ impl<'a> Checker<'a> {
                 to: step.to.clone(),
                 template: step.template.clone(),
                 urgent: step.urgent,
+                ..RawSend::default()
             };
-            if let Some(send) = self.send(src, &at, &send, scope) {
+            if let Some(send) = self.send(src, &at, &send, scope, false) {
                 steps.push(Step {
                     id,
                     title: step.title.clone(),
@@ -770,7 +997,7 @@ impl<'a> Checker<'a> {
             let at = format!("{yaml}[{j}]");
             match (&action.send, &action.emit) {
                 (Some(send), None) => {
-                    if let Some(s) = self.send(src, &format!("{at}.send"), send, scope) {
+                    if let Some(s) = self.send(src, &format!("{at}.send"), send, scope, true) {
                         actions.push(Action::Send(s));
                     }
                 }
@@ -830,8 +1057,51 @@ impl<'a> Checker<'a> {
         actions
     }
 
-    fn send(&mut self, src: &Source, yaml: &str, raw: &RawSend, scope: &Scope) -> Option<Send> {
+    /// A send's recipients and template; `at_deadline` says whether it is a deadline action,
+    /// the only kind that may say what happens after it went.
+    fn send(
+        &mut self,
+        src: &Source,
+        yaml: &str,
+        raw: &RawSend,
+        scope: &Scope,
+        at_deadline: bool,
+    ) -> Option<Send> {
         let before = self.problems.len();
+        let mut after = AfterSend::default();
+        let later = [
+            ("if_moved", raw.if_moved.is_some()),
+            ("if_cancelled", raw.if_cancelled.is_some()),
+            ("if_nobody", raw.if_nobody.is_some()),
+        ];
+        for (field, given) in later {
+            if given && !at_deadline {
+                self.problems.push(src.key_at(
+                    &format!("{yaml}.{field}"),
+                    format!("`{field}` belongs to a send at the deadline (`at_deadline`)"),
+                ));
+            }
+        }
+        for (field, template) in [
+            ("if_moved", &raw.if_moved),
+            ("if_cancelled", &raw.if_cancelled),
+        ] {
+            if let Some(t) = template {
+                self.template_exists(src, &format!("{yaml}.{field}"), t);
+            }
+        }
+        after.if_moved = raw.if_moved.clone();
+        after.if_cancelled = raw.if_cancelled.clone();
+        if let Some(nobody) = &raw.if_nobody {
+            let fallback = RawSend {
+                to: nobody.to.clone(),
+                template: nobody.template.clone(),
+                ..RawSend::default()
+            };
+            after.if_nobody = self
+                .send(src, &format!("{yaml}.if_nobody"), &fallback, scope, false)
+                .map(Box::new);
+        }
         if raw.to.is_empty() {
             self.problems
                 .push(src.key_at(&format!("{yaml}.to"), "`to:` names nobody"));
@@ -873,21 +1143,25 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        if !self.engine.has_template(&raw.template) {
-            let hint = closest(&raw.template, self.engine.template_names());
-            self.problems.push(src.at(
-                &format!("{yaml}.template"),
-                format!(
-                    "unknown template `{}`: no folder of that name in the templates folder{hint}",
-                    raw.template
-                ),
-            ));
-        }
+        self.template_exists(src, &format!("{yaml}.template"), &raw.template);
         (self.problems.len() == before).then(|| Send {
             to,
             template: raw.template.clone(),
             urgent: raw.urgent,
+            after,
         })
+    }
+
+    fn template_exists(&mut self, src: &Source, yaml: &str, template: &str) {
+        if !self.engine.has_template(template) {
+            let hint = closest(template, self.engine.template_names());
+            self.problems.push(src.at(
+                yaml,
+                format!(
+                    "unknown template `{template}`: no folder of that name in the templates folder{hint}"
+                ),
+            ));
+        }
     }
 
     /// A rule whose derived event leads back to itself would never stop.

@@ -26,6 +26,8 @@ pub struct Services {
     pub roles: BTreeSet<String>,
     /// Named webhooks (`webhook:NAME`).
     pub webhooks: BTreeSet<String>,
+    /// The school day, for `in_school_hours()` in conditions.
+    pub school_day: Option<(chrono::NaiveTime, chrono::NaiveTime)>,
 }
 
 /// Every rule, the vocabulary and the templates of one load, checked against each other.
@@ -43,11 +45,42 @@ pub struct RuleSet {
 /// How events change what the planner knows about a case.
 #[derive(Debug, Clone, Default)]
 pub struct CaseModel {
-    /// Events that close the case: every open obligation is cancelled.
+    /// Events that begin a period of care: reviews are counted again from here.
+    pub opened_by: Vec<String>,
+    /// Events that end a period of care: every open obligation is cancelled, and no later event
+    /// opens anything or sends anything until a period begins again.
     pub closed_by: Vec<String>,
     pub updates: Vec<CaseUpdate>,
     /// Roles that events set on a case (`iro`, `social_worker`, ...).
     pub roles: BTreeSet<String>,
+    /// The kinds of meeting a case has.
+    pub meetings: Vec<MeetingModel>,
+}
+
+/// How one kind of meeting (a review) is booked, moved, cancelled and held.
+#[derive(Debug, Clone)]
+pub struct MeetingModel {
+    pub booked_by: String,
+    /// The meeting's id, at the same path in every event named here.
+    pub key: FieldPath,
+    /// When it takes place, in `booked_by` and `moved_by` events.
+    pub at: FieldPath,
+    pub moved_by: Vec<String>,
+    pub cancelled_by: Vec<String>,
+    pub held_by: Vec<String>,
+}
+
+impl CaseModel {
+    /// Every event type that books, moves, cancels or holds a meeting.
+    pub fn meeting_events(&self) -> impl Iterator<Item = (&MeetingModel, &str)> {
+        self.meetings.iter().flat_map(|m| {
+            std::iter::once(m.booked_by.as_str())
+                .chain(m.moved_by.iter().map(String::as_str))
+                .chain(m.cancelled_by.iter().map(String::as_str))
+                .chain(m.held_by.iter().map(String::as_str))
+                .map(move |e| (m, e))
+        })
+    }
 }
 
 /// On an event, set contacts and facts from its data, or clear contacts.
@@ -78,10 +111,13 @@ pub struct Rule {
     pub on: String,
     /// Name of the compiled `when:` condition in the engine, if the rule has one.
     pub when: Option<String>,
-    /// One obligation per item of this list in the trigger event.
-    pub for_each: Option<FieldPath>,
+    /// One obligation (or notice) per item of a list in the trigger event, or per meeting of
+    /// the case still ahead.
+    pub for_each: Option<ForEach>,
     /// What tells this rule's obligations apart within a case (a review id, a recommendation id).
     pub key: Option<FieldPath>,
+    /// The id of the meeting the rule is about: the meeting's data lies under the event's.
+    pub meeting: Option<FieldPath>,
     pub body: RuleBody,
     /// How its reminders and escalations reach people: one by one, in the daily digest, or both.
     /// A recipient's own choice in the config wins; urgent messages always go at once.
@@ -112,6 +148,25 @@ pub enum Delivery {
     Both,
 }
 
+/// What a rule walks: a list in its trigger event, or the case's meetings still ahead.
+#[derive(Debug, Clone)]
+pub enum ForEach {
+    /// `for_each: data.recommendations`.
+    List(FieldPath),
+    /// `for_each: meetings`: every meeting booked and still ahead when the event happened; the
+    /// meeting's data lies under the event's own.
+    Meetings,
+}
+
+impl std::fmt::Display for ForEach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForEach::List(p) => write!(f, "{p}"),
+            ForEach::Meetings => f.write_str("meetings"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum RuleBody {
     Obligation(Box<ObligationRule>),
@@ -133,9 +188,22 @@ pub struct ObligationRule {
     pub met_by: Vec<Matcher>,
     pub cancelled_by: Vec<Matcher>,
     pub replanned_by: Vec<Replan>,
+    /// Events after which it can no longer be met: if still open, it is recorded as not done.
+    pub ended_by: Vec<Matcher>,
+    /// Events that move the escalation ladder straight to a later stage.
+    pub advanced_by: Vec<Advance>,
     pub reminders: Vec<Step>,
     pub escalations: Vec<Step>,
     pub at_deadline: Vec<Action>,
+}
+
+/// An event that moves the escalation ladder to a later stage (the child's welfare requires
+/// it): that stage goes at once and the stages before it that have not gone are passed over.
+#[derive(Debug, Clone)]
+pub struct Advance {
+    pub matcher: Matcher,
+    /// The stage, in the event: its number (1 is the first escalation) or its step id.
+    pub to: FieldPath,
 }
 
 /// The deadline: an anchor in the trigger event plus an offset.
@@ -188,6 +256,19 @@ pub struct Send {
     pub template: String,
     /// Urgent messages go at once, outside working hours too.
     pub urgent: bool,
+    /// For a send at the deadline: what those it went to are told if it changes afterwards.
+    pub after: AfterSend,
+}
+
+/// What a deadline send does when its obligation changes after it went, or finds nobody.
+#[derive(Debug, Clone, Default)]
+pub struct AfterSend {
+    /// Everyone it went to gets this template when the deadline moves (the meeting moved).
+    pub if_moved: Option<String>,
+    /// Everyone it went to gets this template when the obligation is cancelled.
+    pub if_cancelled: Option<String>,
+    /// Told instead when `to` names nobody at all; the obligation then stays open.
+    pub if_nobody: Option<Box<Send>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,10 +50,34 @@ pub struct RawField {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCase {
+    /// Events that begin a period of care (the child becomes looked after).
+    #[serde(default)]
+    pub opened_by: Vec<String>,
+    /// Events that end a period of care: every open obligation is cancelled.
     #[serde(default)]
     pub closed_by: Vec<String>,
     #[serde(default)]
     pub updates: Vec<RawCaseUpdate>,
+    /// The meetings a case has (reviews): which events book, move, cancel and hold them.
+    #[serde(default)]
+    pub meetings: Vec<RawMeeting>,
+}
+
+/// How a kind of meeting is tracked: `booked_by` books one, identified by `key`, at `at`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeeting {
+    pub booked_by: String,
+    /// A path to the meeting's id, present in every event named here (`data.review_id`).
+    pub key: String,
+    /// A path to the meeting's date and time, in `booked_by` and `moved_by` events.
+    pub at: String,
+    #[serde(default)]
+    pub moved_by: Vec<String>,
+    #[serde(default)]
+    pub cancelled_by: Vec<String>,
+    #[serde(default)]
+    pub held_by: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -83,6 +107,9 @@ pub struct RawRule {
     pub for_each: Option<String>,
     #[serde(default)]
     pub key: Option<String>,
+    /// A path to the id of the meeting the rule is about: its data is laid under the event's.
+    #[serde(default)]
+    pub meeting: Option<String>,
     #[serde(default)]
     pub due: Option<RawDue>,
     #[serde(default)]
@@ -91,6 +118,13 @@ pub struct RawRule {
     pub cancelled_by: Vec<Short<RawMatcher>>,
     #[serde(default)]
     pub replanned_by: Vec<RawReplan>,
+    /// Events after which the obligation can no longer be met (the meeting it prepares for was
+    /// held): if still open then, it is recorded as not done.
+    #[serde(default)]
+    pub ended_by: Vec<Short<RawMatcher>>,
+    /// Events that move the escalation ladder straight to a later stage.
+    #[serde(default)]
+    pub advanced_by: Vec<RawAdvance>,
     #[serde(default)]
     pub reminders: Vec<RawStep>,
     #[serde(default)]
@@ -134,6 +168,19 @@ pub struct RawReplan {
     pub when: Option<String>,
 }
 
+/// `advanced_by: [{event: escalation_advanced, key: data.recommendation_id, to: data.stage}]`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdvance {
+    pub event: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    /// A path in the event to the stage: its number (1 is the first escalation) or its step id.
+    pub to: String,
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -157,13 +204,32 @@ pub struct RawAction {
     pub emit: Option<RawEmit>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSend {
     pub to: Vec<String>,
     pub template: String,
     #[serde(default)]
     pub urgent: bool,
+    /// At the deadline only: the template everyone already sent this gets when the deadline
+    /// moves afterwards (the meeting was moved after its invitations went).
+    #[serde(default)]
+    pub if_moved: Option<String>,
+    /// At the deadline only: the template everyone already sent this gets when the obligation
+    /// is cancelled afterwards (the meeting was cancelled).
+    #[serde(default)]
+    pub if_cancelled: Option<String>,
+    /// At the deadline only: who is told, instead, when `to` names nobody at all.
+    #[serde(default)]
+    pub if_nobody: Option<RawNobody>,
+}
+
+/// `if_nobody: {to: [review_administrator], template: nobody_invited}`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNobody {
+    pub to: Vec<String>,
+    pub template: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -381,6 +381,26 @@ impl Store {
         strings(&rows, "case_ref")
     }
 
+    /// Where each case stands as last planned (the planner's `CaseStatus` as JSON), a page at a
+    /// time in case order after `after`, for checks across cases. Cases planned before the
+    /// status was kept have none.
+    pub async fn case_statuses(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_ref, status FROM cases WHERE case_ref > $1 ORDER BY case_ref LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("case_ref")?, r.try_get("status")?)))
+            .collect()
+    }
+
     /// Cases whose plan changes by `now` in a way that may touch a notification waiting to go
     /// (see [`CaseWrite::hold_at`]): their notifications are not claimed until they are planned
     /// again.
@@ -1184,12 +1204,14 @@ impl Tx {
             q.execute(&mut *self.tx).await?;
         }
         sqlx::query(
-            "UPDATE cases SET planned_at = $2, replan_at = $3, hold_at = $4 WHERE case_ref = $1",
+            "UPDATE cases SET planned_at = $2, replan_at = $3, hold_at = $4, status = $5 \
+             WHERE case_ref = $1",
         )
         .bind(case)
         .bind(now)
         .bind(plan.replan_at.map(ms))
         .bind(plan.hold_at.map(ms))
+        .bind(&plan.status)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

@@ -40,6 +40,8 @@ pub struct CaseWrite {
     pub outbox: Vec<OutboxWrite>,
     /// Pending outbox keys no longer in the plan: cancelled.
     pub retire: Vec<String>,
+    /// Where the case stands (the planner's `CaseStatus` as JSON), for checks across cases.
+    pub status: String,
 }
 
 #[derive(Debug, Clone)]
@@ -88,13 +90,21 @@ impl Lane {
         Lane::Webhook,
     ];
 
+    /// A message nobody can be found to receive waits with email (it fails at once, and is
+    /// kept as dead with its reason).
     pub fn of(n: &Notification) -> Lane {
         match (&n.recipient, n.urgent) {
-            (Target::Email { .. }, true) => Lane::UrgentEmail,
+            (Target::Email { .. } | Target::Nobody { .. }, true) => Lane::UrgentEmail,
             (Target::Webhook { .. }, true) => Lane::UrgentWebhook,
-            (Target::Email { .. }, false) => Lane::Email,
+            (Target::Email { .. } | Target::Nobody { .. }, false) => Lane::Email,
             (Target::Webhook { .. }, false) => Lane::Webhook,
         }
+    }
+
+    /// Whether it carries urgent notices, which go at any hour; the others go inside working
+    /// hours on a day the council is open.
+    pub fn is_urgent(self) -> bool {
+        matches!(self, Lane::UrgentEmail | Lane::UrgentWebhook)
     }
 
     /// Its name in the outbox's `lane` column and in logs.

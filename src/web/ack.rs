@@ -126,13 +126,17 @@ struct Day {
     label: String,
 }
 
-/// The working days a snooze may choose: from the next working day, for
-/// [`SNOOZE_WORKING_DAYS`] working days.
+/// The days a snooze may choose: the council's next [`SNOOZE_WORKING_DAYS`] open days (no
+/// reminder comes back on a closure day).
 fn snooze_days(s: &AppState) -> Vec<NaiveDate> {
     let config = s.service.config();
     let today = localtime::date_of(s.service.now());
     (1..=SNOOZE_WORKING_DAYS)
-        .map(|n| config.calendar.add(today, n))
+        .map(|n| {
+            config
+                .calendar
+                .add_in(crate::calendar::Reckoning::Council, today, n)
+        })
         .collect()
 }
 

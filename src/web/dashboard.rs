@@ -103,6 +103,26 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
             .collect(),
         Err(e) => return unavailable(e),
     };
+    // Checks across cases, folding the stored case statuses a page at a time.
+    let mut checks = crate::checks::Checks::default();
+    let mut after = String::new();
+    loop {
+        let page = match store.case_statuses(&after, 1_000).await {
+            Ok(p) => p,
+            Err(e) => return unavailable(e),
+        };
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        for (case, status) in &page {
+            if let Some(status) = status
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<crate::planner::CaseStatus>(j).ok())
+            {
+                checks.add(case, &status);
+            }
+        }
+    }
+    let findings: Vec<String> = checks.findings().iter().map(ToString::to_string).collect();
     let truncated = obligations.len() as i64 >= MAX_ROWS;
     let o = crate::dashboard::overview(
         &config.calendar,
@@ -115,6 +135,7 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
         "dashboard.html",
         json!({
             "o": o,
+            "checks": findings,
             "dead": dead,
             "dead_limit": DEAD_LIMIT,
             "truncated": truncated,

@@ -111,3 +111,17 @@ pub fn example_events() -> Vec<Event> {
     let text = std::fs::read_to_string(root().join("examples/events.jsonl")).unwrap();
     driftwatch::event::parse_json_lines(&text).unwrap()
 }
+
+/// Copies a folder and everything in it (the shipped config, rules or templates, to change).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
