@@ -281,7 +281,8 @@ async fn replan(
 ) -> Result<(), StoreError> {
     tx.lock_case(case, now).await?;
     let events = tx.case_events(case).await?;
-    let plan = Planner::from_config(config).plan_case(case, &events, now);
+    let planner = Planner::from_config(config);
+    let plan = planner.plan_case(case, &events, now);
     for problem in &plan.problems {
         // Planner problems never hold event values, only ids, rule names and roles. A message
         // nobody can receive is an error: someone must allocate a contact or a fallback.
@@ -297,6 +298,7 @@ async fn replan(
         go_live: tx.first_received(case).await?,
         stale_after: stale_after(config),
     };
+    let actions = closing_actions(&planner, &plan, &events);
     tx.write_plan(
         &case_write(
             &plan,
@@ -304,10 +306,64 @@ async fn replan(
             &pending,
             catch_up,
             Routing::from_config(config),
+            &actions,
         ),
         &stored,
     )
     .await
+}
+
+/// When each open obligation's own deadline action will meet it (the invitations going), by
+/// obligation id: from then its reminders and escalations are not wanted. Read from the plan's
+/// action notifications; an action that sends nothing now (a moved review's invitations when
+/// everyone was told of the move, nobody to send to) leaves none, and the plan at the latest such
+/// deadline says when driftwatch met each of those obligations. Pure.
+pub fn closing_actions(
+    planner: &Planner,
+    plan: &CasePlan,
+    events: &[Event],
+) -> HashMap<String, DateTime<Utc>> {
+    let mut moments: HashMap<String, DateTime<Utc>> = HashMap::new();
+    for n in plan
+        .notifications
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Action && n.send_at > plan.now)
+    {
+        if let Some(o) = &n.obligation {
+            let t = moments.entry(o.clone()).or_insert(n.send_at);
+            *t = (*t).min(n.send_at);
+        }
+    }
+    let acts_at_deadline = |rule: &str| {
+        planner
+            .rules
+            .rule(rule)
+            .and_then(|r| r.obligation())
+            .is_some_and(|o| !o.at_deadline.is_empty())
+    };
+    let unknown: Vec<&ObligationPlan> = plan
+        .obligations
+        .iter()
+        .filter(|o| matches!(o.state, ObligationState::Open | ObligationState::Overdue))
+        .filter(|o| acts_at_deadline(&o.rule) && o.deadline > plan.now)
+        .filter(|o| !moments.contains_key(&o.id))
+        .collect();
+    if let Some(latest) = unknown.iter().map(|o| o.deadline).max() {
+        let later = planner.plan_case(&plan.case, events, latest);
+        for o in unknown {
+            let closed = later
+                .obligations
+                .iter()
+                .find(|l| l.id == o.id)
+                .and_then(|l| {
+                    (l.closed_by.as_deref() == Some("driftwatch")).then_some(l.closed_at)?
+                });
+            if let Some(at) = closed.filter(|at| *at > plan.now) {
+                moments.insert(o.id.clone(), at);
+            }
+        }
+    }
+    moments
 }
 
 /// Who gets what one by one and what only in the daily digest, and when a message sent late
@@ -389,6 +445,7 @@ pub fn case_write(
     pending: &[String],
     catch_up: CatchUp,
     routing: Routing,
+    actions: &HashMap<String, DateTime<Utc>>,
 ) -> CaseWrite {
     let data_of: HashMap<&str, &Map<String, Value>> = events
         .iter()
@@ -503,6 +560,11 @@ pub fn case_write(
             lane: Lane::of(&n),
             send_at: n.send_at,
             state,
+            hold_at: n
+                .obligation
+                .as_deref()
+                .filter(|_| is_ladder(&n) && state == PlannedState::Pending)
+                .and_then(|o| actions.get(o).copied()),
             notification: to_json(&n),
             data: data.map_or_else(|| "{}".to_string(), to_json),
         });
@@ -541,10 +603,10 @@ pub fn case_write(
         plan,
         events,
         &data,
+        actions,
         &waiting,
         catching_up_any,
         first,
-        routing.rules,
     );
     CaseWrite {
         case: plan.case.clone(),
@@ -563,37 +625,28 @@ pub fn case_write(
 }
 
 /// When the case must be planned again without a new event: the next moment after `plan.now`
-/// its plan changes with time alone (`replan_at`), and the next such moment that may touch a
+/// its plan changes with time alone (`replan_at`), and the next such moment that may touch any
 /// notification waiting to go (`hold_at`: none of the case's notifications is claimed from then
 /// until it is planned again).
 ///
 /// A future-dated event taking effect and a derived event falling due may change anything. A
-/// deadline action (the invitations) ends its obligation: the obligation is met then, which
-/// touches no notification unless its ladder has steps at or after that moment, which fall away.
-/// A deadline action that addresses nobody leaves no notification to read its moment from; the
-/// obligation's deadline stands in for it. A notification due but waiting for working hours
-/// goes stale at one of the `waiting` moments, and is judged again by the catch-up rules then.
-/// While a notification waits to go late (`catching_up`), what goes depends on the moment too: a
-/// later step falling due supersedes it, a reminder's deadline passing or an invitation's meeting
-/// going by stops it (what goes late is judged for its first batch, `first`: only what changes
-/// after that counts).
+/// deadline action (`actions`, see [`closing_actions`]) meets its obligation, which touches only
+/// that obligation's reminders and escalations: their rows carry the moment instead. A notification due but
+/// waiting for working hours goes stale at one of the `waiting` moments, and is judged again by
+/// the catch-up rules then. While a notification waits to go late (`catching_up`), what goes
+/// depends on the moment too: a later step falling due supersedes it, a reminder's deadline
+/// passing or an invitation's meeting going by stops it (what goes late is judged for its first
+/// batch, `first`: only what changes after that counts).
+#[allow(clippy::too_many_arguments)]
 fn next_change(
     plan: &CasePlan,
     events: &[Event],
     data: &[Option<&Map<String, Value>>],
+    actions: &HashMap<String, DateTime<Utc>>,
     waiting: &[DateTime<Utc>],
     catching_up: bool,
     first: DateTime<Utc>,
-    rules: &crate::rules::RuleSet,
 ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-    let open =
-        |o: &&ObligationPlan| matches!(o.state, ObligationState::Open | ObligationState::Overdue);
-    // Whether `obligation`'s ladder has a step at or after `t`.
-    let steps_from = |obligation: Option<&str>, t: DateTime<Utc>| {
-        plan.notifications
-            .iter()
-            .any(|n| is_ladder(n) && n.obligation.as_deref() == obligation && n.send_at >= t)
-    };
     let mut hold: Vec<DateTime<Utc>> = plan
         .upcoming_events
         .iter()
@@ -601,35 +654,10 @@ fn next_change(
         .chain(events.iter().map(|e| e.at))
         .chain(waiting.iter().copied())
         .collect();
-    let mut change = Vec::new();
-    for n in plan
-        .notifications
-        .iter()
-        .filter(|n| n.kind == NotificationKind::Action)
-    {
-        change.push(n.send_at);
-        if steps_from(n.obligation.as_deref(), n.send_at) {
-            hold.push(n.send_at);
-        }
-    }
-    let acts_at_deadline = |rule: &str| {
-        rules
-            .rule(rule)
-            .and_then(|r| r.obligation())
-            .is_some_and(|o| !o.at_deadline.is_empty())
-    };
-    for o in plan
-        .obligations
-        .iter()
-        .filter(open)
-        .filter(|o| acts_at_deadline(&o.rule))
-    {
-        change.push(o.deadline);
-        if steps_from(Some(&o.id), o.deadline) {
-            hold.push(o.deadline);
-        }
-    }
     if catching_up {
+        let open = |o: &&ObligationPlan| {
+            matches!(o.state, ObligationState::Open | ObligationState::Overdue)
+        };
         // What goes late was judged for its first batch (`first`): steps and deadlines up to
         // then were taken into account.
         hold.extend(
@@ -647,9 +675,9 @@ fn next_change(
                 .filter_map(|(_, data)| meeting_at(*data)),
         );
     }
-    let next = |moments: &[DateTime<Utc>]| moments.iter().copied().filter(|t| *t > plan.now).min();
-    let hold_at = next(&hold);
-    let replan_at = next(&change).into_iter().chain(hold_at).min();
+    let later = |t: &DateTime<Utc>| *t > plan.now;
+    let hold_at = hold.into_iter().filter(later).min();
+    let replan_at = actions.values().copied().chain(hold_at).filter(later).min();
     (replan_at, hold_at)
 }
 
@@ -771,6 +799,7 @@ pub fn go_live_preview(
     let mut by_rule: std::collections::BTreeMap<String, GoLiveCounts> = Default::default();
     for history in cases {
         let plan = planner.plan_case(&history.case, &history.events, now);
+        // What is held until re-planning does not change what is sent or recorded.
         let write = case_write(
             &plan,
             &history.events,
@@ -780,6 +809,7 @@ pub fn go_live_preview(
                 stale_after,
             },
             routing,
+            &HashMap::new(),
         );
         for row in write
             .outbox

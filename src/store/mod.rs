@@ -51,7 +51,7 @@ pub struct Store {
     backend: Backend,
 }
 
-/// Rows in one multi-row statement: at eleven parameters a row at most, well inside SQLite's and
+/// Rows in one multi-row statement: at twelve parameters a row at most, well inside SQLite's and
 /// PostgreSQL's limits on parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -61,7 +61,7 @@ const ROWS_PER_STATEMENT: usize = 100;
 pub struct StoredPlan {
     obligations: HashMap<String, (String, String, i64, String)>,
     people: HashSet<(String, String, String)>,
-    outbox: HashMap<String, (String, i64, String, String)>,
+    outbox: HashMap<String, (String, i64, String, String, Option<i64>)>,
 }
 
 impl StoredPlan {
@@ -402,19 +402,23 @@ impl Store {
     }
 
     /// Cases whose plan changes by `now` in a way that may touch a notification waiting to go
-    /// (see [`CaseWrite::hold_at`]): their notifications are not claimed until they are planned
+    /// (see [`CaseWrite::hold_at`]), or with a reminder or escalation due but held (see
+    /// [`OutboxWrite::hold_at`]): those notifications are not claimed until they are planned
     /// again.
     pub async fn cases_held(
         &self,
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let rows =
-            sqlx::query("SELECT case_ref FROM cases WHERE hold_at <= $1 ORDER BY hold_at LIMIT $2")
-                .bind(ms(now))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT case_ref FROM cases WHERE hold_at <= $1 UNION \
+             SELECT case_ref FROM outbox WHERE state = 'pending' AND hold_at <= $1 \
+             AND attempt_at <= $1 ORDER BY case_ref LIMIT $2",
+        )
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         strings(&rows, "case_ref")
     }
 
@@ -833,13 +837,13 @@ fn param(binds: &mut Vec<String>, value: &str) -> String {
 }
 
 /// `$1` owner, `$2` lease end, `$3` now, `$4` limit, `$5` now less the stale limit, `$6` the
-/// stale limit, `$7` the lane. A row is held back while its case must be planned again before
-/// anything of it goes (`hold_at` passed) or it went stale after its case was last planned: the
-/// catch-up rules have not judged it yet.
+/// stale limit, `$7` the lane. A row is held back while it or its case must be planned again
+/// before it goes (the row's or the case's `hold_at` passed) or it went stale after its case was
+/// last planned: the catch-up rules have not judged it yet.
 const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, attempt_at = $2, \
      attempts = attempts + 1, updated_at = $3 \
      WHERE key IN (SELECT o.key FROM outbox o WHERE o.state = 'pending' AND o.lane = $7 \
-     AND o.attempt_at <= $3 \
+     AND o.attempt_at <= $3 AND (o.hold_at IS NULL OR o.hold_at > $3) \
      AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_ref = o.case_ref \
          AND (c.hold_at <= $3 OR (o.send_at < $5 AND c.planned_at <= o.send_at + $6))) \
      ORDER BY o.attempt_at, o.key LIMIT $4 {lock}) \
@@ -1018,7 +1022,8 @@ impl Tx {
             ));
         }
         let rows = sqlx::query(
-            "SELECT key, state, send_at, notification, data FROM outbox WHERE case_ref = $1",
+            "SELECT key, state, send_at, notification, data, hold_at FROM outbox \
+             WHERE case_ref = $1",
         )
         .bind(case)
         .fetch_all(&mut *self.tx)
@@ -1031,6 +1036,7 @@ impl Tx {
                     r.try_get("send_at")?,
                     r.try_get("notification")?,
                     r.try_get("data")?,
+                    r.try_get("hold_at")?,
                 ),
             );
         }
@@ -1117,11 +1123,12 @@ impl Tx {
                 None => true,
                 // Never rewritten: the upsert below would leave them as they are.
                 Some((state, ..)) if ["sent", "sending", "dead"].contains(&state.as_str()) => false,
-                Some((state, send_at, notification, data)) => {
+                Some((state, send_at, notification, data, hold_at)) => {
                     state != n.state.as_str()
                         || *send_at != ms(n.send_at)
                         || notification != &n.notification
                         || data != &n.data
+                        || *hold_at != n.hold_at.map(ms)
                 }
             })
             .collect();
@@ -1163,16 +1170,17 @@ impl Tx {
         for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO outbox (key, case_ref, rule, channel, lane, send_at, state, \
-                 attempt_at, notification, data, updated_at) VALUES {} \
+                 attempt_at, notification, data, updated_at, hold_at) VALUES {} \
                  ON CONFLICT (key) DO UPDATE SET send_at = excluded.send_at, \
                  state = excluded.state, notification = excluded.notification, \
                  data = excluded.data, updated_at = excluded.updated_at, lane = excluded.lane, \
+                 hold_at = excluded.hold_at, \
                  attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
                  THEN outbox.attempt_at ELSE excluded.attempt_at END \
                  WHERE outbox.state IN ('pending', 'cancelled', 'acknowledged') \
                  OR (outbox.state IN ('superseded', 'before_go_live', 'in_digest') \
                      AND excluded.state <> 'pending')",
-                placeholders(chunk.len(), 11)
+                placeholders(chunk.len(), 12)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for n in chunk {
@@ -1187,7 +1195,8 @@ impl Tx {
                     .bind(ms(n.send_at))
                     .bind(n.notification.as_str())
                     .bind(n.data.as_str())
-                    .bind(now);
+                    .bind(now)
+                    .bind(n.hold_at.map(ms));
             }
             q.execute(&mut *self.tx).await?;
         }

@@ -31,8 +31,10 @@ pub struct CaseWrite {
     /// When the plan changes next without a new event (a future-dated or derived event falls
     /// due, a deadline action happens).
     pub replan_at: Option<DateTime<Utc>>,
-    /// When such a change may first touch a notification waiting to go: none of the case's
+    /// When such a change may first touch any notification waiting to go: none of the case's
     /// notifications is claimed from then until it is planned again. Never before `replan_at`.
+    /// (A deadline action touches only its own obligation's ladder: see
+    /// [`OutboxWrite::hold_at`].)
     pub hold_at: Option<DateTime<Utc>>,
     pub obligations: Vec<ObligationWrite>,
     /// (obligation id, person told about it).
@@ -63,6 +65,9 @@ pub struct OutboxWrite {
     pub lane: Lane,
     pub send_at: DateTime<Utc>,
     pub state: PlannedState,
+    /// For a reminder or escalation, when its obligation's own deadline action may meet it:
+    /// not claimed from then until its case is planned again.
+    pub hold_at: Option<DateTime<Utc>>,
     /// The planner's notification as JSON.
     pub notification: String,
     /// The data of the event behind it, with what each event that moved its obligation by its
