@@ -2,14 +2,16 @@
 //! admin's reload, retry and (with a manual clock) time travel.
 //!
 //! Owns request parsing, status codes and bearer-token checks. Tokens are configured as SHA-256
-//! hashes and compared in constant time; each has scopes (ingest, read, admin). Error bodies say
-//! which event and which field are wrong, never echoing a value. Must not plan or deliver: it
-//! calls the service and the store.
+//! hashes and compared in constant time; each has scopes (ingest, read, admin). Every error is
+//! JSON, `{"error": ...}`, including what axum itself refuses (a body over the limit, an unknown
+//! path or method): error bodies say which event and which field are wrong, never echoing a
+//! value. Must not plan or deliver: it calls the service and the store.
 
 use crate::config::{Config, Scope};
 use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::scheduler::courier_of;
+use crate::service::{CONFLICT_IN_BATCH, CONFLICT_WITH_STORED, Changed, IngestError};
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, StoreError};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
@@ -49,12 +51,102 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/report", get(report))
         .route("/feeds/{file}", get(calendar_feed))
         .merge(crate::web::router())
+        .fallback(no_such_path)
+        .method_not_allowed_fallback(no_such_method)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             until_ready,
         ))
+        .layer(axum::middleware::from_fn(body_in_time))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response_with_state(
+            limit,
+            json_errors,
+        ))
         .with_state(shared)
+}
+
+/// How long a request's body may take to arrive once its headers have.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a request's whole body (within `api.max_body_bytes`) before anything else sees it, and
+/// answers `408` to a client that sends it too slowly: one sending a byte at a time would
+/// otherwise hold its connection, and what is buffered for it, for ever.
+async fn body_in_time(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::extract::FromRequest;
+    let (parts, body) = request.into_parts();
+    let limits = axum::extract::Request::from_parts(parts.clone(), body);
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(limits, &())).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        // 413 over the limit, 400 for a body cut short; made JSON by `json_errors`.
+        Ok(Err(rejection)) => rejection.into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} seconds; nothing was stored",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+async fn no_such_path() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such path")
+}
+
+async fn no_such_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this path does not take that method",
+    )
+}
+
+/// Every error answer is the documented JSON shape, whoever made it: an error axum answers by
+/// itself (a body over `api.max_body_bytes`, a path or query it could not read) comes as plain
+/// text and is replaced by `{"error": ...}` with a fixed message, since axum's text can quote
+/// what was sent. JSON answers and the HTML pages are left as they are.
+async fn json_errors(State(limit): State<usize>, response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let shaped = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if shaped {
+        return response;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the body is larger than api.max_body_bytes ({limit} bytes); nothing was stored"
+        ),
+        StatusCode::NOT_FOUND => "no such path".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "this path does not take that method".to_string(),
+        StatusCode::BAD_REQUEST => {
+            "the request could not be read (its path, query string or body)".to_string()
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "the body's Content-Type is not one this path takes".to_string()
+        }
+        other => other
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_lowercase(),
+    };
+    let mut shaped = ApiError::new(status, message).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        shaped.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    shaped
 }
 
 /// Until the store is open (the database may still be down when the daemon starts), every call
@@ -83,10 +175,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             body: json!({"error": message.into()}),
+        }
+    }
+
+    /// `400` for a query parameter or body field that cannot be read: names it, never its value.
+    fn bad(field: &str, message: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": format!("{field}: {message}"), "field": field, "message": message}),
         }
     }
 
@@ -144,10 +244,12 @@ impl IntoResponse for ApiError {
 fn presented_token(headers: &HeaderMap, scope: Scope) -> Option<String> {
     use base64::Engine;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = if let Some(bearer) = value.strip_prefix("Bearer ") {
-        bearer.trim().to_string()
-    } else if scope == Scope::Read {
-        let basic = value.strip_prefix("Basic ")?.trim();
+    // The scheme is case-insensitive (RFC 9110): `bearer` is `Bearer`.
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        credentials.trim().to_string()
+    } else if scheme.eq_ignore_ascii_case("basic") && scope == Scope::Read {
+        let basic = credentials.trim();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
             .ok()?;
@@ -266,10 +368,37 @@ async fn post_events(
     let events = s.service.check(&values).inspect_err(|_| {
         telemetry::events_rejected("invalid");
     })?;
-    let accepted = s.service.ingest(&events).await.map_err(|e| {
-        telemetry::events_rejected("unavailable");
-        ApiError::unavailable(e)
-    })?;
+    let accepted = s
+        .service
+        .ingest_with(&events, Changed::Refuse)
+        .await
+        .map_err(|e| match e {
+            IngestError::Store(e) => {
+                telemetry::events_rejected("unavailable");
+                ApiError::unavailable(e)
+            }
+            IngestError::Conflict { id, stored } => {
+                telemetry::events_rejected("conflict");
+                let message = if stored {
+                    CONFLICT_WITH_STORED
+                } else {
+                    CONFLICT_IN_BATCH
+                };
+                ApiError {
+                    status: if stored {
+                        StatusCode::CONFLICT
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    },
+                    body: json!({
+                        "error": format!("event {id}: id: {message}"),
+                        "event": id,
+                        "field": "id",
+                        "message": message,
+                    }),
+                }
+            }
+        })?;
     for a in &accepted {
         telemetry::event_accepted(a.status == "stored");
     }
@@ -320,7 +449,27 @@ struct ObligationQuery {
     email: Option<String>,
     rule: Option<String>,
     case: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
+}
+
+/// `limit=N`: a whole number; below 1 counts as 1 and above [`MAX_LIMIT`] as [`MAX_LIMIT`].
+fn limit_of(text: Option<&str>) -> Result<i64, ApiError> {
+    match text {
+        None => Ok(1000),
+        Some(t) => t
+            .parse::<i64>()
+            .map(|n| n.clamp(1, MAX_LIMIT))
+            .map_err(|_| {
+                ApiError::bad("limit", "must be a whole number (at most 10000 are listed)")
+            }),
+    }
+}
+
+/// A required `YYYY-MM-DD` query parameter.
+fn date_of(field: &str, text: Option<&str>) -> Result<chrono::NaiveDate, ApiError> {
+    let text = text.ok_or_else(|| ApiError::bad(field, "is required"))?;
+    crate::event::parse_date(text)
+        .ok_or_else(|| ApiError::bad(field, "must be a date such as 2027-01-21"))
 }
 
 /// `GET /v1/obligations`: what a person or a manager needs to chase. `state` is `outstanding`
@@ -348,7 +497,7 @@ async fn obligations(
         email: q.email,
         rule: q.rule,
         case: q.case,
-        limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
+        limit: limit_of(q.limit.as_deref())?,
     };
     let now = s.service.now();
     let found = s
@@ -387,7 +536,7 @@ async fn obligations(
 struct NotificationQuery {
     state: Option<String>,
     case: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
 }
 
 /// `GET /v1/notifications?state=dead`: the outbox, including what finally failed and why.
@@ -420,7 +569,7 @@ async fn notifications(
         state: q.state,
         case: q.case,
         key: None,
-        limit: q.limit.unwrap_or(1000).clamp(1, MAX_LIMIT),
+        limit: limit_of(q.limit.as_deref())?,
     };
     let found = s
         .service
@@ -474,11 +623,6 @@ async fn admin_digest(State(s): State<AppState>, headers: HeaderMap) -> Result<R
     Ok(Json(json!({"sent": sent})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct ClockRequest {
-    now: DateTime<Utc>,
-}
-
 /// How long a clock move waits for the scheduler to catch up before answering anyway.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
 
@@ -496,22 +640,41 @@ async fn admin_clock(
             "the clock is the system clock; start with --manual-clock to move it",
         ));
     }
-    let request: ClockRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: Value = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("expected {{\"now\": \"RFC 3339 time\"}}: {e}"),
+            "the body must be JSON: {\"now\": \"RFC 3339 time\"}",
         )
     })?;
+    let now = request
+        .get("now")
+        .and_then(Value::as_str)
+        .and_then(crate::event::parse_timestamp)
+        .ok_or_else(|| {
+            ApiError::bad(
+                "now",
+                "must be an RFC 3339 timestamp such as 2027-01-04T09:00:00Z",
+            )
+        })?
+        .with_timezone(&Utc);
     s.service
         .clock()
-        .set(request.now)
+        .set(now)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
     let caught_up = s.progress.caught_up();
     s.service.wake();
-    let settled = tokio::time::timeout(CATCH_UP_LIMIT, caught_up)
-        .await
-        .is_ok();
-    Ok(Json(json!({"now": request.now, "caught_up": settled})).into_response())
+    let settled = tokio::select! {
+        settled = tokio::time::timeout(CATCH_UP_LIMIT, caught_up) => settled.is_ok(),
+        // SIGTERM: answer now; the scheduler finishes the deliveries in flight and stops.
+        () = s.stopping() => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "driftwatch is stopping: the clock was moved, but what falls due by then may not \
+                 all be handled until it runs again",
+            ));
+        }
+    };
+    Ok(Json(json!({"now": now, "caught_up": settled})).into_response())
 }
 
 /// `GET /metrics`: Prometheus text. Obligations and the outbox are counted from the store at
@@ -549,7 +712,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Respon
 
 #[derive(Debug, Deserialize)]
 struct FeedQuery {
-    email: String,
+    email: Option<String>,
 }
 
 /// `GET /v1/feeds?email=...` (admin): the secret URL of a person's calendar feed.
@@ -567,7 +730,10 @@ async fn feed_url(
             "calendar feeds are off: configure links.secret_env or links.secret_file",
         ));
     };
-    Ok(Json(json!({"url": links.feed_url(&q.email)})).into_response())
+    let email = q
+        .email
+        .ok_or_else(|| ApiError::bad("email", "is required"))?;
+    Ok(Json(json!({"url": links.feed_url(&email)})).into_response())
 }
 
 /// `GET /feeds/{token}.ics`: a person's outstanding deadlines, and the meetings those
@@ -662,8 +828,8 @@ async fn calendar_feed(
 
 #[derive(Debug, Deserialize)]
 struct ReportQuery {
-    from: chrono::NaiveDate,
-    to: chrono::NaiveDate,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `GET /v1/report?from=2026-04-01&to=2027-03-31`: the timeliness figures as JSON.
@@ -673,6 +839,8 @@ async fn report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Read)?;
+    let from = date_of("from", q.from.as_deref())?;
+    let to = date_of("to", q.to.as_deref())?;
     let (plans, events) = s.service.all_plans().await.map_err(ApiError::unavailable)?;
-    Ok(Json(crate::report::compute(&plans, &events, q.from, q.to)).into_response())
+    Ok(Json(crate::report::compute(&plans, &events, from, to)).into_response())
 }

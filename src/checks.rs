@@ -157,6 +157,14 @@ impl Checks {
         out
     }
 
+    /// Each IRO's name (or address when no name is known), by lower-case address.
+    pub fn iro_names(&self) -> std::collections::HashMap<String, String> {
+        self.caseloads
+            .iter()
+            .map(|(email, (label, _))| (email.clone(), label.clone()))
+            .collect()
+    }
+
     /// Looked-after children per IRO (by label), largest first.
     pub fn caseloads(&self) -> Vec<(String, usize)> {
         let mut v: Vec<(String, usize)> = self

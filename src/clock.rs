@@ -3,7 +3,9 @@
 //!
 //! Owns "what time is it" and "wake me at T". The system clock sleeps in slices of at most a
 //! minute, so a wall-clock jump (NTP, a suspended VM) is noticed promptly. The manual clock only
-//! moves when told to, forwards only. Must not know about the scheduler or the store.
+//! moves when told to, forwards only. [`wall_now`] is the real time whatever the daemon's clock
+//! says, for what a receiver checks against its own clock. The wall clock is read only here and
+//! in `main.rs`. Must not know about the scheduler or the store.
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -12,6 +14,13 @@ use tokio::sync::watch;
 
 /// The longest the system clock sleeps before looking at the time again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// The real time now, even under a manual clock: for what the outside world checks against its
+/// own clock, such as a signed webhook's timestamp (a receiver refuses one more than a few
+/// minutes from its own time). Plans and messages use [`Clock::now`].
+pub fn wall_now() -> DateTime<Utc> {
+    Utc::now()
+}
 
 #[derive(Debug, Clone)]
 pub enum Clock {
@@ -38,7 +47,7 @@ impl Clock {
 
     pub fn now(&self) -> DateTime<Utc> {
         match self {
-            Clock::System => Utc::now(),
+            Clock::System => wall_now(),
             Clock::Manual(tx) => *tx.borrow(),
         }
     }
@@ -64,7 +73,7 @@ impl Clock {
     pub async fn sleep_until(&self, until: DateTime<Utc>) {
         match self {
             Clock::System => {
-                let wait = (until - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                let wait = (until - wall_now()).to_std().unwrap_or(Duration::ZERO);
                 tokio::time::sleep(wait.min(MAX_SLEEP)).await;
             }
             Clock::Manual(tx) => {

@@ -3,9 +3,10 @@
 //!
 //! `SIGHUP` reloads the config, calendar, rules and templates: a valid change is swapped in and
 //! every case re-planned; an invalid one is logged with its `file:line:column` and the old rules
-//! keep running. `SIGTERM` (or Ctrl-C) stops taking requests, lets the deliveries in flight
-//! finish, and returns so the process exits 0. Owns start-up and shut-down order; must not hold
-//! domain logic.
+//! keep running. `SIGTERM` (or Ctrl-C) stops taking requests, answers a clock move still waiting
+//! for the scheduler `503` at once, cuts requests still running after
+//! [`crate::serve::DRAIN_LIMIT`], lets the deliveries in flight finish, and returns so the
+//! process exits 0. Owns start-up and shut-down order; must not hold domain logic.
 //!
 //! The API listens before the database is asked anything: a daemon started before its database
 //! (a PostgreSQL server still booting, a network not yet up) waits for it, answering `503`
@@ -40,11 +41,20 @@ pub struct Shared {
     /// The store is open: migrated, and caught up after downtime. Until then the API answers
     /// `503` and nothing is claimed or sent.
     ready: AtomicBool,
+    /// Turns true when the daemon is asked to stop: a request that would wait for the
+    /// scheduler (a clock move) answers at once instead.
+    stop: watch::Receiver<bool>,
 }
 
 impl Shared {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the daemon is asked to stop.
+    pub async fn stopping(&self) {
+        let mut stop = self.stop.clone();
+        let _ = stop.wait_for(|s| *s).await;
     }
 }
 
@@ -112,6 +122,19 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     if crate::telemetry::handle().is_none() {
         tracing::warn!("metrics are not recorded: another recorder was installed first");
     }
+    // Where everything is, for whoever started it.
+    tracing::info!(
+        config = %config.source.describe(),
+        rules = %config.rules_dir.display(),
+        templates = %config.templates_dir.display(),
+        bank_holidays = %config.bank_holidays_path.display(),
+        database = %crate::config::service::redact_url(&url),
+        email = %match &config.email.smtp {
+            Some(smtp) => format!("SMTP {}", smtp.host),
+            None => format!(".eml files in {}", config.email.spool.display()),
+        },
+        "driftwatch configured"
+    );
     // Nothing is asked of the database yet: see `open_store`.
     let store = Store::connect(&url)?;
     let courier = Courier::from_config(&config)?;
@@ -132,12 +155,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         );
     }
 
+    let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         service: Arc::new(Service::new(store, config, options.clock.clone())),
         courier: Arc::new(RwLock::new(Arc::new(courier))),
         progress: Arc::new(Progress::default()),
         reloading: Mutex::new(()),
         ready: AtomicBool::new(false),
+        stop: stop_rx.clone(),
     });
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -151,7 +176,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     println!("driftwatch listening on http://{bound}");
     tracing::info!(address = %bound, "API listening");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let scheduler = Scheduler {
         service: Arc::clone(&shared.service),
         courier: Arc::clone(&shared.courier),
@@ -174,14 +198,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     let mut cron = periodic_jobs(&shared).await?;
     let signals = tokio::spawn(handle_signals(Arc::clone(&shared), stop_tx.clone()));
 
-    let mut server_stop = stop_tx.subscribe();
     let app = api::router(Arc::clone(&shared));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        })
-        .await
-        .map_err(DaemonError::Serve)?;
+    crate::serve::serve(
+        listener,
+        app,
+        crate::serve::Limits::for_this_process(),
+        stop_tx.subscribe(),
+    )
+    .await;
 
     tracing::info!("stopping: finishing deliveries in flight");
     let _ = stop_tx.send(true);
@@ -344,7 +368,7 @@ pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
         );
         ReloadError { problems }
     };
-    let config = Config::load(&old.path)
+    let config = Config::load_from(&old.source)
         .map_err(|d| refused(d.0.iter().map(ToString::to_string).collect()))?;
     let courier = Courier::from_config(&config).map_err(|e| refused(vec![e.to_string()]))?;
     if config.database_url != old.database_url || config.api.listen != old.api.listen {

@@ -67,6 +67,7 @@ pub fn overview(
     obligations: &[StoredObligation],
     now: DateTime<Utc>,
     horizon: i32,
+    iro_names: &HashMap<String, String>,
 ) -> Overview {
     let today = localtime::date_of(now);
     let until = calendar.add(today, horizon.max(0));
@@ -81,9 +82,15 @@ pub fn overview(
         let Some(InView { due, overdue }) = o.in_view(now, until) else {
             continue;
         };
+        // IROs by name where the case's status gives one, by address otherwise.
         let iro = iros
             .get(o.case.as_str())
-            .map(|s| s.iter().copied().collect::<Vec<_>>().join(", "))
+            .map(|s| {
+                s.iter()
+                    .map(|e| iro_names.get(&e.to_lowercase()).map_or(*e, String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .unwrap_or_else(|| NO_IRO.to_string());
         rows.push(Row {
             case: o.case.clone(),
@@ -164,7 +171,12 @@ pub struct Entry {
 /// A case's timeline, oldest first: its events (type and source only), its obligations'
 /// deadlines with their state, and its notifications with what became of each (from the outbox
 /// where it has a row). Pure.
-pub fn timeline(plan: &CasePlan, events: &[Event], outbox: &[OutboxEntry]) -> Vec<Entry> {
+pub fn timeline(
+    rules: &crate::rules::RuleSet,
+    plan: &CasePlan,
+    events: &[Event],
+    outbox: &[OutboxEntry],
+) -> Vec<Entry> {
     let mut out = Vec::new();
     for e in events {
         let source = e.source.as_deref().unwrap_or("case system");
@@ -182,8 +194,13 @@ pub fn timeline(plan: &CasePlan, events: &[Event], outbox: &[OutboxEntry]) -> Ve
         if let Some(days) = o.working_days_late {
             state.push_str(&format!(", {days} working day(s) late"));
         }
+        // The day it is due (and the time, for a deadline at a time), not the midnight after.
+        let when = match &o.due_time {
+            Some(time) => format!("{} {time}", o.due),
+            None => o.due.to_string(),
+        };
         out.push(Entry {
-            when: localtime::display(o.deadline),
+            when,
             at: o.deadline,
             kind: "deadline",
             what: format!("{} (due {})", o.title, o.due),
@@ -210,7 +227,9 @@ pub fn timeline(plan: &CasePlan, events: &[Event], outbox: &[OutboxEntry]) -> Ve
                 "{} to {}: {step} ({})",
                 format!("{:?}", n.kind).to_lowercase(),
                 n.recipient.label(),
-                n.rule
+                rules
+                    .rule(&n.rule)
+                    .map_or(n.rule.as_str(), |r| r.title.as_str())
             ),
             alert: row.is_some_and(|r| r.state == "dead"),
             state,
@@ -297,7 +316,7 @@ mod tests {
                 Some("oli@council.example"),
             ),
         ];
-        let o = overview(&calendar(), &obligations, now, 5);
+        let o = overview(&calendar(), &obligations, now, 5, &HashMap::new());
         assert_eq!(o.until, "2027-02-22".parse::<NaiveDate>().unwrap());
         let rows: Vec<(&str, &str, bool, i32, &str)> = o
             .rows

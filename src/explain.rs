@@ -242,6 +242,9 @@ fn matchers(list: &[Matcher]) -> String {
             if m.when.is_some() {
                 s.push_str(" when its condition holds");
             }
+            if m.earlier {
+                s.push_str(" (one from before it opened, in the same period of care, counts too)");
+            }
             s
         })
         .collect::<Vec<_>>()

@@ -6,6 +6,7 @@
 //! loader and no functions beyond the few registered here. Must not decide what to send.
 
 use crate::diagnostic::Diagnostic;
+use crate::sources::TemplateFiles;
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
@@ -68,55 +69,41 @@ impl Engine {
         );
     }
 
-    /// Loads every template folder under `dir` (`dir/NAME/subject.txt`, ...). Returns a diagnostic
+    /// Adds every template folder of `templates` (`NAME/subject.txt`, ...). Returns a diagnostic
     /// for each part that does not compile or each folder missing a required part.
-    pub fn load_templates(&mut self, dir: &Path) -> Vec<Diagnostic> {
+    pub fn add_templates(&mut self, templates: &TemplateFiles) -> Vec<Diagnostic> {
         let mut problems = Vec::new();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => {
-                return vec![Diagnostic::whole_file(
-                    dir,
-                    format!("cannot read the templates folder: {e}"),
-                )];
-            }
-        };
-        let mut folders: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        folders.sort();
-        for folder in folders {
-            let Some(name) = folder
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_string)
-            else {
-                continue;
-            };
+        for (name, parts) in templates {
             // Known even if broken, so rules using it are not also reported as unknown.
             self.templates.insert(name.clone());
+            // A folder with only a `webhook.json` is a webhook body (a Teams card, a Slack
+            // message) that a webhook's `body:` names: it needs no subject or text of its own.
+            let body_only = parts.contains_key("webhook.json")
+                && !parts.contains_key("subject.txt")
+                && !parts.contains_key("body.txt");
             for part in TEMPLATE_PARTS {
-                let file = folder.join(part);
-                let required = matches!(part, "subject.txt" | "body.txt");
-                let source = match std::fs::read_to_string(&file) {
-                    Ok(s) => s,
-                    Err(_) if !required => continue,
-                    Err(e) => {
+                let required = !body_only && matches!(part, "subject.txt" | "body.txt");
+                let Some(file) = parts.get(part) else {
+                    if required {
+                        let folder = parts
+                            .values()
+                            .next()
+                            .and_then(|f| f.path.parent())
+                            .map(|d| d.join(part))
+                            .unwrap_or_else(|| Path::new(name).join(part));
                         problems.push(Diagnostic::whole_file(
-                            &file,
-                            format!("template `{name}` needs this file: {e}"),
+                            &folder,
+                            format!("template `{name}` needs this file"),
                         ));
-                        continue;
                     }
+                    continue;
                 };
                 if let Err(e) = self
                     .env
-                    .add_template_owned(format!("{name}/{part}"), source)
+                    .add_template_owned(format!("{name}/{part}"), file.text.clone())
                 {
                     let line = e.line().unwrap_or(1);
-                    problems.push(Diagnostic::new(&file, Some((line, 1)), describe(&e)));
+                    problems.push(Diagnostic::new(&file.path, Some((line, 1)), describe(&e)));
                 }
             }
         }
@@ -201,18 +188,7 @@ fn describe(e: &minijinja::Error) -> String {
 /// rules such as "a letter for children aged 5 or over".
 fn age(date_of_birth: String, on: String) -> Result<i64, minijinja::Error> {
     // A timestamp counts by its Europe/London date, like every other date in driftwatch.
-    let parse = |s: &str| {
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-            return Ok(crate::localtime::date_of(t.with_timezone(&chrono::Utc)));
-        }
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-            minijinja::Error::new(
-                ErrorKind::InvalidOperation,
-                "age() takes dates such as 2019-05-01",
-            )
-        })
-    };
-    let (born, on) = (parse(&date_of_birth)?, parse(&on)?);
+    let (born, on) = (local_date(&date_of_birth)?, local_date(&on)?);
     let mut years = i64::from(on.year() - born.year());
     if (on.month(), on.day()) < (born.month(), born.day()) {
         years -= 1;
@@ -220,11 +196,55 @@ fn age(date_of_birth: String, on: String) -> Result<i64, minijinja::Error> {
     Ok(years)
 }
 
-/// `school_age(date_of_birth, on)`: whether a child is of compulsory school age (5 to 15 years
-/// old) on a day, for "reviews for school-age children should be outside school hours".
+/// `school_age(date_of_birth, on)`: whether a child is of compulsory school age on a day, for
+/// "reviews for school-age children should be outside school hours". Education Act 1996 s.8:
+/// from the first 1 January, 1 April or 1 September on or after the fifth birthday, to the last
+/// Friday in June of the school year (September to August) in which the child turns 16.
 fn school_age(date_of_birth: String, on: String) -> Result<bool, minijinja::Error> {
-    let years = age(date_of_birth, on)?;
-    Ok((5..16).contains(&years))
+    let (born, on) = (local_date(&date_of_birth)?, local_date(&on)?);
+    let birthday = |years: i32| {
+        born.with_year(born.year() + years)
+            // 29 February: the birthday is kept on 1 March in other years.
+            .or_else(|| NaiveDate::from_ymd_opt(born.year() + years, 3, 1))
+    };
+    let (Some(fifth), Some(sixteenth)) = (birthday(5), birthday(16)) else {
+        return Ok(false);
+    };
+    let starts = [(1, 1), (4, 1), (9, 1)]
+        .into_iter()
+        .flat_map(|(m, d)| {
+            [fifth.year(), fifth.year() + 1]
+                .into_iter()
+                .filter_map(move |y| NaiveDate::from_ymd_opt(y, m, d))
+        })
+        .filter(|d| *d >= fifth)
+        .min();
+    let school_year = if sixteenth.month() >= 9 {
+        sixteenth.year()
+    } else {
+        sixteenth.year() - 1
+    };
+    let leaves = NaiveDate::from_ymd_opt(school_year + 1, 6, 30).map(|mut d| {
+        while d.weekday() != chrono::Weekday::Fri {
+            d = d.pred_opt().unwrap_or(d);
+        }
+        d
+    });
+    Ok(matches!((starts, leaves), (Some(s), Some(l)) if on >= s && on <= l))
+}
+
+/// A day from `YYYY-MM-DD` or an RFC 3339 time (its Europe/London date), for the functions
+/// conditions call.
+fn local_date(s: &str) -> Result<NaiveDate, minijinja::Error> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(crate::localtime::date_of(t.with_timezone(&chrono::Utc)));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            "takes dates such as 2019-05-01",
+        )
+    })
 }
 
 /// `{{ data.meeting_at | in_words }}`: a date and time in Europe/London, in words

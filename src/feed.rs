@@ -28,11 +28,15 @@ pub enum When {
     At(DateTime<Utc>),
 }
 
-/// The feed as iCalendar text.
+/// The feed as iCalendar text: one `PRODID` (the crate's default is left out), `VERSION` 2.0,
+/// and every entry with a `UID`, a `DTSTAMP` and an end after its start (an all-day deadline
+/// ends at the start of the next day, as RFC 5545 says `DTEND` is exclusive).
 pub fn render(name: &str, items: &[FeedItem], now: DateTime<Utc>) -> String {
-    let mut calendar = Calendar::new();
-    calendar.name(name);
+    let mut calendar = Calendar::empty();
+    calendar.append_property(("VERSION", "2.0"));
     calendar.append_property(("PRODID", "-//driftwatch//feed//EN"));
+    calendar.append_property(("CALSCALE", "GREGORIAN"));
+    calendar.name(name);
     for item in items {
         let mut event = Event::new();
         event
@@ -43,7 +47,8 @@ pub fn render(name: &str, items: &[FeedItem], now: DateTime<Utc>) -> String {
             .sequence(item.sequence);
         match item.when {
             When::Day(d) => {
-                event.all_day(d);
+                let next = d.succ_opt().unwrap_or(d);
+                event.starts(d).ends(next);
             }
             When::At(t) => {
                 event.starts(t).ends(t + chrono::Duration::hours(1));

@@ -13,8 +13,9 @@
 //!
 //! The shell reads files and talks to people: [`config`] loads what the core needs; [`store`]
 //! keeps events, obligations and the outbox; [`service`] stores events and re-plans their cases;
-//! [`scheduler`] sends what is due through [`notify`]; [`api`] is the HTTP interface; [`daemon`]
-//! wires them together with the injectable [`clock`]; [`telemetry`] exports metrics.
+//! [`scheduler`] sends what is due through [`notify`]; [`api`] is the HTTP interface, which
+//! [`serve`] serves within limits; [`daemon`] wires them together with the injectable [`clock`];
+//! [`telemetry`] exports metrics.
 
 pub mod api;
 pub mod calendar;
@@ -37,8 +38,10 @@ pub mod planner;
 pub mod report;
 pub mod rules;
 pub mod scheduler;
+pub mod serve;
 pub mod service;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -7,7 +7,7 @@ use driftwatch::api::hex;
 use driftwatch::calendar::Reckoning;
 use driftwatch::clock::Clock;
 use driftwatch::config::service::resolve_database_url;
-use driftwatch::config::{Config, DEFAULT_CONFIG};
+use driftwatch::config::{Config, ConfigSource};
 use driftwatch::daemon::{self, RunOptions};
 use driftwatch::event::{Event, numbered_json_lines};
 use driftwatch::planner::{Planner, table};
@@ -26,9 +26,14 @@ use std::process::ExitCode;
     about = "Keeps looked-after child reviews on time"
 )]
 struct Cli {
-    /// The config file.
-    #[arg(long, global = true, env = "DRIFTWATCH_CONFIG", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
+    /// The config file. Without it (or DRIFTWATCH_CONFIG): ./config/driftwatch.yaml, then
+    /// /etc/driftwatch/driftwatch.yaml, then the defaults built into the binary.
+    #[arg(long, global = true, env = "DRIFTWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the built-in defaults keep the SQLite database and the .eml spool (when no config
+    /// file is found). Default: systemd's STATE_DIRECTORY, else ./var.
+    #[arg(long, global = true, env = "DRIFTWATCH_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +42,14 @@ struct Cli {
 enum Command {
     /// Load the config, calendar, rules and templates; report every error as file:line:column.
     Check,
+    /// Write the built-in config, rules, rule tests, templates, bank holidays, snapshot mapping
+    /// and schemas into DIR, for a council to edit (existing files are left alone).
+    Init {
+        dir: PathBuf,
+        /// Overwrite files that are already there.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show every case's obligations and notifications from a JSON Lines file of events.
     Plan {
         /// JSON Lines file of events.
@@ -77,7 +90,8 @@ enum Command {
         /// FILE is a CSV snapshot, one row per child, mapped by --mapping.
         #[arg(long)]
         snapshot: bool,
-        /// The column mapping of a snapshot (default: snapshot-mapping.yaml beside the config).
+        /// The column mapping of a snapshot (default: snapshot-mapping.yaml beside the config
+        /// file, else the built-in one).
         #[arg(long)]
         mapping: Option<PathBuf>,
         /// Check the file and show what going live would send and record, changing nothing.
@@ -92,9 +106,9 @@ enum Command {
     /// Timeliness figures for a period (the IRO annual report): by rule, due, on time, late,
     /// overdue; IRO caseloads; events by type.
     Report {
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         from: NaiveDate,
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         to: NaiveDate,
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
@@ -156,6 +170,7 @@ enum TokenCommand {
 enum CalendarCommand {
     /// The statutory working day N working days after DATE (before, if N is negative).
     Add {
+        #[arg(value_parser = date_arg)]
         date: NaiveDate,
         #[arg(allow_negative_numbers = true)]
         n: i32,
@@ -165,7 +180,9 @@ enum CalendarCommand {
     },
     /// The number of statutory working days in (A, B].
     Between {
+        #[arg(value_parser = date_arg)]
         a: NaiveDate,
+        #[arg(value_parser = date_arg)]
         b: NaiveDate,
         /// Count the council's working days (closure days left out) instead of statutory ones.
         #[arg(long)]
@@ -223,8 +240,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|problems| {
+fn load(source: &ConfigSource) -> Result<Config, ExitCode> {
+    Config::load_from(source).map_err(|problems| {
         for p in &problems.0 {
             eprintln!("{p}");
         }
@@ -248,7 +265,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         say!("{}", serde_json::to_string_pretty(&schema)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let config = match load(&cli.config) {
+    if let Command::Init { dir, force } = &cli.command {
+        return init(dir, *force);
+    }
+    let state_dir = cli.state_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("STATE_DIRECTORY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("var"))
+    });
+    let source = ConfigSource::find(cli.config.as_deref(), &state_dir);
+    let config = match load(&source) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
@@ -283,15 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             daemon::init_logging(&config.log);
             let options = ImportOptions {
-                snapshot: snapshot.then(|| {
-                    mapping.unwrap_or_else(|| {
-                        config
-                            .path
-                            .parent()
-                            .unwrap_or(Path::new("."))
-                            .join("snapshot-mapping.yaml")
-                    })
-                }),
+                snapshot: snapshot.then_some(mapping),
                 dry_run,
                 now: parse_now(now.as_deref())?,
                 database_url,
@@ -355,7 +373,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Token { .. } | Command::Schema { .. } => Ok(ExitCode::SUCCESS),
+        Command::Token { .. } | Command::Schema { .. } | Command::Init { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check => check(&config, Utc::now()),
         Command::Plan {
             events,
@@ -376,6 +396,7 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
         .count();
     let years = config.calendar.published_years();
     say!("{}: ok", config.path.display());
+    say!("  config: read from {}", config.source.describe());
     say!(
         "  calendar: {} bank holidays {}–{} from {}, {} closure day(s)",
         config.calendar.division(),
@@ -454,16 +475,21 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A date argument, exactly `YYYY-MM-DD` as everywhere else driftwatch reads dates.
+fn date_arg(text: &str) -> Result<NaiveDate, String> {
+    driftwatch::event::parse_date(text).ok_or_else(|| "expected a date such as 2027-01-21".into())
+}
+
 fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>> {
     let Some(text) = now else {
         return Ok(Utc::now());
     };
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+    if let Some(t) = driftwatch::event::parse_timestamp(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        Ok(d) => Ok(localtime::start_of(d)),
-        Err(_) => bail!("--now: `{text}` is neither an RFC 3339 time nor a YYYY-MM-DD date"),
+    match driftwatch::event::parse_date(text) {
+        Some(d) => Ok(localtime::start_of(d)),
+        None => bail!("--now: `{text}` is neither an RFC 3339 time nor a YYYY-MM-DD date"),
     }
 }
 
@@ -535,8 +561,8 @@ fn read_events(config: &Config, path: &Path) -> Result<Option<Vec<Event>>> {
 }
 
 struct ImportOptions {
-    /// The mapping file, for a CSV snapshot.
-    snapshot: Option<PathBuf>,
+    /// For a CSV snapshot: the mapping file named, if any.
+    snapshot: Option<Option<PathBuf>>,
     dry_run: bool,
     now: DateTime<Utc>,
     database_url: Option<String>,
@@ -546,10 +572,10 @@ struct ImportOptions {
 fn read_snapshot(
     config: &Config,
     path: &Path,
-    mapping: &Path,
+    mapping: Option<&Path>,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<Event>>> {
-    let mapping = match snapshot::Mapping::load(mapping) {
+    let mapping = match snapshot::Mapping::find(mapping, &config.source) {
         Ok(m) => m,
         Err(d) => {
             eprintln!("{d}");
@@ -585,7 +611,7 @@ fn read_snapshot(
 
 fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCode> {
     let events = match &options.snapshot {
-        Some(mapping) => read_snapshot(&config, file, mapping, options.now)?,
+        Some(mapping) => read_snapshot(&config, file, mapping.as_deref(), options.now)?,
         None => read_events(&config, file)?,
     };
     let Some(mut events) = events else {
@@ -739,6 +765,47 @@ fn token(command: &TokenCommand) -> Result<ExitCode> {
             say!("{}", hex(&Sha256::digest(token.as_bytes())));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `driftwatch init DIR`: the built-in defaults written out for a council to edit.
+fn init(dir: &Path, force: bool) -> Result<ExitCode> {
+    let mut written = 0;
+    let mut kept = Vec::new();
+    for (path, text) in driftwatch::sources::defaults_to_write() {
+        let target = dir.join(&path);
+        if target.exists() && !force {
+            kept.push(target);
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&target, text)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        written += 1;
+    }
+    say!("{}: wrote {written} file(s)", dir.display());
+    for k in &kept {
+        say!(
+            "  kept {} (already there; --force overwrites it)",
+            k.display()
+        );
+    }
+    let config = dir.join("driftwatch.yaml");
+    say!("Next:");
+    say!(
+        "  edit {} (roles, closures, database, email, tokens)",
+        config.display()
+    );
+    say!("  driftwatch --config {} check", config.display());
+    say!(
+        "  driftwatch --config {} test {}/rules/tests/*.yaml",
+        config.display(),
+        dir.display()
+    );
+    say!("  driftwatch --config {} run", config.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -78,6 +78,8 @@ pub fn context(
             "title": n.title,
             "due": n.due.map(|d| d.to_string()),
             "late": n.late,
+            "late_reason": n.late_reason,
+            "why_late": n.late_reason.map(|r| r.words()),
             "urgent": n.urgent,
             "send_at": localtime::display(n.send_at),
             "instead_of": n.instead_of,
@@ -126,7 +128,6 @@ fn sample_data(fields: &Fields) -> Map<String, Value> {
 pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
-    let example_day = NaiveDate::from_ymd_opt(2027, 1, 21).unwrap_or_default();
 
     let contact = json!({"name": "Example Name", "email": "example@council.example"});
     let contacts: Map<String, Value> = rules
@@ -213,40 +214,7 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
         {
             // The same context a real message gets, from an example notification: plain, and
             // as a late message to a fallback replacing an earlier one.
-            let example = Notification {
-                idempotency_key: "example".into(),
-                send_at: example_day
-                    .and_hms_opt(9, 0, 0)
-                    .unwrap_or_default()
-                    .and_utc(),
-                status: NotificationStatus::Scheduled,
-                late: variant,
-                kind,
-                step: "example".into(),
-                title: title.map(str::to_string),
-                rule: rule.id.clone(),
-                obligation: None,
-                due: Some(example_day),
-                recipient: Target::Email {
-                    role: send.to.first().map(ToString::to_string).unwrap_or_default(),
-                    name: Some("Example Name".into()),
-                    email: "example@council.example".into(),
-                },
-                template: send.template.clone(),
-                urgent: send.urgent,
-                event: "example".into(),
-                instead_of: variant.then(|| "iro".to_string()),
-                replaces: variant.then(|| crate::planner::Replaced {
-                    due: example_day,
-                    at: Some(
-                        example_day
-                            .and_hms_opt(14, 0, 0)
-                            .unwrap_or_default()
-                            .and_utc(),
-                    ),
-                }),
-                data: None,
-            };
+            let example = example_notification(&rule.id, kind, title, send, variant);
             let links = MessageLinks {
                 acknowledge: Some("https://driftwatch.council.example/ack/example".into()),
             };
@@ -273,6 +241,98 @@ pub fn check_templates(rules: &RuleSet, templates_dir: &Path) -> Vec<Diagnostic>
         }
     }
     problems
+}
+
+/// An example notification of `rule` for trying its templates: plain, or (`variant`) as a late
+/// message to a fallback replacing an earlier one, so every branch of a template is tried.
+fn example_notification(
+    rule: &str,
+    kind: NotificationKind,
+    title: Option<&str>,
+    send: &Send,
+    variant: bool,
+) -> Notification {
+    let example_day = NaiveDate::from_ymd_opt(2027, 1, 21).unwrap_or_default();
+    let at = |h| {
+        example_day
+            .and_hms_opt(h, 0, 0)
+            .unwrap_or_default()
+            .and_utc()
+    };
+    Notification {
+        idempotency_key: "example".into(),
+        send_at: at(9),
+        status: NotificationStatus::Scheduled,
+        late: variant,
+        late_reason: variant.then_some(crate::planner::LateReason::CaughtUp),
+        kind,
+        step: "example".into(),
+        title: title.map(str::to_string),
+        rule: rule.to_string(),
+        obligation: None,
+        due: Some(example_day),
+        recipient: Target::Email {
+            role: send.to.first().map(ToString::to_string).unwrap_or_default(),
+            name: Some("Example Name".into()),
+            email: "example@council.example".into(),
+        },
+        template: send.template.clone(),
+        urgent: send.urgent,
+        event: "example".into(),
+        instead_of: variant.then(|| "iro".to_string()),
+        replaces: variant.then(|| crate::planner::Replaced {
+            due: example_day,
+            at: Some(at(14)),
+        }),
+        data: None,
+        data_from: Vec::new(),
+    }
+}
+
+/// Renders a webhook's `body` template (a Teams card, a Slack message) for an example message
+/// of every rule that sends to that webhook, so `check` finds a mistake in it.
+pub fn check_webhook_body(
+    rules: &RuleSet,
+    templates_dir: &Path,
+    webhook: &str,
+    body: &str,
+) -> Vec<Diagnostic> {
+    let mut problems = BTreeSet::new();
+    for rule in &rules.rules {
+        let sends: Vec<&Send> = match &rule.body {
+            RuleBody::Notice(send) => vec![send],
+            RuleBody::Obligation(o) => o
+                .reminders
+                .iter()
+                .chain(&o.escalations)
+                .map(|s| &s.send)
+                .chain(o.at_deadline.iter().filter_map(|a| match a {
+                    Action::Send(s) => Some(s),
+                    Action::Emit { .. } => None,
+                }))
+                .collect(),
+        };
+        let to_it = crate::rules::Recipient::Webhook(webhook.to_string());
+        for send in sends.into_iter().filter(|s| s.to.contains(&to_it)) {
+            let example =
+                example_notification(&rule.id, NotificationKind::Notice, None, send, false);
+            let data = rules
+                .vocabulary
+                .events
+                .get(&rule.on)
+                .map(|e| sample_data(&e.fields))
+                .unwrap_or_default();
+            let at = example.send_at;
+            if let Err(e) = render_webhook(rules, "EXAMPLE-1", &example, &data, Some(body), at) {
+                problems.insert(e.to_string());
+            }
+        }
+    }
+    let file = templates_dir.join(body).join("webhook.json");
+    problems
+        .into_iter()
+        .map(|m| Diagnostic::new(&file, None, m))
+        .collect()
 }
 
 /// Renders a notification's subject, text and optional HTML body.
@@ -307,14 +367,19 @@ pub fn render(
     })
 }
 
-/// The JSON body of a webhook: the template's `webhook.json` when it has one (so a Teams or
-/// Slack incoming webhook gets the shape it wants), otherwise a standard envelope with the
-/// rendered subject and text.
+/// The body of a webhook request: the notification's own template's `webhook.json` if it has
+/// one; else the webhook's `body` template (a Teams card, a Slack message), which sees the
+/// rendered message as `message.subject` and `message.text` besides the usual values; else a
+/// JSON envelope with the case reference, rule, step, subject and text, and `sent_at`,
+/// driftwatch's time of sending (under a manual clock, the clock's time; the signed
+/// `webhook-timestamp` header is always the real time).
 pub fn render_webhook(
     rules: &RuleSet,
     case: &str,
     n: &Notification,
     data: &Map<String, Value>,
+    body_template: Option<&str>,
+    sent_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, RenderError> {
     let error = |message: String| RenderError {
         template: n.template.clone(),
@@ -334,7 +399,23 @@ pub fn render_webhook(
     }
     let links = MessageLinks::default();
     let m = render(rules, case, n, data, &links)?;
-    let ctx = context(rules, case, n, data, &links);
+    let mut ctx = context(rules, case, n, data, &links);
+    if let Some(body) = body_template {
+        ctx["message"] = json!({"subject": m.subject, "text": m.text});
+        let error = |message: String| RenderError {
+            template: body.to_string(),
+            part: "webhook.json",
+            rule: n.rule.clone(),
+            message,
+        };
+        let text = rules
+            .engine
+            .render(body, "webhook.json", &ctx)
+            .map_err(error)?;
+        serde_json::from_str::<Value>(&text)
+            .map_err(|e| error(format!("does not render to JSON: {e}")))?;
+        return Ok(text);
+    }
     let body = json!({
         "type": "driftwatch.notification",
         "idempotency_key": n.idempotency_key,
@@ -343,6 +424,7 @@ pub fn render_webhook(
         "notification": ctx["notification"],
         "subject": m.subject,
         "text": m.text,
+        "sent_at": sent_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
     Ok(body.to_string())
 }

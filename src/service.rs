@@ -34,6 +34,38 @@ pub struct Service {
     wake: Notify,
 }
 
+/// Why a batch of events was not stored. Nothing of it was.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Two events of the batch, or an event of the batch and a stored one, have this id and
+    /// different contents.
+    #[error(
+        "event {id}: id: {}",
+        if *.stored { CONFLICT_WITH_STORED } else { CONFLICT_IN_BATCH }
+    )]
+    Conflict { id: String, stored: bool },
+}
+
+/// What a batch repeating a stored id with other contents is told.
+pub const CONFLICT_WITH_STORED: &str = "an event with this id is already stored with different \
+     contents; nothing was stored (an event cannot be changed: send what changed as a new event)";
+
+/// What a batch using one id for two different events is told.
+pub const CONFLICT_IN_BATCH: &str =
+    "is used by two events of the batch with different contents; nothing was stored";
+
+/// What an id already stored with other contents does to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// The batch is refused ([`IngestError::Conflict`]): what the case system posts.
+    Refuse,
+    /// The stored event stands and the new one counts as a duplicate: for imports run again
+    /// (a snapshot's events dated at the import keep their ids) and acknowledgement links.
+    KeepStored,
+}
+
 /// What became of one posted event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Accepted {
@@ -113,8 +145,25 @@ impl Service {
     }
 
     /// Stores events and re-plans their cases in one transaction: when this returns `Ok`, the
-    /// events and their consequences are on disk.
-    pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, StoreError> {
+    /// events and their consequences are on disk. A batch using one id for two different
+    /// events is refused; an event whose id is stored already counts as a duplicate (the stored
+    /// one stands, whatever the new one holds).
+    pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, IngestError> {
+        self.ingest_with(events, Changed::KeepStored).await
+    }
+
+    /// As [`Service::ingest`], with `changed` saying what an id stored with other contents does.
+    pub async fn ingest_with(
+        &self,
+        events: &[Event],
+        changed: Changed,
+    ) -> Result<Vec<Accepted>, IngestError> {
+        if let Some(id) = crate::event::conflicting_id(events) {
+            return Err(IngestError::Conflict {
+                id: id.to_string(),
+                stored: false,
+            });
+        }
         let config = self.config();
         let now = self.now();
         let mut tx = self.store.begin().await?;
@@ -124,6 +173,14 @@ impl Service {
             let stored = tx.append(event, now).await?;
             if stored {
                 cases.insert(event.case.as_str());
+            } else if changed == Changed::Refuse
+                && tx.event(&event.id).await?.is_some_and(|s| s != *event)
+            {
+                // Dropped without a commit: nothing of the batch is kept.
+                return Err(IngestError::Conflict {
+                    id: event.id.clone(),
+                    stored: true,
+                });
             }
             accepted.push(Accepted {
                 id: event.id.clone(),
@@ -300,7 +357,7 @@ async fn replan(
     };
     let actions = closing_actions(&planner, &plan, &events);
     tx.write_plan(
-        &case_write(
+        &case_write_with(
             &plan,
             &events,
             &pending,
@@ -313,16 +370,8 @@ async fn replan(
     .await
 }
 
-/// When each open obligation's own deadline action will meet it (the invitations going), by
-/// obligation id: from then its reminders and escalations are not wanted. Read from the plan's
-/// action notifications; an action that sends nothing now (a moved review's invitations when
-/// everyone was told of the move, nobody to send to) leaves none, and the plan at the latest such
-/// deadline says when driftwatch met each of those obligations. Pure.
-pub fn closing_actions(
-    planner: &Planner,
-    plan: &CasePlan,
-    events: &[Event],
-) -> HashMap<String, DateTime<Utc>> {
+/// When each obligation's deadline action still to come goes, as its notifications say.
+fn action_notifications(plan: &CasePlan) -> HashMap<String, DateTime<Utc>> {
     let mut moments: HashMap<String, DateTime<Utc>> = HashMap::new();
     for n in plan
         .notifications
@@ -334,6 +383,20 @@ pub fn closing_actions(
             *t = (*t).min(n.send_at);
         }
     }
+    moments
+}
+
+/// When each open obligation's own deadline action will meet it (the invitations going), by
+/// obligation id: from then its reminders and escalations are not wanted. Read from the plan's
+/// action notifications; an action that sends nothing now (a moved review's invitations when
+/// everyone was told of the move, nobody to send to) leaves none, and the plan at the latest such
+/// deadline says when driftwatch met each of those obligations. Pure.
+pub fn closing_actions(
+    planner: &Planner,
+    plan: &CasePlan,
+    events: &[Event],
+) -> HashMap<String, DateTime<Utc>> {
+    let mut moments = action_notifications(plan);
     let acts_at_deadline = |rule: &str| {
         planner
             .rules
@@ -439,7 +502,24 @@ pub struct CatchUp {
 ///
 /// Reminders and escalations of obligations already met or cancelled are never sent late.
 /// Those a recipient takes only in the daily digest are recorded as `in_digest`.
+///
+/// Its reminders and escalations are held from the moment their obligation's deadline action
+/// meets it as the plan's action notifications say; the daemon uses [`case_write_with`] and
+/// [`closing_actions`], which also know the moment of an action that sends nothing.
 pub fn case_write(
+    plan: &CasePlan,
+    events: &[Event],
+    pending: &[String],
+    catch_up: CatchUp,
+    routing: Routing,
+) -> CaseWrite {
+    let actions = action_notifications(plan);
+    case_write_with(plan, events, pending, catch_up, routing, &actions)
+}
+
+/// [`case_write`], with when each open obligation's deadline action meets it (`actions`, see
+/// [`closing_actions`]). Pure.
+pub fn case_write_with(
     plan: &CasePlan,
     events: &[Event],
     pending: &[String],
@@ -463,6 +543,7 @@ pub fn case_write(
                 .or_else(|| data_of.get(n.event.as_str()).copied())
         })
         .collect();
+    let stored: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let deadlines: HashMap<&str, (DateTime<Utc>, bool)> = plan
         .obligations
         .iter()
@@ -482,15 +563,26 @@ pub fn case_write(
     // one that applies when it goes: a stage that falls due at 09:00 takes the place of the
     // earlier one caught up at 08:00.
     let first = routing.placement.place(now, false);
-    let mut latest: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    // Two stages falling at one moment (closures pushed one onto the other's day): the later
+    // stage of the ladder is the one that applies.
+    let stage = |n: &Notification| {
+        let o = routing.rules.rule(&n.rule).and_then(|r| r.obligation());
+        let index = |steps: &[crate::rules::Step]| steps.iter().position(|s| s.id == n.step);
+        match n.kind {
+            NotificationKind::Escalation => (1, o.and_then(|o| index(&o.escalations))),
+            _ => (0, o.and_then(|o| index(&o.reminders))),
+        }
+    };
+    let mut latest: HashMap<&str, (DateTime<Utc>, Stage)> = HashMap::new();
     for n in &plan.notifications {
         let going = matches!(
             n.status,
             NotificationStatus::Due | NotificationStatus::Scheduled
         ) && n.send_at <= first;
         if let (true, Some(o)) = (is_ladder(n) && going, n.obligation.as_deref()) {
-            let t = latest.entry(o).or_insert(n.send_at);
-            *t = (*t).max(n.send_at);
+            let this = (n.send_at, stage(n));
+            let t = latest.entry(o).or_insert(this);
+            *t = (*t).max(this);
         }
     }
 
@@ -511,6 +603,8 @@ pub fn case_write(
             NotificationStatus::Scheduled => true,
             NotificationStatus::Due if !catching_up => true,
             NotificationStatus::Due => match n.kind {
+                // Nobody to tell: recorded, not raised as dead again for what is long past.
+                _ if matches!(n.recipient, Target::Nobody { .. }) => false,
                 NotificationKind::Notice => true,
                 NotificationKind::Action => meeting_ahead(data, now),
                 NotificationKind::Reminder | NotificationKind::Escalation => {
@@ -518,7 +612,7 @@ pub fn case_write(
                         .obligation
                         .as_deref()
                         .and_then(|o| latest.get(o))
-                        .is_some_and(|t| *t == n.send_at);
+                        .is_some_and(|t| *t == (n.send_at, stage(n)));
                     let deadline_passed = obligation.is_some_and(|(d, _)| *d <= first);
                     is_latest && !(n.kind == NotificationKind::Reminder && deadline_passed)
                 }
@@ -539,7 +633,14 @@ pub fn case_write(
             PlannedState::Superseded
         };
         let mut n = n.clone();
-        n.late |= send && catching_up;
+        if send && catching_up {
+            n.late = true;
+            n.late_reason = Some(if before_go_live(&n) {
+                crate::planner::LateReason::WentLive
+            } else {
+                crate::planner::LateReason::CaughtUp
+            });
+        }
         // A message that goes after its time (at going live, after downtime) still goes inside
         // working hours on a day the council is open, and its row says when. If it has not gone
         // by the time it goes stale, it is judged again then.
@@ -553,6 +654,7 @@ pub fn case_write(
                 n.send_at = placed;
             }
         }
+        let row = row_data(&n, &stored, &data_of);
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
@@ -566,7 +668,7 @@ pub fn case_write(
                 .filter(|_| is_ladder(&n) && state == PlannedState::Pending)
                 .and_then(|o| actions.get(o).copied()),
             notification: to_json(&n),
-            data: data.map_or_else(|| "{}".to_string(), to_json),
+            data: row,
         });
     }
     let retire = pending
@@ -685,6 +787,10 @@ pub fn stale_after(config: &Config) -> chrono::Duration {
     chrono::Duration::hours(i64::try_from(config.delivery.stale_after_hours).unwrap_or(24))
 }
 
+/// Where a step stands in its obligation's ladders: reminders (0) before escalations (1), then
+/// its place in its ladder.
+type Stage = (u8, Option<usize>);
+
 /// A reminder or an escalation: a step of an obligation's ladder.
 fn is_ladder(n: &Notification) -> bool {
     matches!(
@@ -705,6 +811,39 @@ fn meeting_at(data: Option<&Map<String, Value>>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// What an outbox row keeps of a notification's data. A stored event's data is read from the
+/// event log when the notification is claimed, not copied into every row: an invitation to each
+/// of hundreds of participants would otherwise store the whole list once per participant. So
+/// when every event the data came from is stored (not derived by driftwatch), the row names them
+/// (`$from`) and keeps only what the planner laid over them (the case's contacts); otherwise it
+/// keeps the data itself.
+fn row_data(
+    n: &Notification,
+    stored: &HashSet<&str>,
+    data_of: &HashMap<&str, &Map<String, Value>>,
+) -> String {
+    let Some(data) = n.data.as_deref() else {
+        return data_of
+            .get(n.event.as_str())
+            .copied()
+            .map_or_else(|| "{}".to_string(), to_json);
+    };
+    let in_log =
+        !n.data_from.is_empty() && n.data_from.iter().all(|id| stored.contains(id.as_str()));
+    if !in_log {
+        return to_json(data);
+    }
+    let mut row = Map::new();
+    row.insert(
+        crate::store::DATA_FROM.to_string(),
+        serde_json::json!(n.data_from),
+    );
+    if let Some(contacts) = data.get(crate::message::CONTACTS_KEY) {
+        row.insert(crate::message::CONTACTS_KEY.to_string(), contacts.clone());
+    }
+    to_json(&row)
 }
 
 /// Serialises one of the planner's shapes. They hold only strings, numbers and dates, so this
@@ -799,7 +938,6 @@ pub fn go_live_preview(
     let mut by_rule: std::collections::BTreeMap<String, GoLiveCounts> = Default::default();
     for history in cases {
         let plan = planner.plan_case(&history.case, &history.events, now);
-        // What is held until re-planning does not change what is sent or recorded.
         let write = case_write(
             &plan,
             &history.events,
@@ -809,7 +947,6 @@ pub fn go_live_preview(
                 stale_after,
             },
             routing,
-            &HashMap::new(),
         );
         for row in write
             .outbox

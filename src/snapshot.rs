@@ -93,7 +93,34 @@ impl Mapping {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Diagnostic::whole_file(path, format!("cannot read the snapshot mapping: {e}"))
         })?;
-        serde_yaml::from_str(&text).map_err(|e| from_yaml_error(path, &e))
+        Mapping::from_text(path, &text)
+    }
+
+    /// A mapping from its text; `path` names it in errors.
+    pub fn from_text(path: &Path, text: &str) -> Result<Mapping, Diagnostic> {
+        serde_yaml::from_str(text).map_err(|e| from_yaml_error(path, &e))
+    }
+
+    /// The mapping named, else `snapshot-mapping.yaml` beside the config file, else the one
+    /// built into the binary.
+    pub fn find(
+        named: Option<&Path>,
+        config: &crate::config::ConfigSource,
+    ) -> Result<Mapping, Diagnostic> {
+        if let Some(path) = named {
+            return Mapping::load(path);
+        }
+        if let crate::config::ConfigSource::File(config) = config {
+            let beside = config
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("snapshot-mapping.yaml");
+            if beside.is_file() {
+                return Mapping::load(&beside);
+            }
+        }
+        let built_in = Path::new(crate::sources::BUILT_IN).join("snapshot-mapping.yaml");
+        Mapping::from_text(&built_in, crate::sources::SNAPSHOT_MAPPING)
     }
 }
 

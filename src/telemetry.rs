@@ -22,8 +22,49 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .ok()?
                 .install_recorder()
                 .ok()
+                .inspect(|_| describe())
         })
         .as_ref()
+}
+
+/// The `# HELP` line of every metric family, so Prometheus tooling (`promtool check metrics`)
+/// and people reading `/metrics` know what each one counts.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "driftwatch_events_accepted_total",
+        "Events accepted through the API or an import, by status (stored, or duplicate of one already stored)."
+    );
+    describe_counter!(
+        "driftwatch_events_rejected_total",
+        "Event batches refused, by reason (bad_json, invalid, unavailable)."
+    );
+    describe_counter!(
+        "driftwatch_notifications_total",
+        "Delivery attempts, by channel and outcome (sent, retry, dead)."
+    );
+    describe_histogram!(
+        "driftwatch_delivery_seconds",
+        metrics::Unit::Seconds,
+        "How long one delivery attempt took, by channel."
+    );
+    describe_histogram!(
+        "driftwatch_scheduler_lag_seconds",
+        metrics::Unit::Seconds,
+        "How long after its time a notification was first picked up."
+    );
+    describe_gauge!(
+        "driftwatch_obligations",
+        "Obligations in the store at the scrape, by rule and state (open, overdue, ...)."
+    );
+    describe_gauge!(
+        "driftwatch_outbox",
+        "Outbox rows at the scrape, by state (pending, sending, sent, dead, ...)."
+    );
+    describe_counter!(
+        "driftwatch_acknowledgements_total",
+        "Reminders and escalations acknowledged or snoozed through their links, by action."
+    );
 }
 
 pub fn event_accepted(stored: bool) {

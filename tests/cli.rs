@@ -26,7 +26,7 @@ fn check_summarises_a_good_config() {
     let (code, out, err) = driftwatch(&["check"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"), "{out}");
-    assert!(out.contains("rules: 33 from 6 file(s)"), "{out}");
+    assert!(out.contains("rules: 37 from 6 file(s)"), "{out}");
     // Which calendar each rule counts in.
     assert!(
         out.contains(
@@ -390,7 +390,10 @@ fn explain_puts_a_rule_in_words_with_dates_from_the_calendar() {
         out.contains("It is due 20 working days after the time of the event."),
         "{out}"
     );
-    assert!(out.contains("It is met by `review_held`."), "{out}");
+    assert!(
+        out.contains("It is met by `review_held` when its condition holds."),
+        "{out}"
+    );
     // The dates are the calendar's: 20 working days after Monday 4 January 2027 is 1 February;
     // the escalation one working day later; the first reminder 15 working days before the due date.
     let cal = &common::config().calendar;
@@ -510,4 +513,116 @@ fn the_readme_report_of_the_example_case() {
         driftwatch(&[&args[..], &["--database-url", &url, "--format", "json"]].concat());
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["caseloads"][0]["guidance"], "under");
+}
+
+/// `driftwatch` run in a folder, with no `--config`.
+fn driftwatch_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DRIFTWATCH_CONFIG")
+        .env_remove("DRIFTWATCH_STATE_DIR")
+        .env_remove("STATE_DIRECTORY")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn outside_a_checkout_it_runs_on_the_defaults_built_into_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = driftwatch_in(dir.path(), &["check"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("config: read from the built-in defaults"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rules: 37 from 6 file(s) in built-in/rules"),
+        "{out}"
+    );
+    assert!(out.contains("from built-in/bank-holidays.json"), "{out}");
+    // The snapshot mapping is built in too.
+    let csv = root().join("examples/caseload.csv");
+    let (code, out, err) = driftwatch_in(
+        dir.path(),
+        &[
+            "import",
+            "--snapshot",
+            csv.to_str().unwrap(),
+            "--dry-run",
+            "--now",
+            "2027-02-01T08:00:00Z",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("5 case(s) are valid"), "{out}");
+
+    // Found in ./config/driftwatch.yaml, in DRIFTWATCH_CONFIG, or named with --config; `check`
+    // says which it read.
+    let (code, out, _) = driftwatch_in(&root(), &["check"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("config: read from config/driftwatch.yaml"),
+        "{out}"
+    );
+    let named = root().join("config/driftwatch.yaml");
+    let (code, out, _) = driftwatch_in(
+        dir.path(),
+        &["check"],
+        &[("DRIFTWATCH_CONFIG", named.to_str().unwrap())],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("config: read from {}", named.display())),
+        "{out}"
+    );
+}
+
+#[test]
+fn init_writes_the_defaults_for_a_council_to_edit_and_keeps_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("council");
+    let (code, out, err) = driftwatch_in(dir.path(), &["init", "council"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("council: wrote"), "{out}");
+    for file in [
+        "driftwatch.yaml",
+        "bank-holidays.json",
+        "snapshot-mapping.yaml",
+        "rules/reviews.yaml",
+        "templates/invitation/body.txt",
+        "schemas/rules.schema.json",
+    ] {
+        assert!(target.join(file).is_file(), "{file}");
+    }
+    let config = target.join("driftwatch.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with("# yaml-language-server: $schema=schemas/config.schema.json"));
+    let (code, out, err) = driftwatch_in(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "check"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rules: 37 from 6 file(s)"), "{out}");
+    // An edited file is kept.
+    std::fs::write(target.join("rules/reviews.yaml"), "# edited\n").unwrap();
+    let (code, out, _) = driftwatch_in(dir.path(), &["init", "council"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("kept"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("rules/reviews.yaml")).unwrap(),
+        "# edited\n"
+    );
 }

@@ -382,6 +382,40 @@ async fn email_goes_through_a_real_smtp_server_and_a_refusal_is_retried() {
     assert_eq!(daemon.outbox("sent").await.len(), mail.len());
 }
 
+/// A Standard Webhooks receiver refuses a timestamp more than five minutes from its own clock.
+/// Under a manual clock set months ahead, the signed `webhook-timestamp` is still the real time
+/// of sending, so the receiver takes it; the clock's time is in the body as `sent_at`.
+#[tokio::test]
+async fn a_webhook_under_a_manual_clock_is_signed_with_the_real_time() {
+    let receiver = Receiver::start().await;
+    let mut setup = Setup::new();
+    setup.webhook_url = Some(receiver.url.clone());
+    setup.extra_rules = Some(WEBHOOK_RULE.into());
+    let daemon = Daemon::start(&setup, "2031-02-03T12:00:00Z");
+    let (status, body) = daemon
+        .post_events(&significant_event("C-2002", "se-7", "2031-02-03T11:00:00Z"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    daemon.clock("2031-02-03T12:00:00Z").await;
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert!(hooks[0].signature_valid, "{hooks:?}");
+    assert!(
+        hooks[0].timestamp_fresh,
+        "webhook-timestamp {} is not the real time",
+        hooks[0].timestamp
+    );
+    assert_eq!(hooks[0].answered, 200);
+    assert_eq!(hooks[0].body["sent_at"], "2031-02-03T12:00:00Z");
+    let sent = daemon.outbox("sent").await;
+    assert!(
+        sent.iter()
+            .any(|n| n["idempotency_key"] == hooks[0].id.as_str()),
+        "{sent:?}"
+    );
+    assert!(daemon.outbox("dead").await.is_empty());
+}
+
 #[tokio::test]
 async fn webhooks_are_signed_retried_after_a_500_and_dead_after_a_404() {
     let receiver = Receiver::start().await;
@@ -1152,6 +1186,7 @@ async fn an_iros_calendar_feed_shows_deadlines_and_meetings_and_follows_a_resche
         (status, res.text().await.unwrap_or_default())
     };
     let events = |text: &str| {
+        rfc5545(text);
         let mut parser = ical::IcalParser::new(std::io::BufReader::new(text.as_bytes()));
         let calendar = parser
             .next()
@@ -1293,8 +1328,10 @@ async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_s
     }
     // The drifting decision of each child, overdue by 11 working days.
     assert_eq!(
-        text.matches("OVERDUE by 11 working day(s): Review decision carried out (due 2027-01-29)")
-            .count(),
+        text.matches(
+            "OVERDUE by 11 working day(s): Review decision carried out (due Friday 29 January 2027)"
+        )
+        .count(),
         3,
         "{text}"
     );
@@ -1319,4 +1356,105 @@ async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_s
         .await;
     assert_eq!(body["sent"], 0);
     assert_eq!(to_iro(&mailbox.mail()).len(), before.len() + 1);
+}
+
+/// RFC 5545's rules for what the feed carries, checked with a parser driftwatch does not write
+/// with (the `ical` crate): one `PRODID` and one `VERSION:2.0` on the calendar, and on every
+/// event exactly one `UID`, `DTSTAMP` and `DTSTART`, and a `DTEND` after its `DTSTART` (for an
+/// all-day entry, the next day or later: `DTEND` is exclusive).
+fn rfc5545(text: &str) {
+    let mut parser = ical::IcalParser::new(std::io::BufReader::new(text.as_bytes()));
+    let calendar = parser.next().expect("a calendar").expect("valid iCalendar");
+    let count = |props: &[ical::property::Property], name: &str| {
+        props.iter().filter(|p| p.name == name).count()
+    };
+    assert_eq!(count(&calendar.properties, "PRODID"), 1, "{text}");
+    assert_eq!(count(&calendar.properties, "VERSION"), 1, "{text}");
+    assert!(
+        calendar
+            .properties
+            .iter()
+            .any(|p| p.name == "VERSION" && p.value.as_deref() == Some("2.0"))
+    );
+    for e in &calendar.events {
+        for name in ["UID", "DTSTAMP", "DTSTART"] {
+            assert_eq!(
+                count(&e.properties, name),
+                1,
+                "{name} in {:?}",
+                e.properties
+            );
+        }
+        let value = |name: &str| {
+            e.properties
+                .iter()
+                .find(|p| p.name == name)
+                .and_then(|p| p.value.clone())
+        };
+        if let (Some(start), Some(end)) = (value("DTSTART"), value("DTEND")) {
+            // Both dates (YYYYMMDD) or both date-times (YYYYMMDDTHHMMSSZ): text order is time order.
+            assert_eq!(start.len(), end.len(), "{start} {end}");
+            assert!(end > start, "DTEND {end} is not after DTSTART {start}");
+        }
+    }
+}
+
+/// Prometheus's own linter, `promtool check metrics`, accepts a live `/metrics` with every family
+/// in it: a `# HELP` and a `# TYPE` line each.
+#[tokio::test]
+#[ignore = "needs promtool: install Debian's prometheus package and run with --include-ignored"]
+async fn live_metrics_pass_promtool() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    assert_eq!(daemon.post_events(&example_events()).await.0, 202);
+    let (status, _) = daemon
+        .request(
+            reqwest::Method::POST,
+            "/v1/events",
+            Some(TOKEN),
+            Some(("application/json", b"{not json".to_vec())),
+        )
+        .await;
+    assert_eq!(status, 400);
+    daemon.clock("2027-02-15T09:00:00Z").await;
+    let text = daemon.metrics_text().await;
+    for family in [
+        "driftwatch_events_accepted_total",
+        "driftwatch_events_rejected_total",
+        "driftwatch_notifications_total",
+        "driftwatch_delivery_seconds",
+        "driftwatch_scheduler_lag_seconds",
+        "driftwatch_obligations",
+        "driftwatch_outbox",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family}: {text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family}: {text}"
+        );
+    }
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool: install Debian's prometheus package");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = promtool.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -142,8 +142,12 @@ async fn the_dashboard_shows_what_is_drifting_in_a_real_browser() {
         .and_then(|s| s.trim().parse().ok())
         .expect("the overdue count");
     assert_eq!(first_number, overdue.len() as i64);
-    // By IRO: every case has Ira Reviewer, so all overdue obligations are hers.
-    let iro = numbers(row_with(&dom, "ira.reviewer@council.example</td>"));
+    // By IRO, named by name: every case has Ira Reviewer, so all overdue obligations are hers.
+    assert!(
+        !dom.contains("ira.reviewer@council.example"),
+        "IROs by name, not address"
+    );
+    let iro = numbers(row_with(&dom, "<td>Ira Reviewer</td>"));
     assert_eq!(iro[0], overdue.len() as i64, "{iro:?}");
     // By rule: three drifting decisions, 11 working days late on Monday 15 February (due
     // Friday 29 January).
@@ -156,8 +160,11 @@ async fn the_dashboard_shows_what_is_drifting_in_a_real_browser() {
     for case in cases {
         assert!(dom.contains(&format!("href=\"/dashboard/cases/{case}\"")));
     }
-    // Dead deliveries, with the reason.
+    // Dead deliveries, with the reason and the webhook they were for.
     assert!(dom.contains("the webhook answered HTTP 404"), "{dom}");
+    assert!(dom.contains("<td>webhook:"), "{dom}");
+    // Checks across cases have their own section.
+    assert!(dom.contains("Checks across cases"), "{dom}");
     // Case references only.
     for private in [
         "Sam Social",
@@ -172,8 +179,14 @@ async fn the_dashboard_shows_what_is_drifting_in_a_real_browser() {
     let timeline = browse(&format!("{authed}/cases/C-3001"), &["--dump-dom"]);
     assert!(timeline.contains("Case C-3001"));
     assert!(timeline.contains("recommendations issued (from case system)"));
-    assert!(timeline.contains("Review decision carried out (due 2027-01-29)"));
+    assert!(
+        timeline.contains("Review decision carried out (due 2027-01-29)"),
+        "{timeline}"
+    );
     assert!(timeline.contains("overdue, 11 working day(s) late"));
+    // A deadline shows its day, not the midnight after it.
+    assert!(timeline.contains("2027-01-29"), "{timeline}");
+    assert!(!timeline.contains("2027-01-30 00:00"), "{timeline}");
     assert!(timeline.contains("dead"));
     assert!(!timeline.contains("Sam Social"));
 

@@ -1,160 +1,17 @@
 //! Whole case timelines against the regulations and the council documents: every expected date
 //! here is worked out in the test from the regulations' definition of a working day, with the
-//! bank holidays written out below, not from driftwatch's own calendar. The shipped config's
-//! council closure days (29 to 31 December 2026 and 2027) are part of every test: they may make
-//! things earlier or quieter, never later.
+//! bank holidays written out in tests/common/timeline.rs, not from driftwatch's own calendar.
+//! The shipped config's council closure days (29 to 31 December 2026 and 2027) are part of
+//! every test: they may make things earlier or quieter, never later.
 
 mod common;
-use chrono::{Datelike, NaiveDate, Weekday};
+use common::timeline::*;
 use common::*;
 use driftwatch::planner::{
-    CasePlan, Notification, NotificationKind as K, NotificationStatus, ObligationState as S,
-    Planner, Target,
+    Notification, NotificationKind as K, NotificationStatus, ObligationState as S, Planner, Target,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
-
-// ---------------------------------------------------------------------------------------------
-// The regulations' calendar, written out
-
-/// Bank holidays in England and Wales, 2026 and 2027 (gov.uk/bank-holidays).
-const BANK_HOLIDAYS: &[&str] = &[
-    "2026-01-01",
-    "2026-04-03",
-    "2026-04-06",
-    "2026-05-04",
-    "2026-05-25",
-    "2026-08-31",
-    "2026-12-25",
-    "2026-12-28",
-    "2027-01-01",
-    "2027-03-26",
-    "2027-03-29",
-    "2027-05-03",
-    "2027-05-31",
-    "2027-08-30",
-    "2027-12-27",
-    "2027-12-28",
-];
-
-/// The council's own closure days in the shipped config.
-const CLOSURES: &[&str] = &[
-    "2026-12-29",
-    "2026-12-30",
-    "2026-12-31",
-    "2027-12-29",
-    "2027-12-30",
-    "2027-12-31",
-];
-
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-/// "A working day is any day other than a Saturday, a Sunday, Christmas Day, Good Friday or a
-/// bank holiday."
-fn working_day(x: NaiveDate) -> bool {
-    !matches!(x.weekday(), Weekday::Sat | Weekday::Sun) && !BANK_HOLIDAYS.contains(&&*x.to_string())
-}
-
-/// A day the council is open: a working day that is not one of its closure days.
-fn open_day(x: NaiveDate) -> bool {
-    working_day(x) && !CLOSURES.contains(&&*x.to_string())
-}
-
-/// "Within n working days of x": the n-th working day after x. Negative n: "at least |n|
-/// working days before x", the |n|-th working day before it. `day` says which days count.
-fn count(x: NaiveDate, n: i32, day: fn(NaiveDate) -> bool) -> NaiveDate {
-    let mut w = x;
-    let mut left = n.abs();
-    while left > 0 {
-        w = if n > 0 { w.succ_opt() } else { w.pred_opt() }.unwrap();
-        if day(w) {
-            left -= 1;
-        }
-    }
-    w
-}
-
-fn wd(x: &str, n: i32) -> NaiveDate {
-    count(d(x), n, working_day)
-}
-
-/// Working days after a deadline `due` up to and including `on`: how late something is.
-fn late(due: NaiveDate, on: NaiveDate) -> i32 {
-    let mut n = 0;
-    let mut x = due;
-    while x < on {
-        x = x.succ_opt().unwrap();
-        if working_day(x) {
-            n += 1;
-        }
-    }
-    n.max(1)
-}
-
-/// The last day the council is open on or before `x`.
-fn last_open(x: NaiveDate) -> NaiveDate {
-    let mut w = x;
-    while !open_day(w) {
-        w = w.pred_opt().unwrap();
-    }
-    w
-}
-
-/// The first day the council is open on or after `x`.
-fn next_open(x: NaiveDate) -> NaiveDate {
-    let mut w = x;
-    while !open_day(w) {
-        w = w.succ_opt().unwrap();
-    }
-    w
-}
-
-/// `2027-01-04 09:00`: a local send time at the start of working hours.
-fn nine(x: NaiveDate) -> String {
-    format!("{x} 09:00")
-}
-
-fn local(n: &Notification) -> String {
-    driftwatch::localtime::display(n.send_at)
-}
-
-fn sent_to(p: &CasePlan, rule: &str, step: &str) -> Vec<(String, String)> {
-    let mut v: Vec<_> = p
-        .notifications
-        .iter()
-        .filter(|n| n.rule == rule && n.step == step)
-        .filter(|n| n.status != NotificationStatus::Superseded)
-        .map(|n| (local(n), n.recipient.label()))
-        .collect();
-    v.sort();
-    v
-}
-
-fn people(list: &[(&str, &str)]) -> serde_json::Value {
-    json!(
-        list.iter()
-            .map(|(name, role)| json!({"name": name, "email": format!("{}@example.org", name.to_lowercase().replace(' ', ".")), "role": role}))
-            .collect::<Vec<_>>()
-    )
-}
-
-fn review(
-    c: &driftwatch::config::Config,
-    id: &str,
-    at: &str,
-    review: &str,
-    meeting: &str,
-) -> driftwatch::event::Event {
-    ev(
-        c,
-        id,
-        "review_scheduled",
-        at,
-        json!({"review_id": review, "meeting_at": meeting, "participants": people(&[("Parent One", "parent"), ("Foster Carer", "carer")])}),
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Statutory working days are the regulations' working days

@@ -101,6 +101,8 @@ fn every_shipped_template_renders() {
         .engine
         .template_names()
         .filter(|n| *n != driftwatch::digest::TEMPLATE)
+        // Webhook bodies (Teams, Slack) have no subject or text of their own.
+        .filter(|n| c.rules.engine.has_part(n, "subject.txt"))
         .map(str::to_string)
         .collect();
     assert_eq!(names.len(), 19);
@@ -110,5 +112,83 @@ fn every_shipped_template_renders() {
         let m = render(&c.rules, "C-1001", &n, data, &Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(m.subject.contains("C-1001"), "{name}: {}", m.subject);
+    }
+}
+
+#[test]
+fn the_shipped_teams_and_slack_bodies_have_the_shapes_their_receivers_take() {
+    let c = config();
+    let events = example_events();
+    let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
+        "C-1001",
+        &events,
+        t("2027-02-15T12:00:00Z"),
+    );
+    let n = plan
+        .notifications
+        .iter()
+        .find(|n| {
+            n.rule == "decision_carried_out"
+                && n.kind == driftwatch::planner::NotificationKind::Escalation
+        })
+        .unwrap();
+    let data = n.data.as_deref().unwrap();
+    let render = |body: &str| -> serde_json::Value {
+        let text =
+            driftwatch::message::render_webhook(&c.rules, "C-1001", n, data, Some(body), n.send_at)
+                .unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_str(&text).unwrap()
+    };
+
+    // A Teams Workflows webhook ("post to a channel when a webhook request is received") takes a
+    // message with one Adaptive Card attachment.
+    let teams = render("teams_card");
+    assert_eq!(teams["type"], "message");
+    let card = &teams["attachments"][0];
+    assert_eq!(
+        card["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(card["content"]["type"], "AdaptiveCard");
+    assert!(
+        card["content"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("1.")
+    );
+    let blocks = card["content"]["body"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "TextBlock");
+    assert!(blocks[0]["text"].as_str().unwrap().contains("C-1001"));
+    assert!(
+        blocks[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("was due on Friday 29 January 2027")
+    );
+    let facts = blocks[2]["facts"].as_array().unwrap();
+    assert!(
+        facts
+            .iter()
+            .any(|f| f["title"] == "Case" && f["value"] == "C-1001")
+    );
+
+    // A Slack incoming webhook takes `text` (the notification fallback) and Block Kit `blocks`.
+    let slack = render("slack_message");
+    assert!(slack["text"].as_str().unwrap().contains("C-1001"));
+    let blocks = slack["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert_eq!(blocks[0]["text"]["type"], "plain_text");
+    assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 150);
+    assert_eq!(blocks[1]["type"], "section");
+    assert!(
+        blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("29 January 2027")
+    );
+    assert_eq!(blocks[2]["type"], "context");
+    // Neither names the child or carries anything but the case reference.
+    for body in [teams.to_string(), slack.to_string()] {
+        assert!(!body.contains("Parent One") && !body.contains("sibling contact"));
     }
 }

@@ -22,8 +22,52 @@ pub use service::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Where `driftwatch` looks for its config when `--config` is not given.
-pub const DEFAULT_CONFIG: &str = "config/driftwatch.yaml";
+/// Where `driftwatch` looks for its config when neither `--config` nor `DRIFTWATCH_CONFIG`
+/// names one, in order; with none there, it runs on the defaults built into the binary.
+pub const CONFIG_SEARCH: [&str; 2] = ["config/driftwatch.yaml", "/etc/driftwatch/driftwatch.yaml"];
+
+/// Where a config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A config file; relative paths in it are taken from its folder.
+    File(PathBuf),
+    /// The defaults built into the binary: the shipped rules, templates and bank holidays, the
+    /// example config, with the SQLite database and the `.eml` spool in `state_dir`.
+    BuiltIn { state_dir: PathBuf },
+}
+
+impl ConfigSource {
+    /// The config named (`--config` or `DRIFTWATCH_CONFIG`), else the first of
+    /// [`CONFIG_SEARCH`] that exists, else the built-in defaults with their state in
+    /// `state_dir`.
+    pub fn find(named: Option<&Path>, state_dir: &Path) -> ConfigSource {
+        if let Some(path) = named {
+            return ConfigSource::File(path.to_path_buf());
+        }
+        CONFIG_SEARCH
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .map_or_else(
+                || ConfigSource::BuiltIn {
+                    state_dir: state_dir.to_path_buf(),
+                },
+                ConfigSource::File,
+            )
+    }
+
+    /// How `check` and the daemon's first log line name it.
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::File(path) => path.display().to_string(),
+            ConfigSource::BuiltIn { state_dir } => format!(
+                "the built-in defaults (no config file found: looked for {}; state in {})",
+                CONFIG_SEARCH.join(", "),
+                state_dir.display()
+            ),
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,10 +76,12 @@ struct ConfigFile {
     calendar: CalendarSection,
     #[serde(default)]
     working_hours: WorkingHours,
-    #[serde(default = "default_rules_dir")]
-    rules: PathBuf,
-    #[serde(default = "default_templates_dir")]
-    templates: PathBuf,
+    /// The rules folder; without it, the rules built into the binary.
+    #[serde(default)]
+    rules: Option<PathBuf>,
+    /// The templates folder; without it, the templates built into the binary.
+    #[serde(default)]
+    templates: Option<PathBuf>,
     #[serde(default)]
     roles: BTreeMap<String, Contact>,
     /// Who is told instead when a case has no contact for a role, by case role: a list of
@@ -66,21 +112,14 @@ struct ConfigFile {
     digest: DigestConfig,
 }
 
-fn default_rules_dir() -> PathBuf {
-    PathBuf::from("../rules")
-}
-
-fn default_templates_dir() -> PathBuf {
-    PathBuf::from("../templates")
-}
-
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CalendarSection {
     #[serde(default = "default_division")]
     division: Division,
-    #[serde(default = "default_bank_holidays")]
-    bank_holidays: PathBuf,
+    /// The UK government's bank-holidays.json; without it, the copy built into the binary.
+    #[serde(default)]
+    bank_holidays: Option<PathBuf>,
     #[serde(default)]
     closures: Vec<ClosureEntry>,
 }
@@ -89,7 +128,7 @@ impl Default for CalendarSection {
     fn default() -> Self {
         CalendarSection {
             division: default_division(),
-            bank_holidays: default_bank_holidays(),
+            bank_holidays: None,
             closures: Vec::new(),
         }
     }
@@ -97,10 +136,6 @@ impl Default for CalendarSection {
 
 fn default_division() -> Division {
     Division::EnglandAndWales
-}
-
-fn default_bank_holidays() -> PathBuf {
-    PathBuf::from("bank-holidays.json")
 }
 
 /// A council closure: one day, or a run of days through `until` (inclusive).
@@ -184,6 +219,11 @@ pub struct WebhookConfig {
     /// tried again later, under the same `webhook-id`).
     #[serde(default = "default_webhook_timeout")]
     pub timeout_seconds: u64,
+    /// A template folder whose `webhook.json` shapes every request to this webhook (the shipped
+    /// `teams_card` for a Teams Workflows webhook, `slack_message` for Slack), unless the
+    /// message's own template has a `webhook.json`.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 fn default_webhook_timeout() -> u64 {
@@ -193,7 +233,10 @@ fn default_webhook_timeout() -> u64 {
 /// A checked configuration with everything it points at loaded.
 #[derive(Debug)]
 pub struct Config {
+    /// The config file, or a description of the built-in defaults, for messages.
     pub path: PathBuf,
+    /// Where it came from, to read it again on reload.
+    pub source: ConfigSource,
     pub calendar: Calendar,
     pub bank_holidays_path: PathBuf,
     /// The council's closure days, one entry per day.
@@ -228,17 +271,43 @@ impl Config {
         schema
     }
 
-    /// Reads the config and everything it names, reporting every problem found.
+    /// Reads the config file and everything it names, reporting every problem found.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::whole_file(
-                path,
-                format!("cannot read the config: {e}"),
-            )])
-        })?;
-        let file: ConfigFile = serde_yaml::from_str(&text)
+        Config::load_from(&ConfigSource::File(path.to_path_buf()))
+    }
+
+    /// Reads a config and everything it names: the file's folders and files, or the built-in
+    /// rules, templates and bank holidays where it names none.
+    pub fn load_from(source: &ConfigSource) -> Result<Config, Diagnostics> {
+        let (path, text, base) = match source {
+            ConfigSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Diagnostics(vec![Diagnostic::whole_file(
+                        path,
+                        format!("cannot read the config: {e}"),
+                    )])
+                })?;
+                let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                (path.clone(), text, base)
+            }
+            ConfigSource::BuiltIn { state_dir } => (
+                Path::new(crate::sources::BUILT_IN).join("driftwatch.yaml"),
+                crate::sources::CONFIG.to_string(),
+                state_dir.clone(),
+            ),
+        };
+        let path = path.as_path();
+        let base = base.as_path();
+        let mut file: ConfigFile = serde_yaml::from_str(&text)
             .map_err(|e| Diagnostics(vec![from_yaml_error(path, &e)]))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        if let ConfigSource::BuiltIn { .. } = source {
+            // Everything the service reads is built in; what it writes goes in the state folder.
+            file.rules = None;
+            file.templates = None;
+            file.calendar.bank_holidays = None;
+            file.database.url = "sqlite:driftwatch.db".to_string();
+            file.email.spool = PathBuf::from("outbox");
+        }
         let locator = Locator::new(&text);
         let at = |yaml: &str, message: String| Diagnostic::new(path, locator.at(yaml), message);
         let mut problems = Vec::new();
@@ -303,24 +372,78 @@ impl Config {
             }
         }
 
-        let bank_holidays_path = normalize(&base.join(&file.calendar.bank_holidays));
-        let calendar = match load_calendar(&bank_holidays_path, &file.calendar) {
-            Ok(c) => Some(c),
-            Err(d) => {
-                problems.push(d);
-                None
+        let built_in = Path::new(crate::sources::BUILT_IN);
+        let bank_holidays = match &file.calendar.bank_holidays {
+            Some(p) => {
+                let path = normalize(&base.join(p));
+                std::fs::read_to_string(&path)
+                    .map(|text| (path.clone(), text))
+                    .map_err(|e| {
+                        Diagnostic::whole_file(
+                            &path,
+                            format!("cannot read the bank-holiday data: {e}"),
+                        )
+                    })
             }
+            None => Ok((
+                built_in.join("bank-holidays.json"),
+                crate::sources::BANK_HOLIDAYS.to_string(),
+            )),
         };
+        let bank_holidays_path = match &bank_holidays {
+            Ok((p, _)) => p.clone(),
+            Err(_) => built_in.join("bank-holidays.json"),
+        };
+        let calendar =
+            match bank_holidays.and_then(|(p, text)| load_calendar(&p, &text, &file.calendar)) {
+                Ok(c) => Some(c),
+                Err(d) => {
+                    problems.push(d);
+                    None
+                }
+            };
 
-        let rules_dir = normalize(&base.join(&file.rules));
-        let templates_dir = normalize(&base.join(&file.templates));
+        let rules_dir = file
+            .rules
+            .as_ref()
+            .map_or_else(|| built_in.join("rules"), |r| normalize(&base.join(r)));
+        let templates_dir = file
+            .templates
+            .as_ref()
+            .map_or_else(|| built_in.join("templates"), |t| normalize(&base.join(t)));
         let services = rules::Services {
             roles: file.roles.keys().cloned().collect(),
             webhooks: file.webhooks.keys().cloned().collect(),
             school_day: Some((file.school_day.start, file.school_day.end)),
         };
-        let rules = match RuleSet::load(&rules_dir, &templates_dir, &services) {
+        let (rule_files, mut read) = match &file.rules {
+            Some(_) => crate::sources::read_rules_dir(&rules_dir),
+            None => (crate::sources::built_in_rules(), Vec::new()),
+        };
+        let (templates, more) = match &file.templates {
+            Some(_) => crate::sources::read_templates_dir(&templates_dir),
+            None => (crate::sources::built_in_templates(), Vec::new()),
+        };
+        read.extend(more);
+        let loaded = RuleSet::from_read(&rule_files, &templates, read, &services);
+        let rules = match loaded {
             Ok(r) => {
+                for (name, hook) in &file.webhooks {
+                    let Some(body) = &hook.body else { continue };
+                    if r.engine.has_part(body, "webhook.json") {
+                        problems.extend(crate::message::check_webhook_body(
+                            &r,
+                            &templates_dir,
+                            name,
+                            body,
+                        ));
+                    } else {
+                        problems.push(at(
+                            &format!("webhooks.{name}.body"),
+                            format!("webhooks.{name}.body: no template `{body}` with a webhook.json in the templates folder"),
+                        ));
+                    }
+                }
                 for role in file.fallbacks.iter().flat_map(|f| f.keys()) {
                     if !r.case.roles.contains(role) {
                         problems.push(at(
@@ -347,6 +470,7 @@ impl Config {
         match (calendar, rules) {
             (Some(calendar), Some(rules)) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
+                source: source.clone(),
                 calendar,
                 bank_holidays_path,
                 closure_days: file.calendar.closures.iter().map(ClosureEntry::days).sum(),
@@ -424,10 +548,11 @@ impl ClosureEntry {
     }
 }
 
-fn load_calendar(path: &Path, section: &CalendarSection) -> Result<Calendar, Diagnostic> {
-    let json = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::whole_file(path, format!("cannot read the bank-holiday data: {e}"))
-    })?;
+fn load_calendar(
+    path: &Path,
+    json: &str,
+    section: &CalendarSection,
+) -> Result<Calendar, Diagnostic> {
     let mut closures = Vec::new();
     for entry in &section.closures {
         let last = entry.until.unwrap_or(entry.date);
@@ -445,7 +570,7 @@ fn load_calendar(path: &Path, section: &CalendarSection) -> Result<Calendar, Dia
     }
     Calendar::from_json(
         &path.display().to_string(),
-        &json,
+        json,
         section.division,
         closures,
     )

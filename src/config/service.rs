@@ -391,6 +391,20 @@ pub(super) fn check(
 
 /// `sqlite:relative/path.db` made absolute against the config folder, with `mode=rwc` so the
 /// file is created on first start. Other URLs are returned unchanged.
+/// A database URL with any password in it hidden, for logs (`postgres://dw:***@db/dw`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 pub fn resolve_database_url(url: &str, base: &Path) -> String {
     let Some(rest) = url
         .strip_prefix("sqlite://")
@@ -421,6 +435,19 @@ pub fn resolve_database_url(url: &str, base: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://dw:secret@db.council.example/dw"),
+            "postgres://dw:***@db.council.example/dw"
+        );
+        assert_eq!(
+            redact_url("sqlite:var/driftwatch.db"),
+            "sqlite:var/driftwatch.db"
+        );
+        assert_eq!(redact_url("postgres://db/dw"), "postgres://db/dw");
+    }
 
     #[test]
     fn sqlite_paths_are_taken_from_the_config_folder() {

@@ -2,10 +2,13 @@
 //!
 //! The `Message-ID` is the notification's idempotency key, so a message sent again after a crash
 //! is recognisably the same message; in the spool the file name is the key, so it is replaced, not
-//! doubled.
+//! doubled. Building a message never panics: a name or address that cannot go in a header (one
+//! stored before such values were refused) is an error that makes the notification dead with
+//! its reason, and a subject's line breaks become spaces.
 
 use super::{CourierError, Outcome, read_secret};
 use crate::config::{EmailConfig, SmtpTls};
+use crate::event::breaks_a_line;
 use crate::message::Message;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
@@ -140,6 +143,7 @@ impl Mailer {
     }
 }
 
+/// The message as it will be sent, or why it cannot be built (no value in the reason).
 fn build(
     key: &str,
     from: &Mailbox,
@@ -148,31 +152,67 @@ fn build(
     message: &Message,
     now: DateTime<Utc>,
 ) -> Result<lettre::Message, String> {
-    let to = Mailbox::new(
-        name.map(str::to_string),
-        address
-            .parse()
-            .map_err(|_| "the recipient's email address is not valid".to_string())?,
-    );
-    let domain = from.email.domain().to_string();
-    let builder = lettre::Message::builder()
-        .message_id(Some(format!("<{key}@{domain}>")))
-        .from(from.clone())
-        .to(to)
-        .subject(&message.subject)
-        .date(now.into());
-    let built = match &message.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-            message.text.clone(),
-            html.clone(),
-        )),
-        None => builder.singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(message.text.clone()),
-        ),
-    };
-    built.map_err(|e| format!("cannot build the message: {e}"))
+    if name.is_some_and(|n| n.chars().any(breaks_a_line)) {
+        return Err(
+            "the recipient's name holds control characters or line breaks, which cannot go in a \
+             mail header"
+                .into(),
+        );
+    }
+    if address.chars().any(breaks_a_line) {
+        return Err("the recipient's email address is not valid".into());
+    }
+    // lettre panics on some header values (a name with CR LF once did); whatever else it may
+    // refuse that way must still end as an error, never a panic.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let to = Mailbox::new(
+            name.map(str::to_string),
+            address
+                .parse()
+                .map_err(|_| "the recipient's email address is not valid".to_string())?,
+        );
+        let domain = from.email.domain().to_string();
+        let builder = lettre::Message::builder()
+            .message_id(Some(format!("<{key}@{domain}>")))
+            .from(from.clone())
+            .to(to)
+            .subject(one_line(&message.subject))
+            .date(now.into());
+        let email = match &message.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                message.text.clone(),
+                html.clone(),
+            )),
+            None => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(message.text.clone()),
+            ),
+        }
+        .map_err(|e| format!("cannot build the message: {e}"))?;
+        // Formatting is where a bad header shows; done once here so that sending cannot fail so.
+        let _ = email.formatted();
+        Ok(email)
+    }))
+    .unwrap_or_else(|_| Err("the message could not be built from its headers".into()))
+}
+
+/// A subject on one line: each run of line breaks and control characters becomes a space.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut gap = false;
+    for c in text.chars() {
+        if breaks_a_line(c) {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push(' ');
+        }
+        gap = false;
+        out.push(c);
+    }
+    out
 }
 
 /// Writes `KEY.eml` whole or not at all (a temporary file renamed into place).
@@ -209,5 +249,76 @@ fn smtp_outcome(e: &lettre::transport::smtp::Error) -> Outcome {
             reason,
             after: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(subject: &str) -> Message {
+        Message {
+            subject: subject.into(),
+            text: "Body".into(),
+            html: None,
+        }
+    }
+
+    fn built(name: Option<&str>, address: &str, subject: &str) -> Result<String, String> {
+        let from: Mailbox = "driftwatch <driftwatch@council.example>"
+            .parse()
+            .expect("from");
+        let now = "2027-01-04T09:00:00Z".parse().expect("time");
+        build("dw1-k", &from, name, address, &message(subject), now)
+            .map(|m| String::from_utf8_lossy(&m.formatted()).into_owned())
+    }
+
+    /// Values stored before they were refused at the API end as an error naming the problem,
+    /// never a panic (lettre panicked on a name with CR LF) and never their text.
+    #[test]
+    fn a_header_value_with_line_breaks_is_an_error_not_a_panic() {
+        for name in [
+            "Sam\r\nBcc: x@y.example",
+            "Sam\nBcc: x@y.example",
+            "Sam\0",
+            "Sam\u{85}Bcc",
+            "Sam\u{2028}x",
+            "Sam\u{7f}",
+            "Sam\tSocial",
+        ] {
+            let error = built(Some(name), "sam@council.example", "Subject")
+                .expect_err("a name with a control character is refused");
+            assert!(error.contains("recipient's name"), "{error}");
+            assert!(!error.contains("Sam"), "{error}");
+        }
+        for address in [
+            "sam@council.example\r\nBcc: x@y.example",
+            "sam\0@council.example",
+        ] {
+            let error = built(Some("Sam"), address, "Subject").expect_err("refused");
+            assert!(error.contains("address is not valid"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_subject_with_line_breaks_stays_on_one_line() {
+        let text = built(
+            Some("Sam"),
+            "sam@council.example",
+            "Case C-1:\r\nBcc: x@y.example\u{85}end",
+        )
+        .expect("built");
+        let headers: Vec<&str> = text
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .split("\r\n")
+            .collect();
+        assert!(headers.iter().all(|h| !h.starts_with("Bcc")), "{headers:?}");
+        assert!(
+            headers.contains(&"Subject: Case C-1: Bcc: x@y.example end"),
+            "{headers:?}"
+        );
+        assert_eq!(one_line("\n a\r\n\r\nb \u{2029}"), " a b ");
     }
 }

@@ -160,7 +160,15 @@ impl Courier {
                         reason: format!("no webhook `{webhook}` in the config"),
                     };
                 };
-                let body = match message::render_webhook(&config.rules, &c.case, n, &c.data) {
+                let body_template = config.webhooks.get(webhook).and_then(|w| w.body.as_deref());
+                let body = match message::render_webhook(
+                    &config.rules,
+                    &c.case,
+                    n,
+                    &c.data,
+                    body_template,
+                    now,
+                ) {
                     Ok(b) => b,
                     Err(e) => {
                         return Outcome::Failed {
@@ -168,7 +176,7 @@ impl Courier {
                         };
                     }
                 };
-                hook.send(&self.http, &c.key, &body, now).await
+                hook.send(&self.http, &c.key, &body).await
             }
             // The plan found nobody to tell: dead at once, with the reason, for an admin.
             target @ Target::Nobody { .. } => Outcome::Failed {

@@ -1,12 +1,13 @@
 //! Webhooks, signed by the Standard Webhooks scheme: `webhook-id` (the idempotency key),
 //! `webhook-timestamp` (seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of
-//! "id.timestamp.body">`. A receiver verifies the signature and drops repeats by id.
+//! "id.timestamp.body">`. A receiver verifies the signature, refuses a timestamp more than a few
+//! minutes from its own clock, and drops repeats by id; so the timestamp is the real time of
+//! sending ([`crate::clock::wall_now`]), even under a manual clock, whose time goes in the body.
 
 use super::{CourierError, Outcome, read_secret};
 use crate::config::WebhookConfig;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::time::Duration;
@@ -45,14 +46,9 @@ impl Webhook {
         })
     }
 
-    pub async fn send(
-        &self,
-        http: &reqwest::Client,
-        key: &str,
-        body: &str,
-        now: DateTime<Utc>,
-    ) -> Outcome {
-        let timestamp = now.timestamp();
+    /// Posts `body` once, signed with the real time of sending.
+    pub async fn send(&self, http: &reqwest::Client, key: &str, body: &str) -> Outcome {
+        let timestamp = crate::clock::wall_now().timestamp();
         let mut request = http
             .post(&self.url)
             .timeout(self.timeout)

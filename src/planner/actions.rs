@@ -5,7 +5,7 @@
 
 use super::recipients::Addressed;
 use super::{
-    End, EndKind, FollowUp, FollowUpKind, NoteMeta, Notification, NotificationKind,
+    End, EndKind, FollowUp, FollowUpKind, LateReason, NoteMeta, Notification, NotificationKind,
     NotificationStatus, Obligation, Replaced, Run, Segment, Sent, Target, UpcomingEvent,
 };
 use crate::event::Event;
@@ -17,21 +17,31 @@ use std::collections::HashSet;
 impl Run<'_, '_> {
     /// The earliest deadline action due by `now` among open obligations (those whose sends
     /// already found nobody in this stretch wait for a change).
-    pub(super) fn next_action(&self) -> Option<(DateTime<Utc>, usize)> {
-        self.obligations
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.end.is_none())
-            .filter(|(_, o)| !o.nobody.iter().any(|(s, _)| *s == o.segments.len() - 1))
-            .filter_map(|(i, o)| {
-                let rule = self.rules().rules[o.rule].obligation()?;
-                if rule.at_deadline.is_empty() {
-                    return None;
-                }
-                let m = self.action_moment(rule, o.current());
-                (m <= self.now).then_some((m, i))
-            })
-            .min()
+    pub(super) fn next_action(&mut self) -> Option<(DateTime<Utc>, usize)> {
+        while let Some(std::cmp::Reverse((m, i, segments))) = self.actions.peek().copied() {
+            let o = &self.obligations[i];
+            let waiting = o.nobody.iter().any(|(s, _)| *s + 1 == segments);
+            if o.end.is_some() || o.segments.len() != segments || waiting {
+                self.actions.pop();
+                continue;
+            }
+            return (m <= self.now).then_some((m, i));
+        }
+        None
+    }
+
+    /// Puts obligation `idx`'s deadline actions, if its rule has any, in the queue at the moment
+    /// its current segment gives them.
+    pub(super) fn queue_actions(&mut self, idx: usize) {
+        let o = &self.obligations[idx];
+        let Some(rule) = self.rules().rules[o.rule].obligation() else {
+            return;
+        };
+        if !rule.at_deadline.is_empty() {
+            let m = self.action_moment(rule, o.current());
+            self.actions
+                .push(std::cmp::Reverse((m, idx, o.segments.len())));
+        }
     }
 
     /// When a rule's deadline actions happen for a segment: sends at the start of working hours
@@ -160,66 +170,96 @@ impl Run<'_, '_> {
         let Some(orule) = rule.obligation() else {
             return;
         };
-        let (if_moved, if_cancelled) = sends(orule).fold((false, false), |(m, c), (_, s)| {
-            (
-                m || s.after.if_moved.is_some(),
-                c || s.after.if_cancelled.is_some(),
-            )
-        });
         let key = ob.key.clone();
         let key = key.as_deref();
         let what = |field: &str| format!("rule {} {field} {}", rule.id, event.kind);
         if orule
             .ended_by
             .iter()
-            .any(|m| self.matches(m, key, event, &what("ended_by")))
+            .any(|m| self.matches(m, key, event, || what("ended_by")))
         {
             self.obligations[idx].settled = true;
         } else if orule
             .cancelled_by
             .iter()
-            .any(|m| self.matches(m, key, event, &what("cancelled_by")))
+            .any(|m| self.matches(m, key, event, || what("cancelled_by")))
         {
-            let ob = &mut self.obligations[idx];
-            ob.settled = true;
-            if if_cancelled {
-                let segment = ob.segments.len() - 1;
-                let replaces = Replaced {
-                    due: ob.current().due.date,
-                    at: None,
-                };
-                ob.follow_ups.push(FollowUp {
-                    kind: FollowUpKind::Cancelled,
-                    at: event.at,
-                    segment,
-                    replaces,
-                });
-            }
-        } else if if_moved
-            && let Some(r) = orule
-                .replanned_by
-                .iter()
-                .find(|r| self.matches(&r.matcher, key, event, &what("replanned_by")))
+            self.tell_cancelled(idx, event.at);
+            self.obligations[idx].settled = true;
+        } else if let Some(r) = orule
+            .replanned_by
+            .iter()
+            .find(|r| self.matches(&r.matcher, key, event, || what("replanned_by")))
         {
-            let before = self.obligations[idx].current().clone();
-            let old_anchor = self.anchor_of(&self.obligations[idx], orule, &before);
-            let segments = self.obligations[idx].segments.len();
             let anchor = r.from.resolve(event, None);
-            self.replan(idx, rule, orule, anchor, event);
-            let ob = &mut self.obligations[idx];
-            if ob.segments.len() > segments {
-                ob.end = None;
-                ob.follow_ups.push(FollowUp {
-                    kind: FollowUpKind::Moved,
-                    at: event.at,
-                    segment: ob.segments.len() - 1,
-                    replaces: Replaced {
-                        due: before.due.date,
-                        at: old_anchor,
-                    },
-                });
-            }
+            self.move_after_sending(idx, rule, orule, anchor, event);
         }
+    }
+
+    /// Everyone a deadline send went to is told it is cancelled (`if_cancelled`), when it went
+    /// to anyone and the rule says what to tell them.
+    pub(super) fn tell_cancelled(&mut self, idx: usize, at: DateTime<Utc>) {
+        let rules = self.planner.rules;
+        let ob = &mut self.obligations[idx];
+        let Some(orule) = rules.rules[ob.rule].obligation() else {
+            return;
+        };
+        let told = sends(orule).any(|(_, s)| s.after.if_cancelled.is_some());
+        if ob.sent.is_empty() || !told {
+            return;
+        }
+        let segment = ob.segments.len() - 1;
+        let replaces = Replaced {
+            due: ob.current().due.date,
+            at: None,
+        };
+        ob.follow_ups.push(FollowUp {
+            kind: FollowUpKind::Cancelled,
+            at,
+            segment,
+            replaces,
+        });
+    }
+
+    /// Moves an obligation's deadline; if its deadline sends went already and the rule says
+    /// what to tell people (`if_moved`), it is open again for the new deadline and everyone it
+    /// went to is told at once. A move that changes nothing but the list (the same meeting time)
+    /// tells nobody it moved: the people added are invited, at the deadline or at once.
+    pub(super) fn move_after_sending(
+        &mut self,
+        idx: usize,
+        rule: &Rule,
+        orule: &ObligationRule,
+        anchor: Option<serde_json::Value>,
+        event: &Event,
+    ) {
+        let before = self.obligations[idx].current().clone();
+        let old_anchor = self.anchor_of(&self.obligations[idx], orule, &before);
+        let segments = self.obligations[idx].segments.len();
+        self.replan(idx, rule, orule, anchor, event);
+        let if_moved = sends(orule).any(|(_, s)| s.after.if_moved.is_some());
+        let ob = &self.obligations[idx];
+        if ob.segments.len() == segments || ob.sent.is_empty() || !if_moved {
+            return;
+        }
+        let after = ob.current().clone();
+        let new_anchor = self.anchor_of(ob, orule, &after);
+        let ob = &mut self.obligations[idx];
+        if ob.end.as_ref().is_some_and(|e| e.kind == EndKind::Actioned) {
+            ob.end = None;
+        }
+        if (after.due, new_anchor) == (before.due, old_anchor) {
+            return;
+        }
+        ob.follow_ups.push(FollowUp {
+            kind: FollowUpKind::Moved,
+            at: event.at,
+            segment: ob.segments.len() - 1,
+            replaces: Replaced {
+                due: before.due.date,
+                at: old_anchor,
+            },
+        });
     }
 
     /// The notifications of an obligation's deadline actions: those that went, the one still
@@ -234,6 +274,7 @@ impl Run<'_, '_> {
     ) {
         let id = ob.id(rule);
         let meta = |seg: &Segment, step: &str, late: bool| NoteMeta {
+            late: late.then_some(LateReason::OpenedLate),
             kind: NotificationKind::Action,
             step: step.to_string(),
             title: None,
@@ -241,7 +282,6 @@ impl Run<'_, '_> {
             obligation: Some(id.clone()),
             due: Some(seg.due.date),
             event: ob.opened_by.clone(),
-            late,
             replaces: None,
             data: seg.data.clone(),
         };
@@ -352,48 +392,84 @@ impl Run<'_, '_> {
             }
         }
 
-        for fu in &ob.follow_ups {
+        for (i, fu) in ob.follow_ups.iter().enumerate() {
             let Some(seg) = ob.segments.get(fu.segment) else {
                 continue;
             };
             let at = self.planner.place(fu.at, false);
+            // A new date overtaken before it could go (moved again, cancelled) is not sent: it
+            // is no longer true. Nothing goes after the child left care.
+            let overtaken = (fu.kind == FollowUpKind::Moved
+                && ob.follow_ups[i + 1..].iter().any(|later| later.at <= at))
+                || self.period_ends.iter().any(|e| *e >= fu.at && *e < at);
+            if overtaken {
+                continue;
+            }
             let (step, number) = match fu.kind {
                 FollowUpKind::Moved => ("moved", (fu.segment + 1).to_string()),
                 FollowUpKind::Cancelled => ("cancelled", String::new()),
             };
+            // Still on the list for the new date: invited again; taken off it: told the
+            // meeting they were invited to is off for them.
+            let on_list: Option<HashSet<String>> = (fu.kind == FollowUpKind::Moved).then(|| {
+                action_sends
+                    .iter()
+                    .flat_map(|(_, send)| {
+                        self.recipients(send, at, &seg.data, ob.trigger_at, ob.item.as_ref(), None)
+                    })
+                    .map(|a| a.target.identity())
+                    .collect()
+            });
+            // Late when the new deadline had already passed when the meeting moved.
+            let late = fu.kind == FollowUpKind::Moved && at > seg.due.start();
             for (action, send) in &action_sends {
-                let template = match fu.kind {
-                    FollowUpKind::Moved => send.after.if_moved.as_ref(),
-                    FollowUpKind::Cancelled => send.after.if_cancelled.as_ref(),
-                };
-                let Some(template) = template else { continue };
                 let mut seen = HashSet::new();
-                let targets: Vec<Addressed> = ob
+                let sent_before: Vec<Target> = ob
                     .sent
                     .iter()
                     .filter(|s| s.action == *action && s.at <= fu.at)
                     .flat_map(|s| s.targets.iter())
                     .filter(|t| seen.insert(t.identity()))
                     .cloned()
-                    .map(Addressed::to)
                     .collect();
-                let follow = Send {
-                    template: template.clone(),
-                    ..(*send).clone()
-                };
-                let meta = NoteMeta {
-                    replaces: Some(fu.replaces.clone()),
-                    ..meta(seg, step, false)
-                };
-                self.push_targets(
-                    out,
-                    &[&id, step, &number],
-                    targets,
-                    &follow,
-                    at,
-                    NotificationStatus::Scheduled,
-                    &meta,
-                );
+                let (stay, gone): (Vec<Target>, Vec<Target>) = sent_before
+                    .into_iter()
+                    .partition(|t| on_list.as_ref().is_none_or(|l| l.contains(&t.identity())));
+                // Those taken off the list are told of the meeting they were invited to.
+                let earlier = fu
+                    .segment
+                    .checked_sub(1)
+                    .and_then(|i| ob.segments.get(i))
+                    .unwrap_or(seg);
+                let parts = [
+                    (step, seg, fu.kind, stay),
+                    ("taken off the list", earlier, FollowUpKind::Cancelled, gone),
+                ];
+                for (step, about, kind, targets) in parts {
+                    let template = match kind {
+                        FollowUpKind::Moved => send.after.if_moved.as_ref(),
+                        FollowUpKind::Cancelled => send.after.if_cancelled.as_ref(),
+                    };
+                    let Some(template) = template else { continue };
+                    let follow = Send {
+                        template: template.clone(),
+                        ..(*send).clone()
+                    };
+                    let meta = NoteMeta {
+                        replaces: Some(fu.replaces.clone()),
+                        ..meta(about, step, late && kind == FollowUpKind::Moved)
+                    };
+                    let targets = targets.into_iter().map(Addressed::to).collect();
+                    self.push_targets(
+                        out,
+                        &[&id, step, &number],
+                        targets,
+                        &follow,
+                        at,
+                        NotificationStatus::Scheduled,
+                        &meta,
+                    );
+                }
             }
         }
     }

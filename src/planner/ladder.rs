@@ -3,8 +3,8 @@
 //! late is sent.
 
 use super::{
-    NoteMeta, Notification, NotificationKind, NotificationStatus, Obligation, Run, localtime,
-    step_day,
+    LateReason, NoteMeta, Notification, NotificationKind, NotificationStatus, Obligation, Run,
+    localtime, step_day,
 };
 use crate::rules::{ObligationRule, Recipient, Rule, Send, Step};
 use chrono::{DateTime, Utc};
@@ -19,24 +19,6 @@ struct Placed<'r> {
     index: usize,
     status: NotificationStatus,
     late: bool,
-}
-
-/// Two steps of one ladder that fall at the same moment (a closure pushed an escalation onto
-/// the day of the next stage): only the later stage goes, as it is the one that applies then.
-fn supersede_ties(placed: &mut [Placed]) {
-    let going: Vec<(DateTime<Utc>, NotificationKind, usize)> = placed
-        .iter()
-        .filter(|p| p.status != NotificationStatus::Superseded)
-        .map(|p| (p.at, p.kind, p.index))
-        .collect();
-    for p in placed.iter_mut() {
-        let later_stage_then = going
-            .iter()
-            .any(|&(at, kind, index)| at == p.at && kind == p.kind && index > p.index);
-        if later_stage_then {
-            p.status = NotificationStatus::Superseded;
-        }
-    }
 }
 
 impl Run<'_, '_> {
@@ -125,7 +107,6 @@ impl Run<'_, '_> {
                     }
                 }
             }
-            supersede_ties(&mut placed);
             self.advance(ob, seg.start, seg_end, &mut placed);
             let joined = self.joiners(seg.start, seg_end, deadline, &placed);
 
@@ -138,7 +119,8 @@ impl Run<'_, '_> {
                     *count += 1;
                     count.to_string()
                 };
-                let meta = self.step_meta(ob, rule, &id, p.kind, p.step, seg.due.date, p.late);
+                let late = p.late.then_some(LateReason::OpenedLate);
+                let meta = self.step_meta(ob, rule, &id, p.kind, p.step, seg.due.date, late);
                 let meta = NoteMeta {
                     data: seg.data.clone(),
                     ..meta
@@ -155,7 +137,8 @@ impl Run<'_, '_> {
                 );
             }
             for (at, kind, step, send) in joined {
-                let meta = self.step_meta(ob, rule, &id, kind, step, seg.due.date, true);
+                let late = Some(LateReason::JoinedLate);
+                let meta = self.step_meta(ob, rule, &id, kind, step, seg.due.date, late);
                 let meta = NoteMeta {
                     data: seg.data.clone(),
                     ..meta
@@ -183,7 +166,7 @@ impl Run<'_, '_> {
         kind: NotificationKind,
         step: &Step,
         due: chrono::NaiveDate,
-        late: bool,
+        late: Option<LateReason>,
     ) -> NoteMeta {
         NoteMeta {
             kind,

@@ -33,7 +33,8 @@ use crate::rules::{ForEach, KeyMatch, Matcher, ObligationRule, Rule, RuleBody, R
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 /// Everything the planner needs besides the events and the time.
@@ -73,6 +74,39 @@ impl DueAt {
     }
 }
 
+/// The data an obligation or a message is about, and the stored events it was laid together
+/// from, in order (so the store can keep a reference to them rather than a copy).
+#[derive(Debug, Clone)]
+struct About {
+    data: Arc<Map<String, Value>>,
+    from: Arc<Vec<String>>,
+}
+
+impl About {
+    fn new(data: Map<String, Value>, from: Vec<String>) -> About {
+        About {
+            data: Arc::new(data),
+            from: Arc::new(from),
+        }
+    }
+
+    /// This, with `event`'s data laid over it.
+    fn and(&self, event: &Event) -> About {
+        let mut data = (*self.data).clone();
+        data.extend(event.data.clone());
+        let mut from = (*self.from).clone();
+        from.push(event.id.clone());
+        About::new(data, from)
+    }
+}
+
+impl std::ops::Deref for About {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        &self.data
+    }
+}
+
 /// One stretch of an obligation's life with one deadline; a re-plan starts the next.
 #[derive(Debug, Clone)]
 struct Segment {
@@ -80,7 +114,7 @@ struct Segment {
     by: String,
     due: DueAt,
     /// The trigger's data (laid over its meeting's), overlaid by the data of re-planning events.
-    data: Arc<Map<String, Value>>,
+    data: About,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +217,7 @@ struct NoticeHit {
     part: String,
     event: String,
     at: DateTime<Utc>,
-    data: Arc<Map<String, Value>>,
+    data: About,
     item: Option<Value>,
 }
 
@@ -205,6 +239,12 @@ struct Run<'p, 'a> {
     acks: Vec<ack::Ack>,
     /// When periods of care ended: nothing about a period is sent after it.
     period_ends: Vec<DateTime<Utc>>,
+    /// The events of the current period of care so far, for `met_by` matchers that count an
+    /// event from before their obligation opened (`earlier: true`).
+    period_events: Vec<Event>,
+    /// Deadline actions waiting, soonest first: (moment, obligation, its number of segments
+    /// then). A stale entry (the obligation closed or moved since) is dropped when reached.
+    actions: BinaryHeap<Reverse<(DateTime<Utc>, usize, usize)>>,
     problems: Vec<String>,
 }
 
@@ -393,6 +433,8 @@ impl<'p, 'a> Run<'p, 'a> {
             back_dated: Vec::new(),
             acks: Vec::new(),
             period_ends: Vec::new(),
+            period_events: Vec::new(),
+            actions: BinaryHeap::new(),
             problems: Vec::new(),
         }
     }
@@ -425,7 +467,19 @@ impl<'p, 'a> Run<'p, 'a> {
             }
         }
         let mut queue: Vec<Event> = by_id.into_values().cloned().collect();
-        queue.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        // At one instant, a period of care begins before anything else happens in it and ends
+        // after everything else: a discharge recorded at the moment care ends is still told.
+        let case = &self.planner.rules.case;
+        let rank = |e: &Event| {
+            if case.opened_by.contains(&e.kind) {
+                0
+            } else if case.closed_by.contains(&e.kind) {
+                2
+            } else {
+                1
+            }
+        };
+        queue.sort_by(|a, b| (a.at, rank(a), &a.id).cmp(&(b.at, rank(b), &b.id)));
         queue
     }
 
@@ -468,7 +522,15 @@ impl<'p, 'a> Run<'p, 'a> {
         }
     }
 
-    fn matches(&mut self, m: &Matcher, ob_key: Option<&str>, event: &Event, what: &str) -> bool {
+    /// Whether matcher `m` finds an obligation with key `ob_key` in `event`. `what` names the
+    /// matcher in a problem; it is only written out when a condition fails.
+    fn matches(
+        &mut self,
+        m: &Matcher,
+        ob_key: Option<&str>,
+        event: &Event,
+        what: impl FnOnce() -> String,
+    ) -> bool {
         if m.event != event.kind {
             return false;
         }
@@ -478,10 +540,12 @@ impl<'p, 'a> Run<'p, 'a> {
                 p.resolve(event, None).and_then(|v| key_text(&v)).as_deref() == Some(k)
             }
         };
-        key_ok && {
-            let ctx = self.context(event, None);
-            self.condition(&m.when, &ctx, what)
-        }
+        // Without a condition, no context: every open obligation is asked about every event.
+        key_ok
+            && (m.when.is_none() || {
+                let ctx = self.context(event, None);
+                self.condition(&m.when, &ctx, &what())
+            })
     }
 
     /// Applies one event: the period of care it begins or ends, the case's contacts, facts and
@@ -508,6 +572,7 @@ impl<'p, 'a> Run<'p, 'a> {
         }
         if begins {
             self.state.begin_period();
+            self.period_events.clear();
         }
         self.state.apply(&rules.case, event);
         self.history.record(event.at, &self.state);
@@ -517,32 +582,89 @@ impl<'p, 'a> Run<'p, 'a> {
         }
 
         if rules.case.closed_by.contains(&event.kind) {
-            for ob in self.obligations.iter_mut().filter(|o| o.end.is_none()) {
+            self.end_period(event);
+        }
+
+        for idx in 0..self.obligations.len() {
+            // Most events concern few of a case's obligations: pass over the others cheaply.
+            if !self.names(idx, &event.kind) {
+                continue;
+            }
+            match self.obligations[idx].end.as_ref().map(|e| e.kind) {
+                None => self.match_open(idx, event),
+                Some(EndKind::Actioned) => self.match_after_action(idx, event),
+                Some(EndKind::Met) => self.match_after_met(idx, event),
+                Some(_) => {}
+            }
+        }
+        self.period_events.push(event.clone());
+
+        if self.state.closed {
+            return;
+        }
+        self.fire_rules(event);
+    }
+
+    /// Whether any matcher of obligation `idx`'s rule names events of type `kind`.
+    fn names(&self, idx: usize, kind: &str) -> bool {
+        let rule = &self.planner.rules.rules[self.obligations[idx].rule];
+        let Some(o) = rule.obligation() else {
+            return false;
+        };
+        let named = |m: &Matcher| m.event == kind;
+        o.cancelled_by.iter().any(named)
+            || o.met_by.iter().any(named)
+            || o.ended_by.iter().any(named)
+            || o.replanned_by.iter().any(|r| named(&r.matcher))
+            || o.advanced_by.iter().any(|a| named(&a.matcher))
+    }
+
+    /// The child ceases to be looked after: every open obligation is cancelled and booked
+    /// meetings will not take place; after this nothing about the period is sent (those invited
+    /// to a meeting are not written to: the council tells them).
+    fn end_period(&mut self, event: &Event) {
+        for ob in &mut self.obligations {
+            if ob.end.is_none() {
                 ob.end = Some(End {
                     at: event.at,
                     kind: EndKind::Cancelled,
                     by: event.id.clone(),
                 });
             }
-            for ob in &mut self.obligations {
-                ob.settled = true;
-            }
-            self.state.closed = true;
-            self.period_ends.push(event.at);
+            ob.settled = true;
         }
+        self.state.end_period();
+        self.period_ends.push(event.at);
+    }
 
-        for idx in 0..self.obligations.len() {
-            match self.obligations[idx].end.as_ref().map(|e| e.kind) {
-                None => self.match_open(idx, event),
-                Some(EndKind::Actioned) => self.match_after_action(idx, event),
-                Some(_) => {}
-            }
-        }
-
-        if self.state.closed {
+    /// An obligation met before the meeting it prepared for, by an event recorded only after
+    /// the meeting was held, was not done before it: an `ended_by` event whose moment comes
+    /// before the meeting turns it into not done.
+    fn match_after_met(&mut self, idx: usize, event: &Event) {
+        let rules = self.planner.rules;
+        let rule = &rules.rules[self.obligations[idx].rule];
+        let Some(orule) = rule.obligation() else {
             return;
+        };
+        let Some(met_at) = self.obligations[idx].end.as_ref().map(|e| e.at) else {
+            return;
+        };
+        let key = self.obligations[idx].key.clone();
+        let what = format!("rule {} ended_by {}", rule.id, event.kind);
+        if let Some(m) = orule
+            .ended_by
+            .iter()
+            .find(|m| self.matches(m, key.as_deref(), event, || what.clone()))
+        {
+            let ended = moment_of(m, event);
+            if ended < met_at {
+                self.obligations[idx].end = Some(End {
+                    at: ended,
+                    kind: EndKind::Ended,
+                    by: event.id.clone(),
+                });
+            }
         }
-        self.fire_rules(event);
     }
 
     /// Checks an open obligation against an event: cancelled, met, ended, moved or advanced.
@@ -565,33 +687,37 @@ impl<'p, 'a> Run<'p, 'a> {
         if orule
             .cancelled_by
             .iter()
-            .any(|m| self.matches(m, key, event, &what("cancelled_by")))
+            .any(|m| self.matches(m, key, event, || what("cancelled_by")))
         {
             self.obligations[idx].end = end(EndKind::Cancelled, event.at);
+            // Invitations that went before a move are recalled too.
+            self.tell_cancelled(idx, event.at);
+            self.obligations[idx].settled = true;
         } else if let Some(m) = orule
             .met_by
             .iter()
-            .find(|m| self.matches(m, key, event, &what("met_by")))
+            .find(|m| self.matches(m, key, event, || what("met_by")))
         {
             self.obligations[idx].end = end(EndKind::Met, moment_of(m, event));
         } else if let Some(m) = orule
             .ended_by
             .iter()
-            .find(|m| self.matches(m, key, event, &what("ended_by")))
+            .find(|m| self.matches(m, key, event, || what("ended_by")))
         {
             self.obligations[idx].end = end(EndKind::Ended, moment_of(m, event));
             self.obligations[idx].settled = true;
         } else if let Some(r) = orule
             .replanned_by
             .iter()
-            .find(|r| self.matches(&r.matcher, key, event, &what("replanned_by")))
+            .find(|r| self.matches(&r.matcher, key, event, || what("replanned_by")))
         {
             let anchor = r.from.resolve(event, None);
-            self.replan(idx, rule, orule, anchor, event);
+            // Moved again after its invitations went: everyone invited is told again.
+            self.move_after_sending(idx, rule, orule, anchor, event);
         } else if let Some(a) = orule
             .advanced_by
             .iter()
-            .find(|a| self.matches(&a.matcher, key, event, &what("advanced_by")))
+            .find(|a| self.matches(&a.matcher, key, event, || what("advanced_by")))
         {
             let stage = a.to.resolve(event, None);
             let index = stage.as_ref().and_then(|v| match v {
@@ -623,17 +749,21 @@ impl<'p, 'a> Run<'p, 'a> {
             .enumerate()
             .filter(|(_, r)| r.on == event.kind)
         {
-            let meeting_data = rule.meeting.as_ref().map(|path| {
-                path.resolve(event, None)
-                    .and_then(|v| key_text(&v))
-                    .and_then(|k| self.state.meetings.get(&k))
-                    .map(|m| m.data.clone())
-                    .unwrap_or_default()
-            });
+            // The data of the meeting the rule is about, under the event's own.
+            let meeting = rule
+                .meeting
+                .as_ref()
+                .and_then(|path| path.resolve(event, None))
+                .and_then(|v| key_text(&v))
+                .and_then(|k| self.state.meetings.get(&k));
+            let about = |m: Option<&Meeting>| match m {
+                Some(m) => About::new(m.data.clone(), m.from.clone()).and(event),
+                None => About::new(Map::new(), Vec::new()).and(event),
+            };
             let items: Vec<Walked> = match &rule.for_each {
                 Some(ForEach::List(path)) => match path.resolve(event, None) {
                     Some(Value::Array(items)) => {
-                        let data = Arc::new(under(meeting_data.as_ref(), &event.data));
+                        let data = about(meeting);
                         items.into_iter().map(|i| (Some(i), data.clone())).collect()
                     }
                     _ => Vec::new(),
@@ -642,17 +772,18 @@ impl<'p, 'a> Run<'p, 'a> {
                     .state
                     .meetings_ahead(event.at)
                     .into_iter()
-                    .map(|m: &Meeting| {
-                        let data = under(Some(&m.data), &event.data);
-                        (Some(Value::Object(m.data.clone())), Arc::new(data))
-                    })
+                    .map(|m: &Meeting| (Some(Value::Object(m.data.clone())), about(Some(m))))
                     .collect(),
-                None => vec![(None, Arc::new(under(meeting_data.as_ref(), &event.data)))],
+                None => vec![(None, about(meeting))],
             };
+            // Built once per rule, not per item: it holds the whole event.
+            let mut ctx = rule.when.as_ref().map(|_| self.context(event, None));
             for (index, (item, data)) in items.into_iter().enumerate() {
-                let ctx = self.context(event, item.as_ref());
-                if !self.condition(&rule.when, &ctx, &format!("rule {} when", rule.id)) {
-                    continue;
+                if let Some(ctx) = ctx.as_mut() {
+                    ctx["item"] = item.clone().unwrap_or(Value::Null);
+                    if !self.condition(&rule.when, ctx, &format!("rule {} when", rule.id)) {
+                        continue;
+                    }
                 }
                 let key = match &rule.key {
                     Some(path) => match path
@@ -732,7 +863,7 @@ impl<'p, 'a> Run<'p, 'a> {
         key: Option<String>,
         item: Option<Value>,
         event: &Event,
-        data: Arc<Map<String, Value>>,
+        data: About,
     ) {
         let anchor = orule.due.from.resolve_in(&data, event.at, item.as_ref());
         // A second trigger for an obligation still open moves its deadline instead of opening another.
@@ -772,6 +903,35 @@ impl<'p, 'a> Run<'p, 'a> {
             advances: Vec::new(),
             settled: false,
         });
+        let idx = self.obligations.len() - 1;
+        self.met_earlier(idx, orule);
+        self.queue_actions(idx);
+    }
+
+    /// Meets a new obligation with an event of the current period of care from before it
+    /// opened, for a `met_by` matcher that counts one (`earlier: true`): the IRO allocated, or
+    /// the care plan written, before section 20 status formally began.
+    fn met_earlier(&mut self, idx: usize, orule: &ObligationRule) {
+        let rule_id = self.planner.rules.rules[self.obligations[idx].rule]
+            .id
+            .clone();
+        let key = self.obligations[idx].key.clone();
+        let events = std::mem::take(&mut self.period_events);
+        let found = orule.met_by.iter().filter(|m| m.earlier).find_map(|m| {
+            let what = format!("rule {rule_id} met_by {}", m.event);
+            events
+                .iter()
+                .find(|e| self.matches(m, key.as_deref(), e, || what.clone()))
+                .map(|e| (moment_of(m, e), e.id.clone()))
+        });
+        self.period_events = events;
+        if let Some((at, by)) = found {
+            self.obligations[idx].end = Some(End {
+                at,
+                kind: EndKind::Met,
+                by,
+            });
+        }
     }
 
     /// Moves an obligation's deadline: a new segment from this event, with the event's data
@@ -788,14 +948,14 @@ impl<'p, 'a> Run<'p, 'a> {
             return;
         };
         let ob = &mut self.obligations[idx];
-        let mut data = (*ob.current().data).clone();
-        data.extend(event.data.clone());
+        let data = ob.current().data.and(event);
         ob.segments.push(Segment {
             start: event.at,
             by: event.id.clone(),
             due,
-            data: Arc::new(data),
+            data,
         });
+        self.queue_actions(idx);
     }
 
     /// The anchor of a segment as a moment, when it is one (the meeting a deadline is counted
@@ -959,7 +1119,8 @@ impl<'p, 'a> Run<'p, 'a> {
                 continue;
             };
             let at = self.planner.place(hit.at, send.urgent);
-            let ended = self.period_ends.iter().any(|e| *e >= hit.at && *e <= at);
+            // Ended after the event and before the notice could go: not sent.
+            let ended = self.period_ends.iter().any(|e| *e >= hit.at && *e < at);
             if ended {
                 continue;
             }
@@ -972,7 +1133,7 @@ impl<'p, 'a> Run<'p, 'a> {
                 obligation: None,
                 due: None,
                 event: hit.event.clone(),
-                late: false,
+                late: None,
                 replaces: None,
                 data: hit.data.clone(),
             };
@@ -1002,14 +1163,7 @@ fn moment_of(m: &Matcher, event: &Event) -> DateTime<Utc> {
 
 /// What a rule fires for: the list item or meeting (if it walks any), and the data the
 /// obligation or notice is about.
-type Walked = (Option<Value>, Arc<Map<String, Value>>);
-
-/// `base` (a meeting's data) with `top` (the event's own data) laid over it.
-fn under(base: Option<&Map<String, Value>>, top: &Map<String, Value>) -> Map<String, Value> {
-    let mut data = base.cloned().unwrap_or_default();
-    data.extend(top.clone());
-    data
-}
+type Walked = (Option<Value>, About);
 
 /// What a notification says about where it came from.
 struct NoteMeta {
@@ -1020,8 +1174,9 @@ struct NoteMeta {
     obligation: Option<String>,
     due: Option<NaiveDate>,
     event: String,
-    late: bool,
+    /// Why it goes after its usual time, when it does.
+    late: Option<LateReason>,
     replaces: Option<Replaced>,
     /// What the message is about.
-    data: Arc<Map<String, Value>>,
+    data: About,
 }

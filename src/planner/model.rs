@@ -202,6 +202,41 @@ impl Target {
     }
 }
 
+/// Why a message goes after its usual time, so it can say so truthfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateReason {
+    /// The obligation opened or its deadline moved after the step's usual time (a review
+    /// booked at short notice).
+    OpenedLate,
+    /// The recipient took their role on the case after the step first went.
+    JoinedLate,
+    /// Its time came before driftwatch started following the case (going live).
+    WentLive,
+    /// driftwatch could not send it at its time (it was stopped) and is catching up.
+    CaughtUp,
+}
+
+impl LateReason {
+    /// The reason in words, for the message (`notification.why_late`).
+    pub fn words(self) -> &'static str {
+        match self {
+            LateReason::OpenedLate => {
+                "the deadline was set or moved after the time this would usually have been sent"
+            }
+            LateReason::JoinedLate => {
+                "you took on this case after it was first sent to whoever held your role"
+            }
+            LateReason::WentLive => {
+                "driftwatch started following this case after the time this would usually have been sent"
+            }
+            LateReason::CaughtUp => {
+                "driftwatch could not send it at its usual time and is catching up now"
+            }
+        }
+    }
+}
+
 /// What a message replaces: the earlier deadline, and the earlier meeting time when the deadline
 /// was counted from one (an invitation for a review that moved).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,8 +252,11 @@ pub struct Notification {
     pub idempotency_key: String,
     pub send_at: DateTime<Utc>,
     pub status: NotificationStatus,
-    /// Sent after its nominal time because the obligation opened or moved too late for it.
+    /// Sent after its nominal time (see `late_reason`).
     pub late: bool,
+    /// Why it is late, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_reason: Option<LateReason>,
     pub kind: NotificationKind,
     /// The step's id (`reminder -2 working days`, `at deadline`, `notice`).
     pub step: String,
@@ -242,6 +280,10 @@ pub struct Notification {
     /// and laid over the meeting's. Kept beside the plan, not in its JSON.
     #[serde(skip)]
     pub data: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The stored events `data` was laid together from, in order (the case's contacts aside):
+    /// the store keeps a reference to them rather than a copy.
+    #[serde(skip)]
+    pub data_from: Vec<String>,
 }
 
 /// A derived event that will be recorded at `at` if the obligation is still open then.

@@ -132,10 +132,10 @@ impl Run<'_, '_> {
         out
     }
 
-    /// One notification per recipient of `send` at `at`, keyed by `key_base`. A message for a
-    /// role that finds nobody at all (no contact, no fallback), and is not merely passed over, is
-    /// addressed to nobody: the daemon records it as dead with its reason. A message only for the
-    /// people listed in the event goes to nobody, silently, when the list is empty.
+    /// One notification per recipient of `send` at `at`, keyed by `key_base`. A message that
+    /// finds nobody at all (no contact for a role and no fallback, an empty list), and is not
+    /// merely passed over, is addressed to nobody: the daemon records it as dead with its reason,
+    /// so an admin sees that nobody was told.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn push_notifications(
         &mut self,
@@ -151,16 +151,17 @@ impl Run<'_, '_> {
         let what = (status != NotificationStatus::Superseded)
             .then(|| format!("rule {} {}", meta.rule, meta.step));
         let mut addressed = self.recipients(send, at, &meta.data, event_at, item, what.as_deref());
-        let for_a_role = send.to.iter().any(|r| matches!(r, Recipient::Role(_)));
         if addressed.is_empty()
-            && for_a_role
             && let Some(what) = what
         {
             let tried: Vec<String> = send.to.iter().map(ToString::to_string).collect();
-            self.problems.push(format!(
-                "error: {what}: nobody to send to ({}); it is recorded as undeliverable",
-                tried.join(", ")
-            ));
+            // An error once it is due; until then someone may yet be allocated.
+            if at <= self.now {
+                self.problems.push(format!(
+                    "error: {what}: nobody to send to ({}); it is recorded as undeliverable",
+                    tried.join(", ")
+                ));
+            }
             addressed.push(Addressed::to(Target::Nobody { tried }));
         }
         self.push_targets(out, key_base, addressed, send, at, status, &meta);
@@ -191,6 +192,7 @@ impl Run<'_, '_> {
         let mut data = (*meta.data).clone();
         data.insert(crate::message::CONTACTS_KEY.to_string(), contacts);
         let data = std::sync::Arc::new(data);
+        let from = meta.data.from.to_vec();
         for Addressed { target, instead_of } in addressed {
             let identity = target.identity();
             let mut parts: Vec<&str> = vec![&self.case];
@@ -205,7 +207,8 @@ impl Run<'_, '_> {
                 idempotency_key: idempotency_key(&parts),
                 send_at: at,
                 status,
-                late: meta.late,
+                late: meta.late.is_some(),
+                late_reason: meta.late,
                 kind: meta.kind,
                 step: meta.step.clone(),
                 title: meta.title.clone(),
@@ -219,6 +222,7 @@ impl Run<'_, '_> {
                 instead_of,
                 replaces: meta.replaces.clone(),
                 data: Some(data.clone()),
+                data_from: from.clone(),
             });
         }
     }

@@ -19,11 +19,22 @@ pub struct CaseState {
     pub seen: BTreeMap<String, u32>,
     /// Which period of care this is: 1 for the first, 0 before any began.
     pub period: u32,
+    /// How many meetings (reviews) have been held in the current period of care, each counted
+    /// once however often its holding is recorded (`case.held == 1` on the first review).
+    pub held: u32,
+    /// Whether this event records the holding of a meeting already held (a correction).
+    pub held_again: bool,
+    /// The case roles whose contact this event changed (`"iro" in case.changed`): a new person,
+    /// not the same one recorded again.
+    pub changed: Vec<String>,
     /// Whether the child has ceased to be looked after (until a new period begins).
     pub closed: bool,
     /// Meetings by id, as booked, moved, cancelled or held.
     #[serde(skip)]
     pub meetings: BTreeMap<String, Meeting>,
+    /// The meetings held in the current period of care.
+    #[serde(skip)]
+    held_in_period: std::collections::BTreeSet<String>,
 }
 
 /// One meeting (a review), as the events about it left it.
@@ -32,6 +43,8 @@ pub struct Meeting {
     pub at: DateTime<Utc>,
     /// The booking's data, overlaid by the data of the events that moved it.
     pub data: Map<String, Value>,
+    /// The events `data` was laid together from, in order.
+    pub from: Vec<String>,
     pub status: MeetingStatus,
 }
 
@@ -55,21 +68,45 @@ impl CaseState {
         self.period += 1;
         self.closed = false;
         self.seen.clear();
+        self.held_in_period.clear();
+        self.held = 0;
+    }
+
+    /// Ends the period of care: meetings still booked will not take place.
+    pub fn end_period(&mut self) {
+        self.closed = true;
+        for m in self.meetings.values_mut() {
+            if m.status == MeetingStatus::Booked {
+                m.status = MeetingStatus::Cancelled;
+            }
+        }
     }
 
     /// Applies one event's case updates and what it does to a meeting.
     pub fn apply(&mut self, model: &CaseModel, event: &Event) {
         *self.seen.entry(event.kind.clone()).or_default() += 1;
+        self.changed.clear();
+        self.held_again = false;
         for update in model.updates.iter().filter(|u| u.on == event.kind) {
             for role in &update.clear {
-                self.contacts.remove(role);
+                if self.contacts.remove(role).is_some() {
+                    self.changed.push(role.clone());
+                }
             }
             for (role, path) in &update.contacts {
                 if let Some(contact) = path
                     .resolve(event, None)
                     .and_then(|v| serde_json::from_value::<ContactIn>(v).ok())
                 {
-                    self.contacts.insert(role.clone(), contact.into());
+                    let contact: Contact = contact.into();
+                    let same = self
+                        .contacts
+                        .get(role)
+                        .is_some_and(|c| c.email.eq_ignore_ascii_case(&contact.email));
+                    if !same {
+                        self.changed.push(role.clone());
+                    }
+                    self.contacts.insert(role.clone(), contact);
                 }
             }
             for (fact, path) in &update.facts {
@@ -102,17 +139,29 @@ impl CaseState {
             let meeting = self.meetings.entry(key).or_insert_with(|| Meeting {
                 at,
                 data: Map::new(),
+                from: Vec::new(),
                 status: MeetingStatus::Booked,
             });
             meeting.at = at;
             meeting.status = MeetingStatus::Booked;
             meeting.data.extend(event.data.clone());
-        } else if let Some(meeting) = self.meetings.get_mut(&key) {
-            meeting.status = if model.held_by.contains(&event.kind) {
-                MeetingStatus::Held
+            meeting.from.push(event.id.clone());
+        } else if model.held_by.contains(&event.kind) {
+            // A meeting held counts once in the period, booked through driftwatch or not.
+            let meeting = self.meetings.entry(key.clone()).or_insert_with(|| Meeting {
+                at: event.at,
+                data: event.data.clone(),
+                from: vec![event.id.clone()],
+                status: MeetingStatus::Held,
+            });
+            meeting.status = MeetingStatus::Held;
+            if self.held_in_period.insert(key) {
+                self.held += 1;
             } else {
-                MeetingStatus::Cancelled
-            };
+                self.held_again = true;
+            }
+        } else if let Some(meeting) = self.meetings.get_mut(&key) {
+            meeting.status = MeetingStatus::Cancelled;
         }
     }
 

@@ -16,6 +16,7 @@ use super::{
 use crate::calendar::OffsetUnit;
 use crate::diagnostic::{Diagnostic, Diagnostics, from_yaml_error};
 use crate::expr::Engine;
+use crate::sources::{SourceFile, TemplateFiles};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -37,37 +38,20 @@ impl Source {
 }
 
 pub(super) fn load(
-    rules_dir: &Path,
-    templates_dir: &Path,
+    files: &[SourceFile],
+    templates: &TemplateFiles,
     services: &Services,
 ) -> Result<RuleSet, Diagnostics> {
     let mut problems = Vec::new();
-    let mut files = Vec::new();
-    collect_yaml(rules_dir, &mut files, &mut problems);
-    files.sort();
-    if files.is_empty() && problems.is_empty() {
-        problems.push(Diagnostic::whole_file(
-            rules_dir,
-            "no *.yaml rules files here",
-        ));
-    }
-
     let mut sources = Vec::new();
-    for path in &files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(Diagnostic::whole_file(path, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        match serde_yaml::from_str::<RawFile>(&text) {
+    for file in files {
+        match serde_yaml::from_str::<RawFile>(&file.text) {
             Ok(raw) => sources.push(Source {
-                path: path.clone(),
-                locator: Locator::new(&text),
+                path: file.path.clone(),
+                locator: Locator::new(&file.text),
                 raw,
             }),
-            Err(e) => problems.push(from_yaml_error(path, &e)),
+            Err(e) => problems.push(from_yaml_error(&file.path, &e)),
         }
     }
 
@@ -75,7 +59,7 @@ pub(super) fn load(
     if let Some((start, end)) = services.school_day {
         engine.set_school_day(start, end);
     }
-    problems.extend(engine.load_templates(templates_dir));
+    problems.extend(engine.add_templates(templates));
 
     let mut checker = Checker {
         services,
@@ -95,32 +79,11 @@ pub(super) fn load(
             case: checker.case,
             rules,
             engine: checker.engine,
-            files,
+            files: files.iter().map(|f| f.path.clone()).collect(),
             services: services.clone(),
         })
     } else {
         Err(Diagnostics(checker.problems))
-    }
-}
-
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Diagnostic>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            problems.push(Diagnostic::whole_file(
-                dir,
-                format!("cannot read the rules folder: {e}"),
-            ));
-            return;
-        }
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_yaml(&path, out, problems);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
     }
 }
 
@@ -731,12 +694,14 @@ impl<'a> Checker<'a> {
                             key: None,
                             at: None,
                             when: None,
+                            earlier: false,
                         },
                         Short::Full(f) => RawMatcher {
                             event: f.event.clone(),
                             key: f.key.clone(),
                             at: f.at.clone(),
                             when: f.when.clone(),
+                            earlier: f.earlier,
                         },
                     };
                     this.matcher(src, &at, &format!("{rule_id}.{field}[{j}]"), &full, key)
@@ -746,6 +711,19 @@ impl<'a> Checker<'a> {
         let met_by = matchers(self, "met_by", &raw.met_by);
         let cancelled_by = matchers(self, "cancelled_by", &raw.cancelled_by);
         let ended_by = matchers(self, "ended_by", &raw.ended_by);
+        for (field, list) in [
+            ("cancelled_by", &raw.cancelled_by),
+            ("ended_by", &raw.ended_by),
+        ] {
+            for (j, m) in list.iter().enumerate() {
+                if let Short::Full(RawMatcher { earlier: true, .. }) = m {
+                    self.problems.push(src.at(
+                        &format!("{yaml}.{field}[{j}].earlier"),
+                        "`earlier` lets an event from before the obligation opened meet it; it belongs under `met_by`",
+                    ));
+                }
+            }
+        }
         for (j, m) in raw.cancelled_by.iter().enumerate() {
             if let Short::Full(RawMatcher { at: Some(_), .. }) = m {
                 self.problems.push(src.at(
@@ -862,6 +840,7 @@ impl<'a> Checker<'a> {
             key: raw.1.clone(),
             at: None,
             when: raw.2.clone(),
+            earlier: false,
         };
         let matcher = self.matcher(src, yaml, name, &m, rule_key)?;
         let spec = self.vocabulary.events.get(raw.0).cloned()?;
@@ -928,6 +907,7 @@ impl<'a> Checker<'a> {
             key,
             at,
             when,
+            earlier: raw.earlier,
         })
     }
 

@@ -221,6 +221,8 @@ pub struct Matcher {
     /// When the obligation counts as met, if not the event's own time (`data.held_at`).
     pub at: Option<FieldPath>,
     pub when: Option<String>,
+    /// Such an event before the obligation opened, in the same period of care, counts too.
+    pub earlier: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -303,14 +305,46 @@ pub enum Action {
 }
 
 impl RuleSet {
-    /// Reads and checks every `*.yaml` under `rules_dir` and every template under
-    /// `templates_dir`, against the names the config provides.
+    /// Reads and checks every `*.yaml` under `rules_dir` (but for its `tests/` folder) and every
+    /// template under `templates_dir`, against the names the config provides.
     pub fn load(
         rules_dir: &std::path::Path,
         templates_dir: &std::path::Path,
         services: &Services,
     ) -> Result<RuleSet, crate::diagnostic::Diagnostics> {
-        load::load(rules_dir, templates_dir, services)
+        let (files, mut read) = crate::sources::read_rules_dir(rules_dir);
+        let (templates, more) = crate::sources::read_templates_dir(templates_dir);
+        read.extend(more);
+        Self::from_read(&files, &templates, read, services)
+    }
+
+    /// As [`RuleSet::from_sources`], reporting first the problems met reading them (a file that
+    /// could not be read, an empty rules folder): what could be read is still checked, so every
+    /// problem is reported at once.
+    pub fn from_read(
+        files: &[crate::sources::SourceFile],
+        templates: &crate::sources::TemplateFiles,
+        mut read: Vec<crate::diagnostic::Diagnostic>,
+        services: &Services,
+    ) -> Result<RuleSet, crate::diagnostic::Diagnostics> {
+        match Self::from_sources(files, templates, services) {
+            Ok(r) if read.is_empty() => Ok(r),
+            Ok(_) => Err(crate::diagnostic::Diagnostics(read)),
+            Err(crate::diagnostic::Diagnostics(mut found)) => {
+                read.append(&mut found);
+                Err(crate::diagnostic::Diagnostics(read))
+            }
+        }
+    }
+
+    /// Checks rules files and templates given as text (read from folders, or built in),
+    /// against the names the config provides. Pure.
+    pub fn from_sources(
+        files: &[crate::sources::SourceFile],
+        templates: &crate::sources::TemplateFiles,
+        services: &Services,
+    ) -> Result<RuleSet, crate::diagnostic::Diagnostics> {
+        load::load(files, templates, services)
     }
 
     /// The JSON Schema of a rules file, for editors and `driftwatch schema rules`.

@@ -155,6 +155,10 @@ pub struct RawMatcher {
     pub at: Option<String>,
     #[serde(default)]
     pub when: Option<String>,
+    /// For `met_by`: such an event that came before the obligation opened, in the same period
+    /// of care, meets it too (the IRO allocated before section 20 status formally began).
+    #[serde(default)]
+    pub earlier: bool,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

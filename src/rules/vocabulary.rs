@@ -149,10 +149,12 @@ impl Vocabulary {
     /// Checks an event's type and data. The error names the event and the field, never a value.
     pub fn validate(&self, event: &Event) -> Result<(), EventError> {
         let Some(spec) = self.events.get(&event.kind) else {
+            // Never repeat the sent value: the field is named, and `driftwatch check` lists
+            // the declared types.
             return Err(EventError::new(
                 &event.id,
                 "type",
-                format!("`{}` is not an event type the rules declare", event.kind),
+                "is not an event type the rules declare",
             ));
         };
         check_fields(&spec.fields, &event.data, "data").map_err(|(field, msg)| EventError {
@@ -195,12 +197,12 @@ fn check_value(spec: &FieldSpec, value: &Value, path: &str) -> Result<(), (Strin
             Ok(())
         }
         (FieldType::String, _) => fail("must be a string"),
-        (FieldType::Date, Value::String(s)) if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() => {
-            in_years(NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        (FieldType::Date, Value::String(s)) if crate::event::parse_date(s).is_some() => {
+            in_years(crate::event::parse_date(s))
         }
         (FieldType::Date, _) => fail("must be a date such as 2027-01-21"),
-        (FieldType::Datetime, Value::String(s)) if DateTime::parse_from_rfc3339(s).is_ok() => {
-            in_years(DateTime::parse_from_rfc3339(s).ok().map(|t| t.date_naive()))
+        (FieldType::Datetime, Value::String(s)) if crate::event::parse_timestamp(s).is_some() => {
+            in_years(crate::event::parse_timestamp(s).map(|t| t.date_naive()))
         }
         (FieldType::Datetime, _) => {
             fail("must be an RFC 3339 timestamp such as 2027-01-21T14:00:00Z")
@@ -210,6 +212,14 @@ fn check_value(spec: &FieldSpec, value: &Value, path: &str) -> Result<(), (Strin
         (FieldType::Number, Value::Number(_)) => Ok(()),
         (FieldType::Number, _) => fail("must be a number"),
         (FieldType::Contact, v) => check_contact(v, path),
+        (FieldType::Contacts | FieldType::List(_), Value::Array(items))
+            if items.len() > crate::event::MAX_LIST_ITEMS =>
+        {
+            fail(&format!(
+                "has more than {} items, the most an event may carry",
+                crate::event::MAX_LIST_ITEMS
+            ))
+        }
         (FieldType::Contacts, Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 check_contact(item, &format!("{path}[{i}]"))?;
@@ -249,11 +259,17 @@ fn check_contact(value: &Value, path: &str) -> Result<(), (String, String)> {
         None => return Err((format!("{path}.email"), "is required".into())),
     }
     for key in ["name", "role"] {
-        if let Some(v) = obj.get(key)
-            && !v.is_string()
-            && !v.is_null()
-        {
-            return Err((format!("{path}.{key}"), "must be a string".into()));
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            // A name reaches a mail header: no line can be slipped in.
+            Some(Value::String(s)) if s.chars().any(crate::event::breaks_a_line) => {
+                return Err((
+                    format!("{path}.{key}"),
+                    crate::event::NO_CONTROL_CHARACTERS.into(),
+                ));
+            }
+            Some(Value::String(_)) => {}
+            Some(_) => return Err((format!("{path}.{key}"), "must be a string".into())),
         }
     }
     Ok(())

@@ -4,8 +4,9 @@
 //! Owns the SQL, the migrations and transactions. One implementation serves both databases
 //! through sqlx's `Any` driver: every statement is portable (`$N` parameters, `ON CONFLICT`,
 //! `RETURNING`), except the claim, which adds `FOR UPDATE SKIP LOCKED` on PostgreSQL, and the case
-//! lock, which SQLite does not need (it has one writer). Times are stored as milliseconds since
-//! the epoch, JSON as text. Must not plan, render or deliver: the service passes in what the
+//! lock, which SQLite does not need (it has one writer). The scheduler claims and records
+//! deliveries over connections of its own. Times are stored as milliseconds since the epoch,
+//! JSON as text. Must not plan, render or deliver: the service passes in what the
 //! planner decided.
 
 mod rows;
@@ -13,6 +14,7 @@ mod rows;
 pub use rows::*;
 
 use crate::event::Event;
+use crate::planner::Notification;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
@@ -48,6 +50,9 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The scheduler's own connection(s), for claiming and recording deliveries: the API,
+    /// however busy, never holds what the scheduler needs to send what is due.
+    scheduler: AnyPool,
     backend: Backend,
 }
 
@@ -152,6 +157,44 @@ impl StoreError {
     }
 }
 
+/// What an outbox row's `data` column holds: the data itself, or where in the event log it is
+/// (so a long list in one event is stored once, not once per recipient).
+enum DataRef {
+    Inline(serde_json::Map<String, serde_json::Value>),
+    /// The data of these events laid one over the other, then `patch` laid over that.
+    Events {
+        from: Vec<String>,
+        patch: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+impl DataRef {
+    /// Empty: the notification's own event's data. An object with `$from` (event ids): those
+    /// events' data, then the rest of the object. Any other object: the data itself.
+    fn of(text: &str, event: &str) -> Result<DataRef, StoreError> {
+        if text.is_empty() {
+            return Ok(DataRef::Events {
+                from: vec![event.to_string()],
+                patch: serde_json::Map::new(),
+            });
+        }
+        let mut map: serde_json::Map<String, serde_json::Value> = json("notification data", text)?;
+        match map.remove(DATA_FROM) {
+            Some(serde_json::Value::Array(ids)) => Ok(DataRef::Events {
+                from: ids
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                patch: map,
+            }),
+            _ => Ok(DataRef::Inline(map)),
+        }
+    }
+}
+
+/// The key of an outbox row's `data` that names the events its data comes from.
+pub const DATA_FROM: &str = "$from";
+
 impl Store {
     /// Connects, creating a SQLite file (and its folder) on first start, and runs the
     /// migrations shipped in the binary.
@@ -176,28 +219,27 @@ impl Store {
             return Err(StoreError::Url(format!("{scheme}:...")));
         };
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let pool = match backend {
+        let (pool, scheduler) = match backend {
             Backend::Sqlite => {
                 create_sqlite_folder(url)?;
-                // One connection: SQLite has one writer, and a single connection never meets
-                // SQLITE_BUSY on upgrading a read transaction. WAL and synchronous=FULL make a
-                // commit durable before the API answers.
-                options
-                    .max_connections(1)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = FULL").await?;
-                            conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            conn.execute("PRAGMA cache_size = -16384").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_lazy(url)?
+                // One connection for the API and one for the scheduler. Every write
+                // transaction starts with a write, so neither meets SQLITE_BUSY on upgrading a
+                // read transaction; one waits for the other's commit (busy_timeout).
+                (
+                    sqlite_pool(options.clone(), url)?,
+                    sqlite_pool(options, url)?,
+                )
             }
-            Backend::Postgres => options.max_connections(10).connect_lazy(url)?,
+            Backend::Postgres => (
+                options.clone().max_connections(10).connect_lazy(url)?,
+                options.max_connections(2).connect_lazy(url)?,
+            ),
         };
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            scheduler,
+            backend,
+        })
     }
 
     /// Runs the migrations shipped in the binary; the first call that needs the database.
@@ -232,6 +274,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.scheduler.close().await;
     }
 
     pub async fn count_events(&self) -> Result<i64, StoreError> {
@@ -417,7 +460,7 @@ impl Store {
         )
         .bind(ms(now))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scheduler)
         .await?;
         strings(&rows, "case_ref")
     }
@@ -434,7 +477,7 @@ impl Store {
         )
         .bind(ms(now))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scheduler)
         .await?;
         strings(&rows, "case_ref")
     }
@@ -459,7 +502,7 @@ impl Store {
         .bind(ms(now))
         .bind(stale.num_milliseconds())
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.scheduler)
         .await?;
         strings(&rows, "case_ref")
     }
@@ -476,20 +519,20 @@ impl Store {
                     "SELECT MIN(attempt_at) AS t FROM outbox WHERE state = 'pending' AND lane = $1",
                 )
                 .bind(lane.as_str())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.scheduler)
                 .await?
                 .try_get("t")?,
             );
         }
         times.push(
             sqlx::query("SELECT MIN(attempt_at) AS t FROM outbox WHERE state = 'sending'")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.scheduler)
                 .await?
                 .try_get("t")?,
         );
         times.push(
             sqlx::query("SELECT MIN(replan_at) AS t FROM cases WHERE replan_at IS NOT NULL")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.scheduler)
                 .await?
                 .try_get("t")?,
         );
@@ -525,23 +568,45 @@ impl Store {
             .bind(ms(now - stale))
             .bind(stale.num_milliseconds())
             .bind(lane.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.scheduler)
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
+        // Rows whose data is read from the event log: (index, the events laid one over the
+        // other, what is laid over them).
+        let mut from_log: Vec<(
+            usize,
+            Vec<String>,
+            serde_json::Map<String, serde_json::Value>,
+        )> = Vec::new();
         for r in &rows {
             let key: String = r.try_get("key")?;
-            let decoded = (|| -> Result<Claimed, StoreError> {
-                Ok(Claimed {
-                    key: key.clone(),
-                    owner: owner.to_string(),
-                    case: r.try_get("case_ref")?,
-                    attempts: r.try_get("attempts")?,
-                    notification: json("notification", &r.try_get::<String, _>("notification")?)?,
-                    data: json("notification data", &r.try_get::<String, _>("data")?)?,
-                })
+            let decoded = (|| -> Result<(Claimed, Option<DataRef>), StoreError> {
+                let data: String = r.try_get("data")?;
+                let notification: Notification =
+                    json("notification", &r.try_get::<String, _>("notification")?)?;
+                let (data, reference) = match DataRef::of(&data, &notification.event)? {
+                    DataRef::Inline(map) => (map, None),
+                    reference => (serde_json::Map::new(), Some(reference)),
+                };
+                Ok((
+                    Claimed {
+                        key: key.clone(),
+                        owner: owner.to_string(),
+                        case: r.try_get("case_ref")?,
+                        attempts: r.try_get("attempts")?,
+                        notification,
+                        data,
+                    },
+                    reference,
+                ))
             })();
             match decoded {
-                Ok(c) => claimed.push(c),
+                Ok((c, reference)) => {
+                    if let Some(DataRef::Events { from, patch }) = reference {
+                        from_log.push((claimed.len(), from, patch));
+                    }
+                    claimed.push(c)
+                }
                 // One unreadable row must not hold up the rest, nor come back for ever.
                 Err(e) => {
                     tracing::error!(key = key.as_str(), error = %e, "a stored notification cannot be read; kept as dead");
@@ -551,11 +616,12 @@ impl Store {
                     )
                     .bind(&key)
                     .bind("the stored notification cannot be read")
-                    .execute(&self.pool)
+                    .execute(&self.scheduler)
                     .await?;
                 }
             }
         }
+        self.event_data_into(&mut claimed, &from_log).await?;
         claimed.sort_by(|a, b| {
             (a.notification.send_at, &a.key).cmp(&(b.notification.send_at, &b.key))
         });
@@ -595,6 +661,51 @@ impl Store {
         .await
     }
 
+    /// Gives the claimed notifications at `which` their data from the event log: the data of
+    /// the events named, laid one over the other, then what the row lays over them. Each event is
+    /// read once however many notifications it is behind.
+    async fn event_data_into(
+        &self,
+        claimed: &mut [Claimed],
+        which: &[(
+            usize,
+            Vec<String>,
+            serde_json::Map<String, serde_json::Value>,
+        )],
+    ) -> Result<(), StoreError> {
+        let mut ids: Vec<&str> = which
+            .iter()
+            .flat_map(|(_, from, _)| from.iter().map(String::as_str))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found: HashMap<String, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT body FROM events WHERE id IN ({})",
+                numbered(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.scheduler).await? {
+                let event: Event = json("event", &r.try_get::<String, _>("body")?)?;
+                found.insert(event.id, event.data);
+            }
+        }
+        for (i, from, patch) in which {
+            let data = &mut claimed[*i].data;
+            for id in from {
+                if let Some(d) = found.get(id) {
+                    data.extend(d.clone());
+                }
+            }
+            data.extend(patch.clone());
+        }
+        Ok(())
+    }
+
     /// Puts back every claim at once: on SQLite, where only one daemon runs, a claim left at
     /// start-up was cut short by a crash and is sent again now rather than when its lease ends.
     pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -609,7 +720,7 @@ impl Store {
         binds: &[&str],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scheduler.begin().await?;
         let sql = format!(
             "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, \
              updated_at = $1 WHERE {which} RETURNING case_ref"
@@ -632,7 +743,7 @@ impl Store {
     /// Marks a round's deliveries sent in one transaction: one sync to disk for the round, not
     /// one per notification. Until it commits, a crash sends them again under the same keys.
     pub async fn mark_sent(&self, sent: &[&Claimed], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.scheduler.begin().await?;
         for c in sent {
             sqlx::query(
                 "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, \
@@ -667,7 +778,7 @@ impl Store {
         .bind(error)
         .bind(ms(now))
         .bind(&c.owner)
-        .execute(&self.pool)
+        .execute(&self.scheduler)
         .await?;
         Ok(())
     }
@@ -686,7 +797,7 @@ impl Store {
         .bind(error)
         .bind(ms(now))
         .bind(&c.owner)
-        .execute(&self.pool)
+        .execute(&self.scheduler)
         .await?;
         Ok(())
     }
@@ -866,6 +977,28 @@ async fn replan_now(
     Ok(())
 }
 
+/// A pool of one SQLite connection. WAL and synchronous=FULL make a commit durable before the
+/// API answers. The connection, once open, stays open (no idle timeout, no lifetime) and sorts
+/// in memory: it never needs another file descriptor, even when something else has used them
+/// all, so "unable to open database file" cannot stop the daemon.
+fn sqlite_pool(options: AnyPoolOptions, url: &str) -> Result<AnyPool, StoreError> {
+    Ok(options
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA cache_size = -16384").await?;
+                conn.execute("PRAGMA temp_store = MEMORY").await?;
+                Ok(())
+            })
+        })
+        .connect_lazy(url)?)
+}
+
 fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -955,6 +1088,16 @@ impl Tx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The stored event with this id, as this transaction sees it.
+    pub async fn event(&mut self, id: &str) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query("SELECT body FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|r| json("event", &r.try_get::<String, _>("body")?))
+            .transpose()
     }
 
     /// Takes the case for this transaction, so two daemons never plan one case at once.

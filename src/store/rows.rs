@@ -70,8 +70,8 @@ pub struct OutboxWrite {
     pub hold_at: Option<DateTime<Utc>>,
     /// The planner's notification as JSON.
     pub notification: String,
-    /// The data of the event behind it, with what each event that moved its obligation by its
-    /// time added (a moved meeting's time), as JSON.
+    /// The data of the event behind it, as JSON; empty when that event is stored (the claim
+    /// reads its data from the event log, so a long list is not copied into every row).
     pub data: String,
 }
 

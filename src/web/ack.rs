@@ -217,7 +217,7 @@ pub async fn act(
             let chosen = form
                 .until
                 .as_deref()
-                .and_then(|u| u.parse::<NaiveDate>().ok())
+                .and_then(crate::event::parse_date)
                 .filter(|d| snooze_days(&s).contains(d));
             let Some(day) = chosen else {
                 return message(

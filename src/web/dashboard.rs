@@ -60,10 +60,20 @@ struct Dead {
     key: String,
     case: String,
     rule: String,
+    /// The role or webhook it was for.
+    to: String,
     channel: String,
     send_at: String,
     attempts: i64,
     last_error: String,
+}
+
+/// The role or webhook a stored notification was for (`iro`, `webhook:teams`), never the
+/// address.
+fn recipient_label(notification: &serde_json::Value) -> String {
+    serde_json::from_value::<crate::planner::Notification>(notification.clone())
+        .map(|n| n.recipient.label())
+        .unwrap_or_default()
 }
 
 /// `GET /dashboard`
@@ -92,9 +102,14 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
         Ok(rows) => rows
             .into_iter()
             .map(|r| Dead {
+                // Which role or webhook it was for, never the address.
+                to: recipient_label(&r.notification),
                 key: r.idempotency_key,
                 case: r.case,
-                rule: r.rule,
+                rule: config
+                    .rules
+                    .rule(&r.rule)
+                    .map_or(r.rule.clone(), |x| x.title.clone()),
                 channel: r.channel,
                 send_at: localtime::display(r.send_at),
                 attempts: r.attempts,
@@ -129,6 +144,7 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
         &obligations,
         now,
         config.digest.horizon_working_days,
+        &checks.iro_names(),
     );
     page(
         StatusCode::OK,
@@ -179,7 +195,7 @@ pub async fn case(
         Ok(rows) => rows,
         Err(e) => return unavailable(e),
     };
-    let entries = crate::dashboard::timeline(&plan, &events, &outbox);
+    let entries = crate::dashboard::timeline(&s.service.config().rules, &plan, &events, &outbox);
     page(
         StatusCode::OK,
         "case.html",

@@ -8,6 +8,8 @@ use driftwatch::planner::{CasePlan, Notification, NotificationKind, ObligationPl
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
+pub mod timeline;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

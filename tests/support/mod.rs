@@ -56,6 +56,10 @@ pub struct Setup {
     pub delivery: String,
     /// More config, appended as written.
     pub extra: String,
+    /// `api.max_body_bytes`.
+    pub max_body_bytes: usize,
+    /// The daemon's limit on open files (`ulimit -n`), when not the test's own.
+    pub open_files: Option<u64>,
 }
 
 impl Setup {
@@ -75,6 +79,8 @@ impl Setup {
             extra_templates: Vec::new(),
             delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
             extra: String::new(),
+            max_body_bytes: 65536,
+            open_files: None,
         }
     }
 
@@ -163,7 +169,7 @@ roles:
   url: "{db}"
 api:
   listen: 127.0.0.1:0
-  max_body_bytes: 65536
+  max_body_bytes: {max_body_bytes}
   tokens:
     - {{name: example, sha256: {admin}, scopes: [ingest, read, admin]}}
     - {{name: dashboard, sha256: {read}, scopes: [read]}}
@@ -183,6 +189,7 @@ log: {{format: json, level: "{level}"}}
             from = self.email_from,
             spool = self.spool().display(),
             delivery = self.delivery,
+            max_body_bytes = self.max_body_bytes,
             level = std::env::var("DRIFTWATCH_TEST_LOG").unwrap_or_else(|_| "info".into()),
         );
         let path = self.dir.path().join("driftwatch.yaml");
@@ -212,7 +219,18 @@ impl Daemon {
         let config = setup.write();
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = setup.dir.path().join(format!("daemon-{n}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        let mut command = match setup.open_files {
+            // The shell sets the limit and becomes the daemon (same process id).
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_driftwatch"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_driftwatch")),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&config)
             .args(["run", "--manual-clock", clock])
@@ -683,13 +701,21 @@ pub struct Hook {
     pub id: String,
     pub timestamp: String,
     pub signature_valid: bool,
+    /// The timestamp is within [`TIMESTAMP_TOLERANCE`] of the receiver's real clock.
+    pub timestamp_fresh: bool,
     pub body: Value,
     pub answered: u16,
 }
 
-/// A real HTTP server receiving webhooks: it verifies each signature and answers with the
-/// next scripted status (200 once the script is used up), never while `hang` is set, and only
-/// after a delay while `slow` is.
+/// How far a webhook's timestamp may be from the receiver's clock, either way: the Standard
+/// Webhooks libraries' tolerance.
+pub const TIMESTAMP_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// A real HTTP server receiving webhooks. It verifies each one as the Standard Webhooks
+/// libraries do (the signature, and a timestamp within [`TIMESTAMP_TOLERANCE`] of its own real
+/// clock) and refuses one that fails with `400`; otherwise it answers with the next scripted
+/// status (200 once the script is used up), never while `hang` is set, and only after a delay
+/// while `slow` is.
 pub struct Receiver {
     pub url: String,
     hooks: Mutex<Vec<Hook>>,
@@ -788,8 +814,18 @@ async fn receive(
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|s| STANDARD.decode(s).ok())
         .any(|sig| mac.clone().verify_slice(&sig).is_ok());
+    let timestamp_fresh = timestamp.parse::<u64>().is_ok_and(|t| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs();
+        now.abs_diff(t) <= TIMESTAMP_TOLERANCE.as_secs()
+    });
     let hang = r.hang.load(Ordering::SeqCst);
-    let (answered, retry_after) = if hang {
+    let (answered, retry_after) = if !(signature_valid && timestamp_fresh) {
+        // "Message timestamp too old/too new" or a bad signature: the library refuses it.
+        (400, None)
+    } else if hang {
         (0, None)
     } else {
         r.script
@@ -802,11 +838,12 @@ async fn receive(
         id,
         timestamp,
         signature_valid,
+        timestamp_fresh,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         answered,
     });
     r.arrived.notify_waiters();
-    if hang {
+    if hang && answered == 0 {
         std::future::pending::<()>().await;
     }
     let slow = *r.slow.lock().expect("slow");
@@ -946,13 +983,18 @@ static DATABASES: AtomicU32 = AtomicU32::new(0);
 impl Daemon {
     /// `GET /metrics`, parsed as Prometheus text.
     pub async fn metrics(&self) -> prometheus_parse::Scrape {
+        let text = self.metrics_text().await;
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .expect("valid Prometheus text")
+    }
+
+    /// `/metrics` as served.
+    pub async fn metrics_text(&self) -> String {
         let (status, body) = self
             .request(reqwest::Method::GET, "/metrics", Some(READ_TOKEN), None)
             .await;
         assert_eq!(status, 200, "{body}");
-        let text = body.as_str().expect("metrics are text").to_string();
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-            .expect("valid Prometheus text")
+        body.as_str().expect("metrics are text").to_string()
     }
 }
 
