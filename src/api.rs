@@ -604,8 +604,32 @@ async fn retry_notification(
     Ok(Json(json!({"retried": key})).into_response())
 }
 
-async fn admin_reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+#[derive(Deserialize)]
+struct ReloadQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/admin/reload`: reads the config, rules and templates again and re-plans every case;
+/// with `?dry_run=true`, says what that would change (deadlines moved, messages added or
+/// withdrawn in the next ten working days, by rule) and changes nothing.
+async fn admin_reload(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ReloadQuery>,
+) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Admin)?;
+    if q.dry_run {
+        return match crate::daemon::preview_reload(&s).await {
+            Ok(change) => Ok(
+                Json(json!({"dry_run": true, "reloaded": false, "change": change})).into_response(),
+            ),
+            Err(e) => Err(ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: json!({"error": "the changed rules would be refused; nothing was changed", "problems": e.problems}),
+            }),
+        };
+    }
     match reload(&s).await {
         Ok(cases) => Ok(Json(json!({"reloaded": true, "cases_replanned": cases})).into_response()),
         Err(e) => Err(ApiError {

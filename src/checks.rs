@@ -1,6 +1,6 @@
 //! Checks across cases, for the dashboard and the annual report: brothers and sisters in care
 //! with different IROs, a parent and their child both in care with the same IRO, and IROs whose
-//! caseload is above the 50–70 guidance (seeds 000 and 002).
+//! caseload is above the 50–70 guidance (Hertfordshire and Halton procedures).
 //!
 //! Pure: it folds the cases' statuses ([`CaseStatus`]) one at a time and names cases by their
 //! reference and IROs by name (their address only when no name is known), never a child's name.
@@ -10,7 +10,7 @@ use crate::planner::CaseStatus;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Good practice for a full-time IRO: 50 to 70 children (seed 000).
+/// Good practice for a full-time IRO: 50 to 70 children (Hertfordshire procedures, 2023).
 pub const CASELOAD_GUIDANCE: (usize, usize) = (50, 70);
 
 /// One thing a manager should look at.

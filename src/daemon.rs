@@ -128,7 +128,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         rules = %config.rules_dir.display(),
         templates = %config.templates_dir.display(),
         bank_holidays = %config.bank_holidays_path.display(),
-        database = %crate::config::service::redact_url(&url),
+        database = %crate::config::service::describe_database(&url),
         email = %match &config.email.smtp {
             Some(smtp) => format!("SMTP {}", smtp.host),
             None => format!(".eml files in {}", config.email.spool.display()),
@@ -394,6 +394,26 @@ pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
             })
         }
     }
+}
+
+/// What reloading would do, changing nothing: the config, calendar, rules and templates read
+/// again from the config file in force, checked as a reload checks them, and every case planned
+/// with them beside the rules in force (see [`crate::preview`]).
+pub async fn preview_reload(shared: &Shared) -> Result<crate::preview::RulesChange, ReloadError> {
+    let old = shared.service.config();
+    let config = Config::load_from(&old.source).map_err(|d| ReloadError {
+        problems: d.0.iter().map(ToString::to_string).collect(),
+    })?;
+    Courier::from_config(&config).map_err(|e| ReloadError {
+        problems: vec![e.to_string()],
+    })?;
+    shared
+        .service
+        .preview_rules(&config)
+        .await
+        .map_err(|e| ReloadError {
+            problems: vec![format!("the caseload could not be read: {e}")],
+        })
 }
 
 /// The jobs that run by the calendar rather than by the outbox, in Europe/London time:

@@ -155,7 +155,7 @@ pub fn overview(
 /// One entry of a case's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
-    /// Local `YYYY-MM-DD HH:MM`.
+    /// Local time in words (`Wed 10 Feb 2027, 19:30`), or the day a deadline falls on.
     pub when: String,
     #[serde(skip)]
     pub at: DateTime<Utc>,
@@ -181,7 +181,7 @@ pub fn timeline(
     for e in events {
         let source = e.source.as_deref().unwrap_or("case system");
         out.push(Entry {
-            when: localtime::display(e.at),
+            when: localtime::short_in_words(e.at),
             at: e.at,
             kind: "event",
             what: format!("{} (from {source})", e.kind.replace('_', " ")),
@@ -195,15 +195,16 @@ pub fn timeline(
             state.push_str(&format!(", {days} working day(s) late"));
         }
         // The day it is due (and the time, for a deadline at a time), not the midnight after.
+        let day = localtime::short_date_in_words(o.due);
         let when = match &o.due_time {
-            Some(time) => format!("{} {time}", o.due),
-            None => o.due.to_string(),
+            Some(time) => format!("{day}, {time}"),
+            None => day.clone(),
         };
         out.push(Entry {
             when,
             at: o.deadline,
             kind: "deadline",
-            what: format!("{} (due {})", o.title, o.due),
+            what: format!("{} (due {day})", o.title),
             alert: o.state == crate::planner::ObligationState::Overdue,
             state,
         });
@@ -220,7 +221,7 @@ pub fn timeline(
         };
         let step = n.title.as_deref().unwrap_or(&n.step);
         out.push(Entry {
-            when: localtime::display(n.send_at),
+            when: localtime::short_in_words(n.send_at),
             at: n.send_at,
             kind: "notification",
             what: format!(

@@ -57,6 +57,16 @@ pub fn date_in_words(d: NaiveDate) -> String {
     d.format("%A %-d %B %Y").to_string()
 }
 
+/// `Fri 29 Jan 2027`: a date in a table people read.
+pub fn short_date_in_words(d: NaiveDate) -> String {
+    d.format("%a %-d %b %Y").to_string()
+}
+
+/// `Wed 10 Feb 2027, 19:30` in local time: a moment in a table people read.
+pub fn short_in_words(t: DateTime<Utc>) -> String {
+    naive_of(t).format("%a %-d %b %Y, %H:%M").to_string()
+}
+
 /// `2027-01-07 09:00` in local time, for people.
 pub fn display(t: DateTime<Utc>) -> String {
     naive_of(t).format("%Y-%m-%d %H:%M").to_string()

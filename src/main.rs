@@ -12,8 +12,8 @@ use driftwatch::daemon::{self, RunOptions};
 use driftwatch::event::{Event, numbered_json_lines};
 use driftwatch::planner::{Planner, table};
 use driftwatch::service::{self, Service};
-use driftwatch::snapshot;
 use driftwatch::store::Store;
+use driftwatch::{inbox, snapshot};
 use driftwatch::{localtime, rules::RuleBody};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -85,7 +85,9 @@ enum Command {
     /// Load a JSON Lines file of events into the store, checked like the API checks them; a
     /// file with any bad event stores nothing. Events already stored are skipped.
     Import {
-        /// JSON Lines file of events, or with --snapshot a CSV export of the caseload.
+        /// JSON Lines file of events, or with --snapshot a CSV export of the caseload. With
+        /// --snapshot, a folder: the newest settled `*.csv` in it is imported and then moved to
+        /// `imported/` (or `rejected/` if it had problems); older ones go to `skipped/`.
         file: PathBuf,
         /// FILE is a CSV snapshot, one row per child, mapped by --mapping.
         #[arg(long)]
@@ -100,6 +102,10 @@ enum Command {
         /// The moment of the import (RFC 3339 or YYYY-MM-DD); default now.
         #[arg(long)]
         now: Option<String>,
+        /// With a folder: a report changed less than this many seconds ago may still be being
+        /// written, so nothing is imported and the exit status is 75 (try again later).
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        settle_seconds: u64,
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
@@ -125,6 +131,25 @@ enum Command {
         /// When the rule's anchor falls in the example (local YYYY-MM-DD or YYYY-MM-DDTHH:MM).
         #[arg(long, default_value = "2027-01-04T10:00")]
         from: String,
+    },
+    /// What a changed rules folder would do to the caseload before it is put in place and
+    /// reloaded: deadlines that move and by how many working days, obligations opened or taken
+    /// away, messages added (and sent at once) or withdrawn in the next ten working days, by
+    /// rule, with example cases. Changes nothing.
+    Preview {
+        /// The changed rules folder; the config's own rules are the ones in force.
+        #[arg(long)]
+        rules: PathBuf,
+        /// A changed templates folder to go with it (default: the config's).
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = PreviewFormat::Table)]
+        format: PreviewFormat,
+        /// Plan as at this moment (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
     /// Show what the daemon would send when it starts after downtime, counted by rule: what
     /// still applies goes, stale earlier steps are recorded as superseded.
@@ -196,6 +221,12 @@ enum CalendarCommand {
 enum SchemaOf {
     Rules,
     Config,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PreviewFormat {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -305,6 +336,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mapping,
             dry_run,
             now,
+            settle_seconds,
             database_url,
         } => {
             daemon::init_logging(&config.log);
@@ -314,7 +346,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 now: parse_now(now.as_deref())?,
                 database_url,
             };
+            if options.snapshot.is_some() && file.is_dir() {
+                let settle = std::time::Duration::from_secs(settle_seconds);
+                return import_from_folder(config, &file, settle, options);
+            }
             import(config, &file, options)
+        }
+        Command::Preview {
+            rules,
+            templates,
+            format,
+            now,
+            database_url,
+        } => {
+            let folders = driftwatch::config::Folders {
+                rules: Some(rules),
+                templates,
+            };
+            preview(
+                config,
+                &folders,
+                format,
+                parse_now(now.as_deref())?,
+                database_url,
+            )
         }
         Command::Catchup {
             dry_run: _,
@@ -664,6 +719,12 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
         let store = Store::open(&url).await?;
+        let mut known = BTreeSet::new();
+        for case in &cases {
+            if store.has_case(case).await? {
+                known.insert(case.clone());
+            }
+        }
         if options.snapshot.is_some() {
             // What an earlier import stored stays as it was: a row that has not changed stores
             // nothing, whenever the file is imported again.
@@ -683,13 +744,141 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         // One transaction: the whole file is stored with its plans, or nothing is.
         let read = events_read;
         let accepted = service.ingest(&events).await?;
-        let stored = accepted.iter().filter(|a| a.status == "stored").count();
+        let stored: BTreeSet<&str> = accepted
+            .iter()
+            .filter(|a| a.status == "stored")
+            .map(|a| a.id.as_str())
+            .collect();
         say!(
-            "{}: {stored} event(s) stored, {} already stored, {} case(s) planned",
+            "{}: {} event(s) stored, {} already stored, {} case(s) planned",
             file.display(),
-            read - stored,
+            stored.len(),
+            read - stored.len(),
             cases.len()
         );
+        // What changed, in counts only: case references and contents stay out of the journal.
+        let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut changed: BTreeSet<&str> = BTreeSet::new();
+        for e in events.iter().filter(|e| stored.contains(e.id.as_str())) {
+            *by_kind.entry(e.kind.as_str()).or_default() += 1;
+            changed.insert(e.case.as_str());
+        }
+        let new = changed.iter().filter(|c| !known.contains(**c)).count();
+        say!(
+            "  cases: {new} new, {} changed, {} unchanged",
+            changed.len() - new,
+            cases.len() - changed.len()
+        );
+        if !by_kind.is_empty() {
+            let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            say!("  stored by type: {}", kinds.join(", "));
+        }
+        service.store().close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The nightly import: the newest settled report in `folder`, filed away afterwards (see
+/// [`inbox`]). A report still being written exits 75 and changes nothing.
+fn import_from_folder(
+    config: Config,
+    folder: &Path,
+    settle: std::time::Duration,
+    options: ImportOptions,
+) -> Result<ExitCode> {
+    let waiting = inbox::waiting(folder, settle, std::time::SystemTime::now())
+        .with_context(|| format!("cannot read the folder {}", folder.display()))?;
+    let (file, older) = match waiting {
+        inbox::Waiting::Nothing => {
+            say!(
+                "{}: no caseload report (*.csv) is waiting; nothing was imported",
+                folder.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        inbox::Waiting::Unsettled { file, changed_ago } => {
+            eprintln!(
+                "driftwatch: {} changed {} second(s) ago and may still be being written; \
+                 nothing was imported (a report is imported once it has not changed for {} \
+                 second(s))",
+                file.display(),
+                changed_ago.as_secs(),
+                settle.as_secs()
+            );
+            return Ok(ExitCode::from(inbox::EX_TEMPFAIL));
+        }
+        inbox::Waiting::Ready { file, older } => (file, older),
+    };
+    let dry_run = options.dry_run;
+    let at = options.now;
+    let code = import(config, &file, options)?;
+    if dry_run {
+        return Ok(code);
+    }
+    let outcome = if code == ExitCode::SUCCESS {
+        inbox::Outcome::Imported
+    } else {
+        inbox::Outcome::Rejected
+    };
+    let kept = inbox::file_away(&file, outcome, at)
+        .with_context(|| format!("cannot move {}", file.display()))?;
+    match outcome {
+        inbox::Outcome::Rejected => eprintln!(
+            "driftwatch: nothing from {} was stored; it is kept as {}",
+            file.display(),
+            kept.display()
+        ),
+        _ => say!("{}: kept as {}", file.display(), kept.display()),
+    }
+    for old in older {
+        let kept = inbox::file_away(&old, inbox::Outcome::Skipped, at)
+            .with_context(|| format!("cannot move {}", old.display()))?;
+        say!(
+            "{}: older than {}, so not imported; kept as {}",
+            old.display(),
+            file.display(),
+            kept.display()
+        );
+    }
+    Ok(code)
+}
+
+fn preview(
+    config: Config,
+    folders: &driftwatch::config::Folders,
+    format: PreviewFormat,
+    now: DateTime<Utc>,
+    database_url: Option<String>,
+) -> Result<ExitCode> {
+    let changed = match Config::load_changed(&config.source, folders) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprint!("{problems}");
+            eprintln!("driftwatch: the changed rules have problems; a reload would refuse them");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let url = database_url
+        .as_deref()
+        .map(from_command_line)
+        .unwrap_or_else(|| config.database_url.clone());
+    runtime()?.block_on(async {
+        let store = Store::open(&url).await?;
+        let service = Service::new(store, config, Clock::manual(now));
+        let change = service.preview_rules(&changed).await?;
+        match format {
+            PreviewFormat::Table => {
+                say!(
+                    "Rules in force: {}; changed: {}; as at {}.",
+                    service.config().rules_dir.display(),
+                    changed.rules_dir.display(),
+                    localtime::display(now)
+                );
+                emit(&change.to_text());
+            }
+            PreviewFormat::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&change)?)),
+        }
         service.store().close().await;
         Ok::<_, anyhow::Error>(())
     })?;

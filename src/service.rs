@@ -296,6 +296,35 @@ impl Service {
         }
     }
 
+    /// What `changed` would do to every case if it replaced the config in force now: each case
+    /// planned with both, compared (see [`crate::preview`]). Reads only; changes nothing.
+    pub async fn preview_rules(
+        &self,
+        changed: &Config,
+    ) -> Result<crate::preview::RulesChange, StoreError> {
+        let config = self.config();
+        let (before, after) = (Planner::from_config(&config), Planner::from_config(changed));
+        let ids = |c: &Config| c.rules.rules.iter().map(|r| r.id.clone()).collect();
+        let now = self.now();
+        let mut comparison =
+            crate::preview::Comparison::new(&changed.calendar, now, ids(&config), ids(changed));
+        let mut after_case = String::new();
+        loop {
+            let cases = self.store.cases_after(&after_case, REPLAN_BATCH).await?;
+            let Some(last) = cases.last() else {
+                return Ok(comparison.finish());
+            };
+            after_case = last.clone();
+            for case in &cases {
+                let events = self.store.case_events(case).await?;
+                comparison.add_case(
+                    &before.plan_case(case, &events, now),
+                    &after.plan_case(case, &events, now),
+                );
+            }
+        }
+    }
+
     /// Re-plans one case in a transaction of its own.
     /// Re-plans a batch of cases in one transaction: one commit (one sync to disk) for the
     /// batch rather than one per case, which made re-planning after a reload disk-bound. In case

@@ -626,3 +626,64 @@ fn init_writes_the_defaults_for_a_council_to_edit_and_keeps_what_is_there() {
         "# edited\n"
     );
 }
+
+/// Every unit in `systemd/` passes `systemd-analyze verify` (with ExecStart pointed at the built
+/// binary), and every service keeps `systemd-analyze security` exposure at or below 1.5.
+#[test]
+#[ignore = "needs systemd-analyze (Debian's systemd package); run with --include-ignored"]
+fn systemd_units_verify_and_stay_locked_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(root().join("systemd")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "/usr/local/bin/driftwatch",
+            env!("CARGO_BIN_EXE_driftwatch"),
+        );
+        std::fs::write(dir.path().join(&name), text).unwrap();
+        units.push(name);
+    }
+    units.sort();
+    assert_eq!(
+        units,
+        [
+            "driftwatch-import.service",
+            "driftwatch-import.timer",
+            "driftwatch.service"
+        ]
+    );
+    let analyze = |args: &[&str]| {
+        let out = Command::new("systemd-analyze")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("systemd-analyze: install Debian's systemd package");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let mut verify = vec!["verify"];
+    verify.extend(units.iter().map(String::as_str));
+    let (ok, out) = analyze(&verify);
+    assert!(
+        ok && out.trim().is_empty(),
+        "systemd-analyze verify:\n{out}"
+    );
+    for unit in units.iter().filter(|u| u.ends_with(".service")) {
+        let (_, out) = analyze(&["security", "--offline=yes", unit]);
+        let exposure: f64 = out
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {unit}:\n{out}"));
+        assert!(exposure <= 1.5, "{unit}: exposure {exposure} > 1.5\n{out}");
+    }
+}

@@ -1458,3 +1458,284 @@ async fn live_metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `n` working days after `from` by the regulations' definition (not Saturday, Sunday or a bank
+/// holiday), for a stretch with no bank holiday in it (checked by the caller).
+fn weekdays_after(from: chrono::NaiveDate, n: u32) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let mut d = from;
+    let mut left = n;
+    while left > 0 {
+        d = d.succ_opt().unwrap();
+        if d.weekday().num_days_from_monday() < 5 {
+            left -= 1;
+        }
+    }
+    d
+}
+
+/// Before a rules change is reloaded, `driftwatch preview --rules DIR` and
+/// `POST /v1/admin/reload?dry_run=true` say what it would do to the live caseload, the same
+/// thing, and change nothing; a changed folder with a mistake is reported as a reload would
+/// refuse it.
+#[tokio::test]
+async fn a_rules_change_is_previewed_before_it_is_reloaded() {
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2027-01-04T12:00:00Z");
+    let events = json!([
+        {"id": "pv-1", "case": "PV-1", "type": "child_looked_after", "at": "2027-01-04T10:00:00Z",
+         "data": {"start": "2027-01-04T10:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-06-01"}},
+        {"id": "pv-2", "case": "PV-1", "type": "iro_allocated", "at": "2027-01-04T11:00:00Z",
+         "data": {"iro": {"name": "Ira Reviewer", "email": "ira.reviewer@council.example"}}},
+    ]);
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    let first_review_due = |plan: &Value| {
+        plan["obligations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["rule"] == "first_review")
+            .map(|o| o["due"].as_str().unwrap_or_default().to_string())
+            .expect("first review")
+    };
+    // The first review within 20 working days of 4 January 2027 (no bank holiday until April).
+    let looked_after = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).unwrap();
+    let due_20 = weekdays_after(looked_after, 20).to_string();
+    let due_15 = weekdays_after(looked_after, 15).to_string();
+    let before = daemon.get("/v1/cases/PV-1/plan").await;
+    assert_eq!(first_review_due(&before), due_20);
+
+    // A changed copy of the rules: the first review within 15 working days.
+    let changed = setup.dir.path().join("changed-rules");
+    std::fs::create_dir(&changed).unwrap();
+    for entry in std::fs::read_dir(setup.rules_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, changed.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let file = changed.join("becoming_looked_after.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = text.replace(
+        "due: {from: at, offset: 20 working days}\n    # A review's holding",
+        "due: {from: at, offset: 15 working days}\n    # A review's holding",
+    );
+    assert_ne!(text, edited);
+    std::fs::write(&file, &edited).unwrap();
+
+    let config = setup.dir.path().join("driftwatch.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(&config)
+        .args(["preview", "--rules"])
+        .arg(&changed)
+        .args(["--now", "2027-01-04T12:00:00Z", "--format", "json"])
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &cli["by_rule"]["first_review"];
+    assert_eq!(cli["cases"], 1, "{cli}");
+    assert_eq!(cli["cases_changed"], 1, "{cli}");
+    assert_eq!(first["deadlines_earlier"], 1, "{cli}");
+    assert_eq!(first["most_earlier_working_days"], 5, "{cli}");
+    assert_eq!(first["deadlines_later"], 0, "{cli}");
+    assert_eq!(first["examples"], json!(["PV-1"]), "{cli}");
+    // Its reminders move with it: each counted once, as withdrawn and added, or retimed.
+    assert!(
+        first["messages_withdrawn"].as_u64().unwrap() + first["messages_retimed"].as_u64().unwrap()
+            >= 1,
+        "{cli}"
+    );
+    // No other rule changes.
+    assert_eq!(
+        cli["by_rule"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["first_review"],
+        "{cli}"
+    );
+    // The table an admin reads.
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(&config)
+        .args(["preview", "--rules"])
+        .arg(&changed)
+        .args(["--now", "2027-01-04T12:00:00Z"])
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("1 of 1 case(s) would change"), "{table}");
+    assert!(table.contains("first_review"), "{table}");
+    assert!(table.contains("1 earlier (up to 5 wd)"), "{table}");
+
+    // The same change put in place: the dry run says the same, and changes nothing.
+    std::fs::write(
+        setup.rules_dir().join("becoming_looked_after.yaml"),
+        &edited,
+    )
+    .unwrap();
+    let (status, dry) = daemon
+        .request(
+            reqwest::Method::POST,
+            "/v1/admin/reload?dry_run=true",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["reloaded"], false);
+    assert_eq!(dry["change"]["by_rule"], cli["by_rule"]);
+    assert_eq!(
+        first_review_due(&daemon.get("/v1/cases/PV-1/plan").await),
+        due_20
+    );
+
+    // A mistake in the folder: the dry run says what a reload would refuse.
+    std::fs::write(
+        setup.rules_dir().join("zz_broken.yaml"),
+        "rules:\n  - id: [\n",
+    )
+    .unwrap();
+    let (status, refused) = daemon
+        .request(
+            reqwest::Method::POST,
+            "/v1/admin/reload?dry_run=true",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("zz_broken.yaml:")),
+        "{refused}"
+    );
+    std::fs::remove_file(setup.rules_dir().join("zz_broken.yaml")).unwrap();
+
+    // Reloaded for real, the deadline moves as previewed.
+    let (status, _) = daemon
+        .request(reqwest::Method::POST, "/v1/admin/reload", Some(TOKEN), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        first_review_due(&daemon.get("/v1/cases/PV-1/plan").await),
+        due_15
+    );
+}
+
+/// Posts a significant event for case `OA-n` at `at` (its notice goes at once) and moves the
+/// clock there.
+async fn post_and_move(daemon: &Daemon, n: u32, at: &str) {
+    let events = significant_event(&format!("OA-{n}"), &format!("oa-{n}"), at);
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    daemon.clock(at).await;
+}
+
+/// Councils on Microsoft 365 or Google Workspace sign in to SMTP with an OAuth 2.0 token
+/// (XOAUTH2), not a password: driftwatch gets one from the token endpoint with the client secret
+/// from a file, uses it until shortly before it expires, gets a new one when the server refuses
+/// it, and says why when the endpoint will not give one, never showing the secret or a token.
+#[tokio::test]
+#[ignore = "needs Debian's python3-aiosmtpd (a real XOAUTH2 SMTP server); run with --include-ignored"]
+async fn smtp_signs_in_with_an_oauth2_token_renewed_before_it_expires() {
+    const SECRET: &str = "client-secret-Zm9vYmFy";
+    const MAILBOX: &str = "driftwatch@council.example";
+    const SCOPE: &str = "https://outlook.office365.com/.default";
+    let endpoint = TokenEndpoint::start("driftwatch-app", SECRET, SCOPE, MAILBOX, 3600).await;
+    let smtp = XoauthSmtp::start(&endpoint);
+    let mut setup = Setup::new();
+    std::fs::write(
+        setup.dir.path().join("oauth2-secret"),
+        format!("{SECRET}\n"),
+    )
+    .unwrap();
+    setup.smtp_port = Some(smtp.port);
+    setup.smtp_sign_in = format!(
+        ", username: {MAILBOX}, oauth2: {{token_url: \"{}\", client_id: driftwatch-app, \
+         client_secret_file: oauth2-secret, scope: \"{SCOPE}\"}}",
+        endpoint.url
+    );
+    let daemon = Daemon::start(&setup, "2027-02-03T11:00:00Z");
+
+    // The first message: one token asked for, and the message signed in with it as the mailbox.
+    post_and_move(&daemon, 1, "2027-02-03T11:00:00Z").await;
+    let first = daemon.outbox("sent").await.len();
+    assert!(first >= 1);
+    let mail = smtp.mail_when(first);
+    assert_eq!(endpoint.issued().len(), 1);
+    let token_1 = endpoint.issued()[0].clone();
+    assert!(
+        mail.iter().all(|m| m.user == MAILBOX && m.token == token_1),
+        "{mail:?}"
+    );
+
+    // Forty minutes on, the hour's token is still good: no new one.
+    post_and_move(&daemon, 2, "2027-02-03T11:40:00Z").await;
+    let second = daemon.outbox("sent").await.len();
+    assert!(second > first);
+    smtp.mail_when(second);
+    assert_eq!(endpoint.issued(), std::slice::from_ref(&token_1));
+
+    // Fifty-six minutes after it was issued it is renewed before it lapses.
+    post_and_move(&daemon, 3, "2027-02-03T11:56:00Z").await;
+    let third = daemon.outbox("sent").await.len();
+    let mail = smtp.mail_when(third);
+    assert_eq!(endpoint.issued().len(), 2);
+    let token_2 = endpoint.issued()[1].clone();
+    assert!(
+        mail[second..].iter().all(|m| m.token == token_2),
+        "{mail:?}"
+    );
+
+    // Revoked by the identity provider: the server refuses it, and a new one is fetched at once.
+    endpoint.revoke(&token_2);
+    post_and_move(&daemon, 4, "2027-02-03T12:00:00Z").await;
+    let fourth = daemon.outbox("sent").await.len();
+    assert!(fourth > third);
+    let mail = smtp.mail_when(fourth);
+    assert_eq!(endpoint.issued().len(), 3);
+    let token_3 = endpoint.issued()[2].clone();
+    assert!(mail[third..].iter().all(|m| m.token == token_3), "{mail:?}");
+
+    // The endpoint refuses the client (a secret rotated and not updated): nothing goes, the
+    // outbox says why in a way an admin can act on, and no secret is shown anywhere.
+    endpoint.refuse(true);
+    post_and_move(&daemon, 5, "2027-02-03T13:00:00Z").await;
+    assert_eq!(daemon.outbox("sent").await.len(), fourth);
+    let waiting = daemon.outbox("pending").await;
+    let refused = waiting
+        .iter()
+        .find(|n| n["case"] == "OA-5")
+        .unwrap_or_else(|| panic!("the notice waits to be tried again: {waiting:?}"));
+    let reason = refused["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("token endpoint 127.0.0.1 refused the client credentials")
+            && reason.contains("HTTP 401, invalid_client"),
+        "{reason}"
+    );
+    let everything = format!("{waiting:?}{}", daemon.logs());
+    for secret in [SECRET, &token_1, &token_2, &token_3, "Zm9vYmFy"] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` shown:\n{everything}"
+        );
+    }
+
+    // Put right, the notice goes at its next try.
+    endpoint.refuse(false);
+    daemon.clock("2027-02-03T13:10:00Z").await;
+    let fifth = daemon.outbox("sent").await.len();
+    assert!(fifth > fourth, "{:?}", daemon.outbox("pending").await);
+    smtp.mail_when(fifth);
+    assert_eq!(endpoint.issued().len(), 4);
+}

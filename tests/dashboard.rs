@@ -132,7 +132,12 @@ async fn the_dashboard_shows_what_is_drifting_in_a_real_browser() {
 
     let authed = url.replace("http://", &format!("http://manager:{READ_TOKEN}@"));
     let dom = browse(&authed, &["--dump-dom"]);
-    assert!(dom.contains("Overdue and due by"), "{dom}");
+    // Five working days on from Monday 15 February, in words.
+    assert!(dom.contains("Overdue and due by Mon 22 Feb 2027"), "{dom}");
+    assert!(
+        dom.contains("Monday 15 February 2027 at 10:00 (UK time)"),
+        "{dom}"
+    );
     // The cards: overdue as the API counts it, and the dead deliveries.
     let cards = &dom[dom.find("class=\"cards\"").expect("the cards")..];
     let first_number: i64 = cards
@@ -162,6 +167,7 @@ async fn the_dashboard_shows_what_is_drifting_in_a_real_browser() {
     }
     // Dead deliveries, with the reason and the webhook they were for.
     assert!(dom.contains("the webhook answered HTTP 404"), "{dom}");
+    assert!(dom.contains("<td>Wed 10 Feb 2027, 19:30</td>"), "{dom}");
     assert!(dom.contains("<td>webhook:"), "{dom}");
     // Checks across cases have their own section.
     assert!(dom.contains("Checks across cases"), "{dom}");
@@ -180,13 +186,18 @@ async fn the_dashboard_shows_what_is_drifting_in_a_real_browser() {
     assert!(timeline.contains("Case C-3001"));
     assert!(timeline.contains("recommendations issued (from case system)"));
     assert!(
-        timeline.contains("Review decision carried out (due 2027-01-29)"),
+        timeline.contains("Review decision carried out (due Fri 29 Jan 2027)"),
         "{timeline}"
     );
     assert!(timeline.contains("overdue, 11 working day(s) late"));
     // A deadline shows its day, not the midnight after it.
-    assert!(timeline.contains("2027-01-29"), "{timeline}");
-    assert!(!timeline.contains("2027-01-30 00:00"), "{timeline}");
+    assert!(timeline.contains("<td>Fri 29 Jan 2027</td>"), "{timeline}");
+    assert!(!timeline.contains("Sat 30 Jan 2027, 00:00"), "{timeline}");
+    // Times people read are local time in words.
+    assert!(
+        timeline.contains("Monday 15 February 2027 at 10:00 (UK time)"),
+        "{timeline}"
+    );
     assert!(timeline.contains("dead"));
     assert!(!timeline.contains("Sam Social"));
 

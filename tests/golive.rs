@@ -423,3 +423,163 @@ async fn a_child_with_no_iro_yet_is_imported_with_the_allocation_overdue() {
     assert_eq!(allocation["state"], "overdue", "{allocation}");
     assert!(plan["status"]["iro"].is_null(), "{}", plan["status"]);
 }
+
+/// A file in the drop folder, last changed `ago` before now.
+fn drop_file(
+    folder: &Path,
+    name: &str,
+    text: &str,
+    ago: std::time::Duration,
+) -> std::path::PathBuf {
+    let path = folder.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - ago)
+        .unwrap();
+    path
+}
+
+/// Names in a folder, sorted.
+fn names(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The nightly import (systemd/driftwatch-import.service): the newest report in the drop folder
+/// goes in once it has stopped changing, what changed is logged in counts, and every file is
+/// kept, filed by what became of it.
+#[test]
+fn the_nightly_import_takes_the_newest_settled_report_and_keeps_every_file() {
+    use std::time::Duration;
+    let setup = Setup::new();
+    let config = setup.write();
+    let folder = setup.dir.path().join("caseload");
+    std::fs::create_dir(&folder).unwrap();
+    let mapping = repo().join("config/snapshot-mapping.yaml");
+    let nightly = |now: &str| {
+        driftwatch(
+            &config,
+            &[
+                "import",
+                "--snapshot",
+                folder.to_str().unwrap(),
+                "--mapping",
+                mapping.to_str().unwrap(),
+                "--now",
+                now,
+            ],
+        )
+    };
+    let hour = Duration::from_secs(3600);
+
+    // Nothing dropped yet: nothing to do, and that is not a failure.
+    let (code, out, err) = nightly(GO_LIVE);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("no caseload report (*.csv) is waiting"),
+        "{out}"
+    );
+
+    // Monday's report was never imported; Tuesday's is still being written; an upload under a
+    // temporary name is not a report yet.
+    drop_file(&folder, "monday.csv", &snapshot(20), 48 * hour);
+    let tuesday = drop_file(
+        &folder,
+        "tuesday.csv",
+        &snapshot(25),
+        Duration::from_secs(5),
+    );
+    drop_file(&folder, "wednesday.csv.part", &snapshot(3), Duration::ZERO);
+    let (code, out, err) = nightly(GO_LIVE);
+    assert_eq!(code, 75, "{out}{err}");
+    assert!(err.contains("may still be being written"), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    assert!(!setup.dir.path().join("driftwatch.db").exists());
+    assert_eq!(
+        names(&folder),
+        ["monday.csv", "tuesday.csv", "wednesday.csv.part"]
+    );
+
+    // Settled: Tuesday's goes in; Monday's is older, so it is set aside, not replayed after it.
+    std::fs::File::options()
+        .write(true)
+        .open(&tuesday)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - hour)
+        .unwrap();
+    let (code, out, err) = nightly(GO_LIVE);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("25 case(s) planned"), "{out}");
+    assert!(
+        out.contains("cases: 25 new, 0 changed, 0 unchanged"),
+        "{out}"
+    );
+    assert!(out.contains("stored by type: "), "{out}");
+    assert!(out.contains("child_looked_after 25"), "{out}");
+    assert_eq!(
+        names(&folder),
+        ["imported", "skipped", "wednesday.csv.part"]
+    );
+    assert_eq!(
+        names(&folder.join("imported")),
+        ["20270201T080000Z-tuesday.csv"]
+    );
+    assert_eq!(
+        names(&folder.join("skipped")),
+        ["20270201T080000Z-monday.csv"]
+    );
+    // What changed is told in counts, never a name.
+    assert!(
+        !out.contains("Guardian ") && !err.contains("Guardian "),
+        "{out}{err}"
+    );
+
+    // The next night: one child more, nothing else changed.
+    drop_file(&folder, "wednesday.csv", &snapshot(26), hour);
+    let (code, out, err) = nightly("2027-02-02T02:30:00Z");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cases: 1 new, 0 changed, 25 unchanged"),
+        "{out}"
+    );
+    assert_eq!(
+        names(&folder.join("imported")),
+        [
+            "20270201T080000Z-tuesday.csv",
+            "20270202T023000Z-wednesday.csv"
+        ]
+    );
+
+    // A report with problems stores nothing and is kept apart for an admin.
+    let mut bad = snapshot(27);
+    bad.push_str("G-9999,not a date,s20,,,,,,,,0,,,,,No,,,,\n");
+    drop_file(&folder, "thursday.csv", &bad, hour);
+    let (code, _, err) = nightly("2027-02-03T02:30:00Z");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("column `Looked after since`: is not a date"),
+        "{err}"
+    );
+    assert!(err.contains("nothing from"), "{err}");
+    assert_eq!(
+        names(&folder.join("rejected")),
+        ["20270203T023000Z-thursday.csv"]
+    );
+    // Nothing from it was stored: the same rows without the bad one add only the new child.
+    drop_file(&folder, "friday.csv", &snapshot(27), hour);
+    let (code, out, err) = nightly("2027-02-04T02:30:00Z");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cases: 1 new, 0 changed, 26 unchanged"),
+        "{out}"
+    );
+}

@@ -548,6 +548,10 @@ impl Observed {
     fn goes_late(&self, view: &View, case: &str, n: &Value) -> bool {
         let send_at = time(&n["send_at"]);
         let obligation = view.obligation(case, text(&n["obligation"]));
+        if n["channel"] == "nobody" {
+            // Nobody to tell: recorded, not raised as dead again for what is long past.
+            return false;
+        }
         match text(&n["kind"]) {
             "notice" => true,
             "action" => self

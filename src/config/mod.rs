@@ -17,7 +17,7 @@ use chrono::{Days, NaiveDate, NaiveTime};
 use serde::{Deserialize, Deserializer};
 pub use service::{
     ApiConfig, DeliveryConfig, DigestConfig, EmailConfig, LinksConfig, LogConfig, LogFormat, Scope,
-    SmtpConfig, SmtpTls, TokenConfig,
+    SmtpConfig, SmtpOAuth2, SmtpTls, TokenConfig,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -230,6 +230,13 @@ fn default_webhook_timeout() -> u64 {
     30
 }
 
+/// Folders read instead of the ones the config names (see [`Config::load_changed`]).
+#[derive(Debug, Clone, Default)]
+pub struct Folders {
+    pub rules: Option<PathBuf>,
+    pub templates: Option<PathBuf>,
+}
+
 /// A checked configuration with everything it points at loaded.
 #[derive(Debug)]
 pub struct Config {
@@ -279,6 +286,12 @@ impl Config {
     /// Reads a config and everything it names: the file's folders and files, or the built-in
     /// rules, templates and bank holidays where it names none.
     pub fn load_from(source: &ConfigSource) -> Result<Config, Diagnostics> {
+        Config::load_changed(source, &Folders::default())
+    }
+
+    /// As [`Config::load_from`], with the rules and templates read from other folders: a
+    /// changed copy an admin wants to preview before putting it in place.
+    pub fn load_changed(source: &ConfigSource, folders: &Folders) -> Result<Config, Diagnostics> {
         let (path, text, base) = match source {
             ConfigSource::File(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -403,6 +416,16 @@ impl Config {
                 }
             };
 
+        if let Some(rules) = &folders.rules {
+            file.rules = Some(normalize(
+                &std::env::current_dir().unwrap_or_default().join(rules),
+            ));
+        }
+        if let Some(templates) = &folders.templates {
+            file.templates = Some(normalize(
+                &std::env::current_dir().unwrap_or_default().join(templates),
+            ));
+        }
         let rules_dir = file
             .rules
             .as_ref()
@@ -502,6 +525,12 @@ impl Config {
                     spool: normalize(&base.join(&file.email.spool)),
                     smtp: file.email.smtp.map(|smtp| SmtpConfig {
                         password_file: smtp.password_file.map(|f| normalize(&base.join(f))),
+                        oauth2: smtp.oauth2.map(|o| service::SmtpOAuth2 {
+                            client_secret_file: o
+                                .client_secret_file
+                                .map(|f| normalize(&base.join(f))),
+                            ..o
+                        }),
                         ..smtp
                     }),
                     ..file.email

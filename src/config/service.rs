@@ -140,6 +140,31 @@ pub struct SmtpConfig {
     /// Seconds to wait for the server before counting the attempt as failed.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_seconds: u64,
+    /// Sign in with an OAuth 2.0 access token (XOAUTH2) instead of a password: Microsoft 365
+    /// and Google Workspace no longer take passwords. `username` is the mailbox sent from.
+    #[serde(default)]
+    pub oauth2: Option<SmtpOAuth2>,
+}
+
+/// An OAuth 2.0 client-credentials grant for SMTP: driftwatch asks `token_url` for an access
+/// token as `client_id`, signs in to the SMTP server with it (XOAUTH2), and asks again shortly
+/// before it expires.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpOAuth2 {
+    /// The token endpoint, https (plain http only to this machine). Microsoft 365:
+    /// `https://login.microsoftonline.com/TENANT-ID/oauth2/v2.0/token`.
+    pub token_url: String,
+    /// The application (client) id registered with the identity provider.
+    pub client_id: String,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// File holding the client secret (relative paths from the config's folder).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// What the token is for. Microsoft 365: `https://outlook.office365.com/.default`.
+    pub scope: String,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -356,6 +381,13 @@ pub(super) fn check(
             "email.smtp: give password_env or password_file, not both".into(),
         ));
     }
+    if let Some(smtp) = &email.smtp {
+        problems.extend(
+            smtp_sign_in_problems(smtp)
+                .into_iter()
+                .map(|(path, message)| at(path, message)),
+        );
+    }
     if delivery.max_attempts == 0 || delivery.concurrency == 0 || delivery.first_retry_seconds == 0
     {
         problems.push(at(
@@ -389,22 +421,72 @@ pub(super) fn check(
     problems
 }
 
-/// `sqlite:relative/path.db` made absolute against the config folder, with `mode=rwc` so the
-/// file is created on first start. Other URLs are returned unchanged.
-/// A database URL with any password in it hidden, for logs (`postgres://dw:***@db/dw`).
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+/// What is wrong with how driftwatch signs in to the SMTP server: a password or a token, never
+/// both; a token needs the mailbox's username, one client secret, and a token endpoint that
+/// keeps the secret off the network.
+fn smtp_sign_in_problems(smtp: &SmtpConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let Some(oauth2) = &smtp.oauth2 else {
+        return problems;
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+    if smtp.password_env.is_some() || smtp.password_file.is_some() {
+        problems.push((
+            "email.smtp.oauth2",
+            "email.smtp: sign in with a password or with oauth2, not both".into(),
+        ));
+    }
+    if smtp.username.is_none() {
+        problems.push((
+            "email.smtp.oauth2",
+            "email.smtp.oauth2: give email.smtp.username, the mailbox driftwatch sends from".into(),
+        ));
+    }
+    if oauth2.client_secret_env.is_some() == oauth2.client_secret_file.is_some() {
+        problems.push((
+            "email.smtp.oauth2",
+            "email.smtp.oauth2: give client_secret_file or client_secret_env (one of them)".into(),
+        ));
+    }
+    match reqwest::Url::parse(&oauth2.token_url) {
+        Ok(url) if url.scheme() == "https" => {}
+        Ok(url)
+            if url.scheme() == "http"
+                && matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) => {}
+        _ => problems.push((
+            "email.smtp.oauth2.token_url",
+            "email.smtp.oauth2.token_url: not an https URL (the client secret is sent to it)"
+                .into(),
+        )),
+    }
+    problems
+}
+
+/// Where the store is, for logs and people: `SQLite file /var/lib/driftwatch/driftwatch.db`,
+/// `PostgreSQL database dw on db.council.example:5432`. Never the URL: no user, no password.
+pub fn describe_database(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return "a database of unknown kind".into();
+    };
+    let rest = rest.trim_start_matches("//");
+    let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+    if scheme == "sqlite" {
+        return format!("SQLite file {rest}");
+    }
+    let hosted = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let (host, name) = hosted.split_once('/').unwrap_or((hosted, ""));
+    let host = if host.is_empty() {
+        "the local socket"
+    } else {
+        host
+    };
+    match name {
+        "" => format!("PostgreSQL on {host}"),
+        name => format!("PostgreSQL database {name} on {host}"),
     }
 }
 
+/// `sqlite:relative/path.db` made absolute against the config folder, with `mode=rwc` so the
+/// file is created on first start. Other URLs are returned unchanged.
 pub fn resolve_database_url(url: &str, base: &Path) -> String {
     let Some(rest) = url
         .strip_prefix("sqlite://")
@@ -437,16 +519,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_in_database_urls_are_hidden() {
+    fn signing_in_with_a_token_is_checked_before_the_daemon_starts() {
+        let smtp = |extra: &str| -> SmtpConfig {
+            serde_yaml::from_str(&format!("{{host: smtp.office365.com{extra}}}")).unwrap()
+        };
+        let oauth2 = "oauth2: {token_url: 'https://login.microsoftonline.com/t/oauth2/v2.0/token', \
+                      client_id: app, client_secret_file: s, scope: 'https://outlook.office365.com/.default'}";
+        let problems = |extra: &str| -> Vec<String> {
+            smtp_sign_in_problems(&smtp(extra))
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect()
+        };
+        assert!(problems(&format!(", username: dw@council.example, {oauth2}")).is_empty());
+        assert!(problems("").is_empty());
+        assert!(problems(&format!(", {oauth2}"))[0].contains("give email.smtp.username"));
+        assert!(
+            problems(&format!(", username: u, password_env: P, {oauth2}"))[0]
+                .contains("a password or with oauth2, not both")
+        );
+        let both = oauth2.replace(
+            "client_secret_file: s",
+            "client_secret_file: s, client_secret_env: E",
+        );
+        assert!(problems(&format!(", username: u, {both}"))[0].contains("one of them"));
+        let neither = oauth2.replace("client_secret_file: s, ", "");
+        assert!(problems(&format!(", username: u, {neither}"))[0].contains("one of them"));
+        let plain = oauth2.replace("https://login", "http://login");
+        assert!(problems(&format!(", username: u, {plain}"))[0].contains("not an https URL"));
+        let local = oauth2.replace("https://login.microsoftonline.com", "http://127.0.0.1:8080");
+        assert!(problems(&format!(", username: u, {local}")).is_empty());
+    }
+
+    #[test]
+    fn a_database_is_described_without_its_url() {
         assert_eq!(
-            redact_url("postgres://dw:secret@db.council.example/dw"),
-            "postgres://dw:***@db.council.example/dw"
+            describe_database("postgres://dw:secret@db.council.example:5432/dw?sslmode=require"),
+            "PostgreSQL database dw on db.council.example:5432"
         );
         assert_eq!(
-            redact_url("sqlite:var/driftwatch.db"),
-            "sqlite:var/driftwatch.db"
+            describe_database("postgresql://dw:p@ss@word@db/x"),
+            "PostgreSQL database x on db"
         );
-        assert_eq!(redact_url("postgres://db/dw"), "postgres://db/dw");
+        assert_eq!(
+            describe_database("sqlite:///var/lib/driftwatch/driftwatch.db?mode=rwc"),
+            "SQLite file /var/lib/driftwatch/driftwatch.db"
+        );
+        assert_eq!(
+            describe_database("sqlite:var/driftwatch.db"),
+            "SQLite file var/driftwatch.db"
+        );
+        assert_eq!(
+            describe_database("postgres:///dw"),
+            "PostgreSQL database dw on the local socket"
+        );
     }
 
     #[test]

@@ -6,30 +6,48 @@
 //! stored before such values were refused) is an error that makes the notification dead with
 //! its reason, and a subject's line breaks become spaces.
 
-use super::{CourierError, Outcome, read_secret};
+use super::oauth2::{Token, TokenSource};
+use super::{CourierError, Outcome, read_secret, required_secret};
 use crate::config::{EmailConfig, SmtpTls};
 use crate::event::breaks_a_line;
 use crate::message::Message;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub enum Mailer {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        sign_in: SignIn,
         from: Mailbox,
         server: String,
-        /// The longest one attempt at a message may take, whatever the server does:
-        /// `email.smtp.timeout_seconds`.
+        /// The longest one attempt at a message may take, whatever the server does, a token's
+        /// fetch included: `email.smtp.timeout_seconds`.
         limit: Duration,
     },
     Spool {
         folder: PathBuf,
         from: Mailbox,
     },
+}
+
+/// How the SMTP connection signs in: once for good (no sign-in, or a password), or with an
+/// OAuth 2.0 token that changes, the transport being rebuilt (and its pooled connections
+/// dropped) for each new token.
+pub enum SignIn {
+    Fixed(AsyncSmtpTransport<Tokio1Executor>),
+    Token(Box<TokenSignIn>),
+}
+
+pub struct TokenSignIn {
+    builder: AsyncSmtpTransportBuilder,
+    username: String,
+    tokens: TokenSource,
+    /// The transport signed in with the token in use.
+    current: tokio::sync::Mutex<Option<(Token, AsyncSmtpTransport<Tokio1Executor>)>>,
 }
 
 impl Mailer {
@@ -52,29 +70,56 @@ impl Mailer {
             )),
         }
         .map_err(|e| CourierError::Smtp(e.to_string()))?;
-        let mut builder = builder.timeout(Some(Duration::from_secs(smtp.timeout_seconds)));
+        let timeout = Duration::from_secs(smtp.timeout_seconds);
+        let mut builder = builder.timeout(Some(timeout));
         if let Some(port) = smtp.port {
             builder = builder.port(port);
         }
-        let password = read_secret(
-            "email.smtp password",
-            smtp.password_env.as_deref(),
-            smtp.password_file.as_deref(),
-        )?;
-        match (&smtp.username, password) {
-            (Some(user), Some(password)) => {
-                builder = builder.credentials(Credentials::new(user.clone(), password));
+        let sign_in = match (&smtp.oauth2, &smtp.username) {
+            (Some(oauth2), Some(username)) => {
+                let secret = required_secret(
+                    "email.smtp.oauth2 client secret",
+                    oauth2.client_secret_env.as_deref(),
+                    oauth2.client_secret_file.as_deref(),
+                    "email.smtp.oauth2: give client_secret_file or client_secret_env",
+                )?;
+                SignIn::Token(Box::new(TokenSignIn {
+                    builder: builder.authentication(vec![Mechanism::Xoauth2]),
+                    username: username.clone(),
+                    tokens: TokenSource::new(oauth2, secret, timeout)
+                        .map_err(CourierError::Smtp)?,
+                    current: tokio::sync::Mutex::new(None),
+                }))
             }
-            (None, None) => {}
-            _ => {
+            (Some(_), None) => {
                 return Err(CourierError::Smtp(
-                    "give both username and a password (password_env or password_file), or neither"
-                        .into(),
+                    "oauth2 needs username, the mailbox driftwatch sends from".into(),
                 ));
             }
-        }
+            (None, _) => {
+                let password = read_secret(
+                    "email.smtp password",
+                    smtp.password_env.as_deref(),
+                    smtp.password_file.as_deref(),
+                )?;
+                match (&smtp.username, password) {
+                    (Some(user), Some(password)) => {
+                        builder = builder.credentials(Credentials::new(user.clone(), password));
+                    }
+                    (None, None) => {}
+                    _ => {
+                        return Err(CourierError::Smtp(
+                            "give both username and a password (password_env or password_file), \
+                             or neither"
+                                .into(),
+                        ));
+                    }
+                }
+                SignIn::Fixed(builder.build())
+            }
+        };
         Ok(Mailer::Smtp {
-            transport: builder.build(),
+            sign_in,
             from,
             server: match smtp.port {
                 Some(port) => format!("{}:{port}", smtp.host),
@@ -86,6 +131,14 @@ impl Mailer {
 
     pub fn describe(&self) -> String {
         match self {
+            Mailer::Smtp {
+                server,
+                sign_in: SignIn::Token(t),
+                ..
+            } => format!(
+                "SMTP server {server}, signing in with OAuth 2.0 tokens from {}",
+                t.tokens.host()
+            ),
             Mailer::Smtp { server, .. } => format!("SMTP server {server}"),
             Mailer::Spool { folder, .. } => format!(".eml files in {}", folder.display()),
         }
@@ -111,28 +164,13 @@ impl Mailer {
         };
         match self {
             Mailer::Spool { folder, .. } => spool(folder, key, &email.formatted()).await,
-            Mailer::Smtp {
-                transport, limit, ..
-            } => {
-                let exchange = async {
-                    let first = transport.send(email.clone()).await;
-                    // A pooled connection the server closed while idle fails at once without
-                    // an SMTP reply; one more try on a fresh connection is the cure (lettre #743).
-                    // A server that did not answer in time is not asked again in this attempt.
-                    match first {
-                        Err(e) if e.status().is_none() && !e.is_permanent() && !e.is_timeout() => {
-                            transport.send(email).await
-                        }
-                        other => other,
-                    }
-                };
+            Mailer::Smtp { sign_in, limit, .. } => {
                 // lettre's own timeout covers each read and write, so an exchange of many of
                 // them (or a server that stops answering after refusing a message) could take a
-                // multiple of it: the whole attempt, the retry on a fresh connection included, is
-                // bounded by the configured timeout.
-                match tokio::time::timeout(*limit, exchange).await {
-                    Ok(Ok(_)) => Outcome::Delivered,
-                    Ok(Err(e)) => smtp_outcome(&e),
+                // multiple of it: the whole attempt, the retry on a fresh connection and a
+                // token's fetch included, is bounded by the configured timeout.
+                match tokio::time::timeout(*limit, sign_in.send(email, now)).await {
+                    Ok(outcome) => outcome,
                     Err(_) => Outcome::Retry {
                         reason: "the SMTP server did not answer in time".into(),
                         after: None,
@@ -140,6 +178,97 @@ impl Mailer {
                 }
             }
         }
+    }
+}
+
+impl SignIn {
+    async fn send(&self, email: lettre::Message, now: DateTime<Utc>) -> Outcome {
+        match self {
+            SignIn::Fixed(transport) => match exchange(transport, &email).await {
+                Ok(()) => Outcome::Delivered,
+                Err(e) => smtp_outcome(&e),
+            },
+            SignIn::Token(t) => {
+                let TokenSignIn {
+                    builder,
+                    username,
+                    tokens,
+                    current,
+                } = t.as_ref();
+                // A token the server refuses (revoked, or expired early) is dropped and a new
+                // one tried at once, once.
+                for _ in 0..2 {
+                    let token = match tokens.token(now).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            return Outcome::Retry {
+                                reason: format!("no token to sign in to the SMTP server: {e}"),
+                                after: None,
+                            };
+                        }
+                    };
+                    let transport = signed_in(builder, username, current, &token).await;
+                    match exchange(&transport, &email).await {
+                        Ok(()) => return Outcome::Delivered,
+                        Err(e) if refused_sign_in(&e) => tokens.forget(&token).await,
+                        Err(e) => return smtp_outcome(&e),
+                    }
+                }
+                Outcome::Retry {
+                    reason: "the SMTP server refused a new access token (check that the \
+                             application may send as email.smtp.username)"
+                        .into(),
+                    after: None,
+                }
+            }
+        }
+    }
+}
+
+/// The transport signed in with `token`, built when the token is new.
+async fn signed_in(
+    builder: &AsyncSmtpTransportBuilder,
+    username: &str,
+    current: &tokio::sync::Mutex<Option<(Token, AsyncSmtpTransport<Tokio1Executor>)>>,
+    token: &Token,
+) -> AsyncSmtpTransport<Tokio1Executor> {
+    let mut current = current.lock().await;
+    match current.as_ref() {
+        Some((t, transport)) if t == token => transport.clone(),
+        _ => {
+            let transport = builder
+                .clone()
+                .credentials(Credentials::new(username.to_string(), token.secret.clone()))
+                .build();
+            *current = Some((token.clone(), transport.clone()));
+            transport
+        }
+    }
+}
+
+/// One message's exchange. A pooled connection the server closed while idle fails at once
+/// without an SMTP reply; one more try on a fresh connection is the cure (lettre #743). A server
+/// that did not answer in time is not asked again in this attempt.
+async fn exchange(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    email: &lettre::Message,
+) -> Result<(), lettre::transport::smtp::Error> {
+    match transport.send(email.clone()).await {
+        Err(e)
+            if e.status().is_none() && !e.is_permanent() && !e.is_client() && !e.is_timeout() =>
+        {
+            transport.send(email.clone()).await.map(drop)
+        }
+        other => other.map(drop),
+    }
+}
+
+/// The server would not take the sign-in: `535` (credentials refused), `530` or `534`, or a
+/// challenge after an XOAUTH2 sign-in, which is how some servers say the token was refused.
+fn refused_sign_in(e: &lettre::transport::smtp::Error) -> bool {
+    match e.status() {
+        Some(code) => matches!(code.to_string().as_str(), "530" | "534" | "535"),
+        None => e.is_client(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! status codes, never addresses or message text.
 
 mod email;
+mod oauth2;
 pub mod retry;
 mod webhook;
 
@@ -80,17 +81,12 @@ impl Courier {
         let links = match &config.links {
             None => None,
             Some(l) => {
-                let secret = read_secret(
+                let secret = required_secret(
                     "links secret",
                     l.secret_env.as_deref(),
                     l.secret_file.as_deref(),
-                )?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| {
-                    CourierError::Secret(
-                        "links: give secret_env or secret_file (a long random string)".into(),
-                    )
-                })?;
+                    "links: give secret_env or secret_file (a long random string)",
+                )?;
                 let valid = chrono::Duration::days(i64::from(l.ack_valid_days));
                 Some(Links::new(secret, &l.public_url, valid))
             }
@@ -188,6 +184,18 @@ impl Courier {
 
 /// A secret named by environment variable or file, trimmed of the file's final newline.
 /// `None` when neither is configured.
+/// As [`read_secret`], for a secret that must be given and not empty.
+pub(crate) fn required_secret(
+    what: &str,
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    missing: &str,
+) -> Result<String, CourierError> {
+    read_secret(what, env, file)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CourierError::Secret(missing.into()))
+}
+
 pub(crate) fn read_secret(
     what: &str,
     env: Option<&str>,

@@ -150,13 +150,16 @@ impl Run<'_, '_> {
     ) {
         let what = (status != NotificationStatus::Superseded)
             .then(|| format!("rule {} {}", meta.rule, meta.step));
+        let warned = self.problems.len();
         let mut addressed = self.recipients(send, at, &meta.data, event_at, item, what.as_deref());
         if addressed.is_empty()
             && let Some(what) = what
         {
             let tried: Vec<String> = send.to.iter().map(ToString::to_string).collect();
-            // An error once it is due; until then someone may yet be allocated.
+            // An error once it is due; until then someone may yet be allocated. The error names
+            // every recipient tried, so the warnings about each of them are not repeated.
             if at <= self.now {
+                self.problems.truncate(warned);
                 self.problems.push(format!(
                     "error: {what}: nobody to send to ({}); it is recorded as undeliverable",
                     tried.join(", ")

@@ -187,7 +187,7 @@ pub async fn show(State(s): State<AppState>, Path(token): Path<String>) -> Respo
             "effect": effect,
             "due": n.due.map(|d| d.format("%A %-d %B %Y").to_string()).unwrap_or_default(),
             "snooze_days": days,
-            "expires": localtime::display(found.expires),
+            "expires": localtime::in_words(found.expires),
         }),
     )
 }

@@ -111,7 +111,7 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
                     .rule(&r.rule)
                     .map_or(r.rule.clone(), |x| x.title.clone()),
                 channel: r.channel,
-                send_at: localtime::display(r.send_at),
+                send_at: localtime::short_in_words(r.send_at),
                 attempts: r.attempts,
                 last_error: r.last_error.unwrap_or_default(),
             })
@@ -156,7 +156,7 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
             "dead_limit": DEAD_LIMIT,
             "truncated": truncated,
             "read": MAX_ROWS,
-            "now": localtime::display(now),
+            "now": localtime::in_words(now),
         }),
     )
 }
@@ -199,6 +199,6 @@ pub async fn case(
     page(
         StatusCode::OK,
         "case.html",
-        json!({"case": case, "entries": entries, "now": localtime::display(s.service.now())}),
+        json!({"case": case, "entries": entries, "now": localtime::in_words(s.service.now())}),
     )
 }

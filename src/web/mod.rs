@@ -42,6 +42,10 @@ fn pages() -> &'static Environment<'static> {
     PAGES_ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // `{{ r.due | day }}`: a date (`2027-01-29`) as people read it in a table.
+        env.add_filter("day", |value: String| -> String {
+            crate::event::parse_date(&value).map_or(value, crate::localtime::short_date_in_words)
+        });
         for (name, source) in PAGES {
             if let Err(e) = env.add_template(name, source) {
                 // The pages are part of the binary and a test renders each of them.

@@ -44,6 +44,8 @@ pub struct Setup {
     pub smtp_port: Option<u16>,
     /// `email.smtp.timeout_seconds`.
     pub smtp_timeout_seconds: u64,
+    /// More of `email.smtp`, after its timeout (`, username: ..., oauth2: {...}`).
+    pub smtp_sign_in: String,
     /// `email.from`.
     pub email_from: String,
     pub webhook_url: Option<String>,
@@ -72,6 +74,7 @@ impl Setup {
             database_url,
             smtp_port: None,
             smtp_timeout_seconds: 5,
+            smtp_sign_in: String::new(),
             email_from: "driftwatch <driftwatch@council.example>".into(),
             webhook_url: None,
             webhook_timeout_seconds: None,
@@ -135,8 +138,8 @@ impl Setup {
         let templates = self.templates();
         let smtp = match self.smtp_port {
             Some(port) => format!(
-                "  smtp: {{host: 127.0.0.1, port: {port}, tls: none, timeout_seconds: {}}}\n",
-                self.smtp_timeout_seconds
+                "  smtp: {{host: 127.0.0.1, port: {port}, tls: none, timeout_seconds: {}{}}}\n",
+                self.smtp_timeout_seconds, self.smtp_sign_in
             ),
             None => String::new(),
         };
@@ -1171,4 +1174,201 @@ fn authority(url: &str) -> (usize, usize) {
         .map_or(scheme_end, |i| scheme_end + i + 1);
     let end = url[start..].find('/').map_or(url.len(), |i| start + i);
     (start, end)
+}
+
+/// An OAuth 2.0 token endpoint on a free port, as Microsoft's or Google's answers the
+/// client-credentials grant, and the introspection an SMTP server asks to check a token.
+pub struct TokenEndpoint {
+    pub url: String,
+    pub introspect_url: String,
+    state: Arc<TokenState>,
+}
+
+pub struct TokenState {
+    client_id: String,
+    client_secret: String,
+    scope: String,
+    mailbox: String,
+    /// Every token issued, in order.
+    issued: Mutex<Vec<String>>,
+    revoked: Mutex<Vec<String>>,
+    /// While set, every request is refused as `invalid_client`.
+    refuse: std::sync::atomic::AtomicBool,
+    expires_in: u64,
+}
+
+impl TokenEndpoint {
+    pub async fn start(
+        client_id: &str,
+        client_secret: &str,
+        scope: &str,
+        mailbox: &str,
+        expires_in: u64,
+    ) -> TokenEndpoint {
+        use axum::routing::{get, post};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind token endpoint");
+        let addr = listener.local_addr().expect("token endpoint address");
+        let state = Arc::new(TokenState {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            scope: scope.into(),
+            mailbox: mailbox.into(),
+            issued: Mutex::new(Vec::new()),
+            revoked: Mutex::new(Vec::new()),
+            refuse: std::sync::atomic::AtomicBool::new(false),
+            expires_in,
+        });
+        let app = axum::Router::new()
+            .route("/tenant/oauth2/v2.0/token", post(grant))
+            .route("/introspect", get(introspect))
+            .with_state(Arc::clone(&state));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TokenEndpoint {
+            url: format!("http://{addr}/tenant/oauth2/v2.0/token"),
+            introspect_url: format!("http://{addr}/introspect"),
+            state,
+        }
+    }
+
+    pub fn issued(&self) -> Vec<String> {
+        self.state.issued.lock().expect("issued").clone()
+    }
+
+    pub fn revoke(&self, token: &str) {
+        self.state
+            .revoked
+            .lock()
+            .expect("revoked")
+            .push(token.into());
+    }
+
+    pub fn refuse(&self, on: bool) {
+        self.state.refuse.store(on, Ordering::SeqCst);
+    }
+}
+
+async fn grant(
+    axum::extract::State(state): axum::extract::State<Arc<TokenState>>,
+    axum::extract::Form(form): axum::extract::Form<std::collections::HashMap<String, String>>,
+) -> (axum::http::StatusCode, axum::Json<Value>) {
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    if state.refuse.load(Ordering::SeqCst)
+        || field("grant_type") != "client_credentials"
+        || field("client_id") != state.client_id
+        || field("client_secret") != state.client_secret
+    {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client",
+                "error_description": format!("AADSTS7000215: Invalid client secret {}", field("client_secret"))})),
+        );
+    }
+    if field("scope") != state.scope {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_scope"})),
+        );
+    }
+    let mut issued = state.issued.lock().expect("issued");
+    let token = format!("tok-{}-{}", issued.len() + 1, std::process::id());
+    issued.push(token.clone());
+    (
+        axum::http::StatusCode::OK,
+        axum::Json(
+            json!({"token_type": "Bearer", "expires_in": state.expires_in, "access_token": token}),
+        ),
+    )
+}
+
+async fn introspect(
+    axum::extract::State(state): axum::extract::State<Arc<TokenState>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::http::StatusCode {
+    let token = q.get("token").cloned().unwrap_or_default();
+    let user = q.get("user").cloned().unwrap_or_default();
+    let known = state.issued.lock().expect("issued").contains(&token);
+    let revoked = state.revoked.lock().expect("revoked").contains(&token);
+    if known && !revoked && user == state.mailbox {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::UNAUTHORIZED
+    }
+}
+
+/// One message a real XOAUTH2-only SMTP server (aiosmtpd) accepted, with the sign-in it came in.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SignedInMail {
+    pub user: String,
+    pub token: String,
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+/// `tests/support/xoauth2_smtp.py` (aiosmtpd) on a free port, checking tokens with `endpoint`.
+pub struct XoauthSmtp {
+    pub port: u16,
+    child: Child,
+    mail: Arc<(Mutex<Vec<SignedInMail>>, std::sync::Condvar)>,
+}
+
+impl XoauthSmtp {
+    pub fn start(endpoint: &TokenEndpoint) -> XoauthSmtp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/support/xoauth2_smtp.py"))
+            .arg(port.to_string())
+            .arg(&endpoint.introspect_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd: install Debian's python3-aiosmtpd");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = lines.next().and_then(Result::ok);
+        assert_eq!(
+            ready.as_deref(),
+            Some("ready"),
+            "the XOAUTH2 SMTP server did not start (is python3-aiosmtpd installed?)"
+        );
+        let mail = Arc::new((Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        let kept = Arc::clone(&mail);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(m) = serde_json::from_str::<SignedInMail>(&line) {
+                    kept.0.lock().expect("mail").push(m);
+                    kept.1.notify_all();
+                }
+            }
+        });
+        XoauthSmtp { port, child, mail }
+    }
+
+    /// Every message so far, once at least `n` have arrived (the server prints each just
+    /// before its `250`, so one the daemon counts as sent may be a moment behind).
+    pub fn mail_when(&self, n: usize) -> Vec<SignedInMail> {
+        let (mail, arrived) = &*self.mail;
+        let (mail, _) = arrived
+            .wait_timeout_while(
+                mail.lock().expect("mail"),
+                std::time::Duration::from_secs(10),
+                |m| m.len() < n,
+            )
+            .expect("mail");
+        mail.clone()
+    }
+}
+
+impl Drop for XoauthSmtp {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
