@@ -987,7 +987,7 @@ fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> 
     runtime()?.block_on(async {
         let store = Store::open(&url).await?;
         let mut input = Vec::new();
-        for case in store.cases_waiting_since(now - stale).await? {
+        for case in store.cases_stale(now, stale, i64::MAX).await? {
             input.push(service::CaseHistory {
                 events: store.case_events(&case).await?,
                 go_live: store.first_received(&case).await?,

@@ -1,6 +1,12 @@
 //! The scheduler: one loop that sleeps until the next thing is due, or until new work wakes it,
 //! then re-plans the cases whose plans changed with time and delivers what is due, oldest first.
 //!
+//! Notifications wait in lanes ([`Lane`]): urgent ones apart from bulk traffic, email apart from
+//! webhooks. Each lane delivers one batch at a time, as a task of its own, while the loop goes on
+//! claiming for the other lanes and re-planning; so an urgent notice never waits behind a wave of
+//! reminders, and a mail server that stops answering holds up only email, for at most its
+//! configured timeout an attempt.
+//!
 //! Not a poll: each round asks the store for what is due now and for the next moment anything
 //! is due, both through indexes, so a round costs what is due, not what is stored. Notifications
 //! that fell due while the daemon was down are simply due at start-up and go first. Owns claiming,
@@ -10,17 +16,19 @@
 use crate::clock::Clock;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::{Courier, Outcome};
-use crate::service::Service;
-use crate::store::{Claimed, StoreError};
+use crate::planner::Planner;
+use crate::service::{Service, stale_after};
+use crate::store::{Claimed, Lane, StoreError};
 use crate::telemetry;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// The most notifications claimed in one round.
+/// The most notifications one lane claims at a time.
 const BATCH: i64 = 64;
 
 /// The courier in force; a reload swaps it.
@@ -72,22 +80,66 @@ impl Progress {
     }
 }
 
+/// The lanes delivering a batch now, each as a task of its own.
+#[derive(Default)]
+struct Lanes {
+    tasks: JoinSet<()>,
+    by_task: HashMap<tokio::task::Id, Lane>,
+}
+
+impl Lanes {
+    fn is_busy(&self, lane: Lane) -> bool {
+        self.by_task.values().any(|l| *l == lane)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_task.is_empty()
+    }
+
+    fn start(&mut self, lane: Lane, batch: impl std::future::Future<Output = ()> + Send + 'static) {
+        let id = self.tasks.spawn(batch).id();
+        self.by_task.insert(id, lane);
+    }
+
+    /// The lane whose batch just ended, and whether it ended without recording its outcomes
+    /// (a bug: its claims are put back).
+    fn ended(
+        &mut self,
+        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) -> Option<(Lane, bool)> {
+        let (id, failed) = match done {
+            Ok((id, ())) => (id, false),
+            Err(e) => {
+                // Not the panic's message: it may quote what was being sent.
+                tracing::error!(panicked = e.is_panic(), "a lane's deliveries failed");
+                (e.id(), true)
+            }
+        };
+        self.by_task.remove(&id).map(|lane| (lane, failed))
+    }
+}
+
 impl Scheduler {
-    /// Runs until `stop` turns true; a round in progress (and every delivery in it) finishes
+    /// Runs until `stop` turns true; every batch being delivered finishes (and is recorded)
     /// first.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let clock = self.service.clock().clone();
+        let mut lanes = Lanes::default();
         loop {
+            while let Some(done) = lanes.tasks.try_join_next_with_id() {
+                self.lane_ended(&mut lanes, done).await;
+            }
             if *stop.borrow() {
                 break;
             }
             let round = self.progress.started.fetch_add(1, Ordering::SeqCst) + 1;
             let now = clock.now();
-            match self.round(now).await {
+            match self.round(now, &mut lanes).await {
                 Ok(true) => continue,
-                Ok(false) => {
+                Ok(false) if lanes.is_empty() => {
                     self.progress.settled.send_replace(round);
                 }
+                Ok(false) => {}
                 Err(e) => {
                     tracing::error!(
                         error = %e,
@@ -103,29 +155,87 @@ impl Scheduler {
                     continue;
                 }
             }
-            let next = match self.service.store().next_wake().await {
-                Ok(next) => next,
+            let (open, opens) = self.open_lanes(now);
+            let free: Vec<Lane> = open.into_iter().filter(|l| !lanes.is_busy(*l)).collect();
+            let next = match self.service.store().next_wake(&free).await {
+                Ok(next) => next.into_iter().chain(opens).min(),
                 Err(e) => {
                     tracing::error!(error = %e, "scheduler: cannot read the next due time");
                     Some(now + chrono::Duration::seconds(5))
                 }
             };
+            // Something due that no free lane could claim: it waits for its case to be planned,
+            // which this round would have done. Looked at again in a second rather than at once,
+            // so that a row nothing can claim never spins the loop.
+            let stuck = next.is_some_and(|t| t <= now) && lanes.is_empty();
             tokio::select! {
-                _ = sleep_until(&clock, next) => {}
+                Some(done) = lanes.tasks.join_next_with_id(), if !lanes.is_empty() => {
+                    self.lane_ended(&mut lanes, done).await;
+                }
+                _ = sleep_until(&clock, next.filter(|t| *t > now)), if !stuck => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)), if stuck => {}
                 _ = self.service.woken() => {}
                 _ = stop.changed() => {}
             }
         }
+        while let Some(done) = lanes.tasks.join_next_with_id().await {
+            self.lane_ended(&mut lanes, done).await;
+        }
         tracing::info!("scheduler stopped");
     }
 
-    /// Claims and delivers one batch; when nothing is due to go, re-plans the cases due by
-    /// `now`. Deliveries come first because at 09:00 thousands of cases pass a deadline
-    /// together: the notifications already waiting in the outbox must not queue behind the
-    /// bookkeeping of those deadlines (anything a re-plan adds goes in the next rounds). `true`
-    /// if there was anything to do (so the loop looks again at once).
-    async fn round(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    /// The lanes that may send at `now`, and when the others open: what is not urgent goes only
+    /// inside working hours on a day the council is open, even when it is late (after
+    /// downtime, a retry, or a clock moved by hand), so outside them only the urgent lanes send.
+    fn open_lanes(&self, now: DateTime<Utc>) -> (Vec<Lane>, Option<DateTime<Utc>>) {
         let config = self.service.config();
+        let opens = Planner::from_config(&config).placement().place(now, false);
+        if opens <= now {
+            return (Lane::ALL.to_vec(), None);
+        }
+        let urgent = Lane::ALL.into_iter().filter(|l| l.is_urgent()).collect();
+        (urgent, Some(opens))
+    }
+
+    /// A lane's batch ended: the lane may claim again. Had the batch ended without recording
+    /// its outcomes, its claims wait again (to be sent once their cases are planned again)
+    /// rather than for their lease.
+    async fn lane_ended(
+        &self,
+        lanes: &mut Lanes,
+        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) {
+        let Some((lane, true)) = lanes.ended(done) else {
+            return;
+        };
+        let store = self.service.store();
+        if let Err(e) = store
+            .release_lane(&self.owner, lane, self.service.now())
+            .await
+        {
+            tracing::error!(error = %e, lane = lane.as_str(), "its claims wait out their lease");
+        }
+    }
+
+    /// Re-plans a batch of the cases whose waiting notifications depend on it, then claims a
+    /// batch for every lane not busy delivering one and starts delivering it. A notification is
+    /// claimed only once its case's plan holds for it at `now` (see
+    /// [`crate::store::Store::claim`]), so what is sent is what the plan says at the moment of
+    /// sending. The rest of re-planning (an obligation met by its own deadline action, which no
+    /// waiting notification depends on) waits until no lane has anything to deliver: at 09:00,
+    /// when thousands of invitations go together, they do not queue behind the bookkeeping of
+    /// their obligations. `true` if there was anything to do (so the loop looks again at once).
+    async fn round(&self, now: DateTime<Utc>, lanes: &mut Lanes) -> Result<bool, StoreError> {
+        let config = self.service.config();
+        let store = self.service.store();
+        let released = store.release_expired(&self.owner, now).await?;
+        if released > 0 {
+            tracing::warn!(
+                notifications = released,
+                "claims whose lease ran out wait again, to be sent once their cases are planned again"
+            );
+        }
+        let held = self.service.replan_held().await?;
         let lease =
             chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
         // As many as go at once: every claimed notification starts sending straight away, so
@@ -133,92 +243,170 @@ impl Scheduler {
         let batch = i64::try_from(config.delivery.concurrency)
             .unwrap_or(BATCH)
             .clamp(1, BATCH);
-        let claimed = self
-            .service
-            .store()
-            .claim(&self.owner, now, now + lease, batch)
-            .await?;
-        if claimed.is_empty() {
-            let replanned = self.service.replan_due().await?;
-            if replanned > 0 {
-                tracing::debug!(
-                    cases = replanned,
-                    "re-planned cases whose plans changed with time"
-                );
-            }
-            return Ok(replanned > 0);
-        }
         let courier = courier_of(&self.courier);
-        let policy = RetryPolicy::from_config(&config.delivery);
-        let permits = Arc::new(Semaphore::new(config.delivery.concurrency.max(1)));
-        let mut tasks = JoinSet::new();
-        for c in claimed {
-            // Taken here, in due order, so deliveries start oldest first.
-            let permit = Arc::clone(&permits).acquire_owned().await;
-            let (service, courier, config) = (
-                Arc::clone(&self.service),
-                Arc::clone(&courier),
-                Arc::clone(&config),
+        let mut claimed_any = false;
+        for lane in self.open_lanes(now).0 {
+            if lanes.is_busy(lane) {
+                continue;
+            }
+            let claimed = store
+                .claim(
+                    &self.owner,
+                    lane,
+                    now,
+                    now + lease,
+                    stale_after(&config),
+                    batch,
+                )
+                .await?;
+            if claimed.is_empty() {
+                continue;
+            }
+            claimed_any = true;
+            lanes.start(
+                lane,
+                deliver(
+                    Arc::clone(&self.service),
+                    Arc::clone(&courier),
+                    Arc::clone(&config),
+                    claimed,
+                ),
             );
-            tasks.spawn(async move {
-                let _permit = permit;
-                let now = service.now();
-                if c.attempts == 1 {
-                    let lag = (now - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
-                    telemetry::scheduler_lag(lag);
-                }
-                let started = std::time::Instant::now();
-                let outcome = courier.deliver(&config, &c, now).await;
-                let took = started.elapsed().as_secs_f64();
-                (c, outcome, took)
-            });
         }
-        let mut sent = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok((c, Outcome::Delivered, took)) => {
-                    telemetry::delivery(c.notification.recipient.channel(), "sent", took);
-                    sent.push(c);
-                }
-                Ok((c, outcome, took)) => {
-                    if let Err(e) = record_failure(&self.service, &policy, &c, outcome, took).await
-                    {
-                        // The lease runs out and the notification goes again under its key.
-                        tracing::error!(error = %e, "could not record a failed delivery");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
-            }
+        let due = if claimed_any || !lanes.is_empty() {
+            0
+        } else {
+            self.service.replan_due().await?
+        };
+        if held + due > 0 {
+            tracing::debug!(
+                cases = held + due,
+                "re-planned cases whose plans changed with time"
+            );
         }
-        if !sent.is_empty() {
-            let now = self.service.now();
-            let store = self.service.store();
-            let mut marked: Vec<&Claimed> = sent.iter().collect();
-            marked.sort_by(|a, b| (&a.case, &a.key).cmp(&(&b.case, &b.key)));
-            if let Err(e) = store.mark_sent(&marked, now).await {
-                // On PostgreSQL a re-plan by another daemon can hold some of these rows and
-                // the transaction be chosen as a deadlock victim: mark them one by one. If
-                // that fails too, the leases run out and they go again under the same keys.
-                tracing::warn!(error = %e, "marking a round sent failed; marking one by one");
-                for c in &marked {
-                    store.mark_sent(&[c], now).await?;
-                }
+        Ok(claimed_any || held + due > 0 || released > 0)
+    }
+}
+
+/// Delivers one lane's batch through the courier: see [`deliver_with`].
+async fn deliver(
+    service: Arc<Service>,
+    courier: Arc<Courier>,
+    config: Arc<crate::config::Config>,
+    claimed: Vec<Claimed>,
+) {
+    let policy = RetryPolicy::from_config(&config.delivery);
+    let send = |c: Claimed| {
+        let (service, courier, config) = (
+            Arc::clone(&service),
+            Arc::clone(&courier),
+            Arc::clone(&config),
+        );
+        async move { courier.deliver(&config, &c, service.now()).await }
+    };
+    deliver_with(&service, &policy, claimed, send).await;
+}
+
+/// What a notification whose attempt panicked is kept as (dead) says. The panic's own message is
+/// not kept: it may quote what was being built.
+const PANICKED: &str = "driftwatch failed unexpectedly while building or sending this message \
+                        (a bug: see the log under this key)";
+
+/// Delivers a batch, every notification at once, each attempt (`send`) a task of its own, and
+/// records every outcome where it is known: the sent ones in one transaction, each failure as a
+/// retry or dead. Whatever goes wrong with one message, a panic while building or sending it
+/// included, ends with its row recorded (a panic makes it dead, with its reason), never with the
+/// row left claimed to be tried again at every lease's end.
+async fn deliver_with<S, F>(service: &Service, policy: &RetryPolicy, claimed: Vec<Claimed>, send: S)
+where
+    S: Fn(Claimed) -> F,
+    F: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut by_task = HashMap::new();
+    for c in claimed {
+        if c.attempts == 1 {
+            let lag = (service.now() - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
+            telemetry::scheduler_lag(lag);
+        }
+        let attempt = send(c.clone());
+        let task = tasks.spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = attempt.await;
+            (outcome, started.elapsed().as_secs_f64())
+        });
+        by_task.insert(task.id(), c);
+    }
+    let mut sent = Vec::new();
+    while let Some(done) = tasks.join_next_with_id().await {
+        let (id, result) = match done {
+            Ok((id, attempt)) => (id, Ok(attempt)),
+            Err(e) => (e.id(), Err(e)),
+        };
+        let Some(c) = by_task.remove(&id) else {
+            continue;
+        };
+        let (outcome, took) = match result {
+            Ok((Outcome::Delivered, took)) => {
+                telemetry::delivery(c.notification.recipient.channel(), "sent", took);
+                sent.push(c);
+                continue;
             }
-            for c in &sent {
-                let n = &c.notification;
-                tracing::info!(
+            Ok(attempt) => attempt,
+            Err(e) => {
+                // Keys, case references and rule ids only: the panic's message is not logged.
+                tracing::error!(
                     key = c.key.as_str(),
                     case = c.case.as_str(),
-                    rule = n.rule.as_str(),
-                    to = n.recipient.label().as_str(),
-                    step = n.step.as_str(),
-                    late = n.late,
-                    "notification sent"
+                    rule = c.notification.rule.as_str(),
+                    panicked = e.is_panic(),
+                    "delivering a notification failed unexpectedly"
                 );
+                let reason = PANICKED.to_string();
+                (Outcome::Failed { reason }, 0.0)
             }
+        };
+        if let Err(e) = record_failure(service, policy, &c, outcome, took).await {
+            // The lease runs out and the notification goes again under its key.
+            tracing::error!(error = %e, "could not record a failed delivery");
         }
-        Ok(true)
     }
+    if let Err(e) = record_sent(service, &sent).await {
+        // The leases run out and they go again under the same keys.
+        tracing::error!(error = %e, "could not record deliveries as sent");
+    }
+}
+
+/// Marks a batch's deliveries sent, in one transaction (one sync to disk), and logs each.
+async fn record_sent(service: &Service, sent: &[Claimed]) -> Result<(), StoreError> {
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let now = service.now();
+    let store = service.store();
+    let mut marked: Vec<&Claimed> = sent.iter().collect();
+    marked.sort_by(|a, b| (&a.case, &a.key).cmp(&(&b.case, &b.key)));
+    if let Err(e) = store.mark_sent(&marked, now).await {
+        // On PostgreSQL a re-plan by another daemon can hold some of these rows and the
+        // transaction be chosen as a deadlock victim: mark them one by one.
+        tracing::warn!(error = %e, "marking a batch sent failed; marking one by one");
+        for c in &marked {
+            store.mark_sent(&[c], now).await?;
+        }
+    }
+    for c in sent {
+        let n = &c.notification;
+        tracing::info!(
+            key = c.key.as_str(),
+            case = c.case.as_str(),
+            rule = n.rule.as_str(),
+            to = n.recipient.label().as_str(),
+            step = n.step.as_str(),
+            late = n.late,
+            "notification sent"
+        );
+    }
+    Ok(())
 }
 
 async fn sleep_until(clock: &Clock, next: Option<DateTime<Utc>>) {
@@ -289,4 +477,79 @@ async fn dead(
         "notification is dead: it will not be tried again until retried through the API"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::store::{NotificationFilter, Store};
+
+    /// The example case in a real SQLite store, at noon on Thursday 11 February 2027: several
+    /// notifications are due.
+    async fn example_service(dir: &std::path::Path) -> Service {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = Config::load(&root.join("config/driftwatch.yaml")).expect("shipped config");
+        let url = format!("sqlite:{}?mode=rwc", dir.join("driftwatch.db").display());
+        let store = Store::open(&url).await.expect("store");
+        let now = "2027-02-11T12:00:00Z".parse().expect("time");
+        let service = Service::new(store, config, Clock::manual(now));
+        let text = std::fs::read_to_string(root.join("examples/events.jsonl")).expect("events");
+        let events = crate::event::parse_json_lines(&text).expect("example events");
+        service.ingest(&events).await.expect("ingest");
+        while service.replan_due().await.expect("replan") > 0 {}
+        service
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_building_or_sending_one_message_makes_that_row_dead() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let service = example_service(dir.path()).await;
+        let store = service.store();
+        let now = service.now();
+        let stale = stale_after(&service.config());
+        let mut claimed = Vec::new();
+        for lane in Lane::ALL {
+            let lease = now + chrono::Duration::minutes(5);
+            claimed.extend(
+                store
+                    .claim("test", lane, now, lease, stale, 64)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(claimed.len() > 1, "several notifications are due");
+        let doomed = claimed[0].key.clone();
+        let send = |c: Claimed| {
+            let doomed = doomed.clone();
+            async move {
+                if c.key == doomed {
+                    panic!("building the message failed");
+                }
+                Outcome::Delivered
+            }
+        };
+        let policy = RetryPolicy::from_config(&service.config().delivery);
+        deliver_with(&service, &policy, claimed.clone(), send).await;
+
+        let state = |state: &str| NotificationFilter {
+            state: Some(state.into()),
+            limit: 1000,
+            ..NotificationFilter::default()
+        };
+        let dead = store.notifications(&state("dead")).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].idempotency_key, doomed);
+        assert_eq!(dead[0].last_error.as_deref(), Some(PANICKED));
+        assert!(
+            store
+                .notifications(&state("sending"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let sent = store.notifications(&state("sent")).await.unwrap();
+        assert_eq!(sent.len(), claimed.len() - 1, "the others went");
+    }
 }

@@ -10,11 +10,12 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::event::{Event, EventError};
 use crate::planner::{
-    CasePlan, Notification, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
+    CasePlan, Notification, NotificationKind, NotificationStatus, ObligationPlan, ObligationState,
+    Planner, Target,
 };
 use crate::rules::Delivery;
 use crate::store::{
-    CaseWrite, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
+    CaseWrite, Lane, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -195,21 +196,52 @@ impl Service {
         Ok(accepted)
     }
 
-    /// Re-plans every case whose plan changes by now (a derived event falls due). Returns how
-    /// many were re-planned.
+    /// Re-plans one batch of the cases whose notifications wait for it: their plans changed with
+    /// time by now in a way that may touch a notification waiting to go (see
+    /// [`CaseWrite::hold_at`](crate::store::CaseWrite)), or a waiting notification went stale
+    /// since they were last planned. Their notifications are not claimed until this is done, so
+    /// what goes is what the plan says at the moment of sending. Returns how many were re-planned;
+    /// the caller calls again while that is more than none.
+    pub async fn replan_held(&self) -> Result<usize, StoreError> {
+        let now = self.now();
+        let config = self.config();
+        let mut cases = self.store.cases_held(now, REPLAN_BATCH).await?;
+        if cases.len() < REPLAN_BATCH_SIZE {
+            let room = REPLAN_BATCH - i64::try_from(cases.len()).unwrap_or(REPLAN_BATCH);
+            for case in self
+                .store
+                .cases_stale(now, stale_after(&config), room)
+                .await?
+            {
+                if !cases.contains(&case) {
+                    cases.push(case);
+                }
+            }
+        }
+        self.replan_batch(&config, &cases, now).await
+    }
+
+    /// Re-plans one batch of the cases whose stored plans changed with time by now in a way no
+    /// waiting notification depends on (an obligation met by its deadline action): so that their
+    /// obligations say what the plan says. Returns how many were re-planned; the caller calls
+    /// again while that is more than none.
     pub async fn replan_due(&self) -> Result<usize, StoreError> {
         let now = self.now();
         let config = self.config();
-        let mut done = HashSet::new();
-        loop {
-            let due = self.store.cases_due(now, REPLAN_BATCH).await?;
-            let fresh: Vec<String> = due.into_iter().filter(|c| !done.contains(c)).collect();
-            if fresh.is_empty() {
-                return Ok(done.len());
-            }
-            self.replan_cases(&config, &fresh, now).await?;
-            done.extend(fresh);
+        let cases = self.store.cases_due(now, REPLAN_BATCH).await?;
+        self.replan_batch(&config, &cases, now).await
+    }
+
+    async fn replan_batch(
+        &self,
+        config: &Config,
+        cases: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        if !cases.is_empty() {
+            self.replan_cases(config, cases, now).await?;
         }
+        Ok(cases.len())
     }
 
     /// Re-plans every case with the rules in force (after a reload).
@@ -230,19 +262,17 @@ impl Service {
         }
     }
 
-    /// After downtime: re-plans every case with a notification waiting since before the stale
-    /// limit, so that only what still applies is sent. Returns how many were re-planned.
+    /// After downtime, before anything is sent: re-plans every case whose plan changed with time
+    /// while the daemon was down, or with a notification waiting since before the stale limit,
+    /// so that only what still applies is sent. Returns how many were re-planned.
     pub async fn catch_up(&self) -> Result<usize, StoreError> {
-        let now = self.now();
-        let config = self.config();
-        let cases = self
-            .store
-            .cases_waiting_since(now - stale_after(&config))
-            .await?;
-        for batch in cases.chunks(REPLAN_BATCH_SIZE) {
-            self.replan_cases(&config, batch, now).await?;
+        let mut count = 0;
+        loop {
+            match self.replan_held().await? + self.replan_due().await? {
+                0 => return Ok(count),
+                n => count += n,
+            }
         }
-        Ok(cases.len())
     }
 
     /// Every case planned at now, with all the events: for reports.
@@ -337,7 +367,8 @@ async fn replan(
 ) -> Result<(), StoreError> {
     tx.lock_case(case, now).await?;
     let events = tx.case_events(case).await?;
-    let plan = Planner::from_config(config).plan_case(case, &events, now);
+    let planner = Planner::from_config(config);
+    let plan = planner.plan_case(case, &events, now);
     for problem in &plan.problems {
         // Planner problems never hold event values, only ids, rule names and roles. A message
         // nobody can receive is an error: someone must allocate a contact or a fallback.
@@ -353,17 +384,78 @@ async fn replan(
         go_live: tx.first_received(case).await?,
         stale_after: stale_after(config),
     };
+    let actions = closing_actions(&planner, &plan, &events);
     tx.write_plan(
-        &case_write(
+        &case_write_with(
             &plan,
             &events,
             &pending,
             catch_up,
             Routing::from_config(config),
+            &actions,
         ),
         &stored,
     )
     .await
+}
+
+/// When each obligation's deadline action still to come goes, as its notifications say.
+fn action_notifications(plan: &CasePlan) -> HashMap<String, DateTime<Utc>> {
+    let mut moments: HashMap<String, DateTime<Utc>> = HashMap::new();
+    for n in plan
+        .notifications
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Action && n.send_at > plan.now)
+    {
+        if let Some(o) = &n.obligation {
+            let t = moments.entry(o.clone()).or_insert(n.send_at);
+            *t = (*t).min(n.send_at);
+        }
+    }
+    moments
+}
+
+/// When each open obligation's own deadline action will meet it (the invitations going), by
+/// obligation id: from then its reminders and escalations are not wanted. Read from the plan's
+/// action notifications; an action that sends nothing now (a moved review's invitations when
+/// everyone was told of the move, nobody to send to) leaves none, and the plan at the latest such
+/// deadline says when driftwatch met each of those obligations. Pure.
+pub fn closing_actions(
+    planner: &Planner,
+    plan: &CasePlan,
+    events: &[Event],
+) -> HashMap<String, DateTime<Utc>> {
+    let mut moments = action_notifications(plan);
+    let acts_at_deadline = |rule: &str| {
+        planner
+            .rules
+            .rule(rule)
+            .and_then(|r| r.obligation())
+            .is_some_and(|o| !o.at_deadline.is_empty())
+    };
+    let unknown: Vec<&ObligationPlan> = plan
+        .obligations
+        .iter()
+        .filter(|o| matches!(o.state, ObligationState::Open | ObligationState::Overdue))
+        .filter(|o| acts_at_deadline(&o.rule) && o.deadline > plan.now)
+        .filter(|o| !moments.contains_key(&o.id))
+        .collect();
+    if let Some(latest) = unknown.iter().map(|o| o.deadline).max() {
+        let later = planner.plan_case(&plan.case, events, latest);
+        for o in unknown {
+            let closed = later
+                .obligations
+                .iter()
+                .find(|l| l.id == o.id)
+                .and_then(|l| {
+                    (l.closed_by.as_deref() == Some("driftwatch")).then_some(l.closed_at)?
+                });
+            if let Some(at) = closed.filter(|at| *at > plan.now) {
+                moments.insert(o.id.clone(), at);
+            }
+        }
+    }
+    moments
 }
 
 /// Who gets what one by one and what only in the daily digest, and when a message sent late
@@ -439,6 +531,10 @@ pub struct CatchUp {
 ///
 /// Reminders and escalations of obligations already met or cancelled are never sent late.
 /// Those a recipient takes only in the daily digest are recorded as `in_digest`.
+///
+/// Its reminders and escalations are held from the moment their obligation's deadline action
+/// meets it as the plan's action notifications say; the daemon uses [`case_write_with`] and
+/// [`closing_actions`], which also know the moment of an action that sends nothing.
 pub fn case_write(
     plan: &CasePlan,
     events: &[Event],
@@ -446,10 +542,35 @@ pub fn case_write(
     catch_up: CatchUp,
     routing: Routing,
 ) -> CaseWrite {
+    let actions = action_notifications(plan);
+    case_write_with(plan, events, pending, catch_up, routing, &actions)
+}
+
+/// [`case_write`], with when each open obligation's deadline action meets it (`actions`, see
+/// [`closing_actions`]). Pure.
+pub fn case_write_with(
+    plan: &CasePlan,
+    events: &[Event],
+    pending: &[String],
+    catch_up: CatchUp,
+    routing: Routing,
+    actions: &HashMap<String, DateTime<Utc>>,
+) -> CaseWrite {
     let data_of: HashMap<&str, &Map<String, Value>> = events
         .iter()
         .chain(&plan.derived_events)
         .map(|e| (e.id.as_str(), &e.data))
+        .collect();
+    // The data each notification is about: what the planner used (a moved meeting's, not only
+    // the booking's).
+    let data: Vec<Option<&Map<String, Value>>> = plan
+        .notifications
+        .iter()
+        .map(|n| {
+            n.data
+                .as_deref()
+                .or_else(|| data_of.get(n.event.as_str()).copied())
+        })
         .collect();
     let stored: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let deadlines: HashMap<&str, (DateTime<Utc>, bool)> = plan
@@ -496,7 +617,11 @@ pub fn case_write(
 
     let mut outbox = Vec::new();
     let mut wanted = HashSet::new();
-    for n in &plan.notifications {
+    // Whether any notification waits to go late: what goes then changes with time.
+    let mut catching_up_any = false;
+    // When notifications waiting for working hours go stale.
+    let mut waiting = Vec::new();
+    for (n, data) in plan.notifications.iter().zip(data.iter().copied()) {
         let obligation = n.obligation.as_deref().and_then(|o| deadlines.get(o));
         let closed = obligation.is_some_and(|(_, open)| !open);
         let catching_up = overdue_send(n);
@@ -510,12 +635,7 @@ pub fn case_write(
                 // Nobody to tell: recorded, not raised as dead again for what is long past.
                 _ if matches!(n.recipient, Target::Nobody { .. }) => false,
                 NotificationKind::Notice => true,
-                NotificationKind::Action => meeting_ahead(
-                    n.data
-                        .as_deref()
-                        .or_else(|| data_of.get(n.event.as_str()).copied()),
-                    now,
-                ),
+                NotificationKind::Action => meeting_ahead(data, now),
                 NotificationKind::Reminder | NotificationKind::Escalation => {
                     let is_latest = n
                         .obligation
@@ -528,6 +648,7 @@ pub fn case_write(
             },
         };
         let digest_only = routing.delivery(n) == Delivery::Digest;
+        catching_up_any |= send && catching_up && !digest_only;
         let state = if send && digest_only {
             PlannedState::InDigest
         } else if send {
@@ -550,22 +671,33 @@ pub fn case_write(
             });
         }
         // A message that goes after its time (at going live, after downtime) still goes inside
-        // working hours on a day the council is open, and its row says when.
+        // working hours on a day the council is open, and its row says when. If it has not gone
+        // by the time it goes stale, it is judged again then.
         if send && n.send_at < now {
             let placed = routing.placement.place(now, n.urgent);
             if placed > now {
+                if !catching_up {
+                    waiting
+                        .push(n.send_at + catch_up.stale_after + chrono::Duration::milliseconds(1));
+                }
                 n.send_at = placed;
             }
         }
-        let data = row_data(&n, &stored, &data_of);
+        let row = row_data(&n, &stored, &data_of);
         outbox.push(OutboxWrite {
             key: n.idempotency_key.clone(),
             rule: n.rule.clone(),
             channel: n.recipient.channel(),
+            lane: Lane::of(&n),
             send_at: n.send_at,
             state,
+            hold_at: n
+                .obligation
+                .as_deref()
+                .filter(|_| is_ladder(&n) && state == PlannedState::Pending)
+                .and_then(|o| actions.get(o).copied()),
             notification: to_json(&n),
-            data,
+            data: row,
         });
     }
     let retire = pending
@@ -598,17 +730,20 @@ pub fn case_write(
             people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
         }
     }
-    let replan_at = plan
-        .upcoming_events
-        .iter()
-        .map(|u| u.at)
-        .chain(events.iter().map(|e| e.at))
-        .filter(|t| *t > plan.now)
-        .min();
+    let (replan_at, hold_at) = next_change(
+        plan,
+        events,
+        &data,
+        actions,
+        &waiting,
+        catching_up_any,
+        first,
+    );
     CaseWrite {
         case: plan.case.clone(),
         planned_at: plan.now,
         replan_at,
+        hold_at,
         obligations,
         people: people
             .into_iter()
@@ -618,6 +753,63 @@ pub fn case_write(
         retire,
         status: to_json(&plan.status),
     }
+}
+
+/// When the case must be planned again without a new event: the next moment after `plan.now`
+/// its plan changes with time alone (`replan_at`), and the next such moment that may touch any
+/// notification waiting to go (`hold_at`: none of the case's notifications is claimed from then
+/// until it is planned again).
+///
+/// A future-dated event taking effect and a derived event falling due may change anything. A
+/// deadline action (`actions`, see [`closing_actions`]) meets its obligation, which touches only
+/// that obligation's reminders and escalations: their rows carry the moment instead. A notification due but
+/// waiting for working hours goes stale at one of the `waiting` moments, and is judged again by
+/// the catch-up rules then. While a notification waits to go late (`catching_up`), what goes
+/// depends on the moment too: a later step falling due supersedes it, a reminder's deadline
+/// passing or an invitation's meeting going by stops it (what goes late is judged for its first
+/// batch, `first`: only what changes after that counts).
+#[allow(clippy::too_many_arguments)]
+fn next_change(
+    plan: &CasePlan,
+    events: &[Event],
+    data: &[Option<&Map<String, Value>>],
+    actions: &HashMap<String, DateTime<Utc>>,
+    waiting: &[DateTime<Utc>],
+    catching_up: bool,
+    first: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let mut hold: Vec<DateTime<Utc>> = plan
+        .upcoming_events
+        .iter()
+        .map(|u| u.at)
+        .chain(events.iter().map(|e| e.at))
+        .chain(waiting.iter().copied())
+        .collect();
+    if catching_up {
+        let open = |o: &&ObligationPlan| {
+            matches!(o.state, ObligationState::Open | ObligationState::Overdue)
+        };
+        // What goes late was judged for its first batch (`first`): steps and deadlines up to
+        // then were taken into account.
+        hold.extend(
+            plan.notifications
+                .iter()
+                .map(|n| n.send_at)
+                .chain(plan.obligations.iter().filter(open).map(|o| o.deadline))
+                .filter(|t| *t > first),
+        );
+        hold.extend(
+            plan.notifications
+                .iter()
+                .zip(data)
+                .filter(|(n, _)| n.kind == NotificationKind::Action)
+                .filter_map(|(_, data)| meeting_at(*data)),
+        );
+    }
+    let later = |t: &DateTime<Utc>| *t > plan.now;
+    let hold_at = hold.into_iter().filter(later).min();
+    let replan_at = actions.values().copied().chain(hold_at).filter(later).min();
+    (replan_at, hold_at)
 }
 
 pub fn stale_after(config: &Config) -> chrono::Duration {
@@ -639,13 +831,15 @@ fn is_ladder(n: &Notification) -> bool {
 /// Whether the meeting a deadline action is about (its event's `meeting_at`) is still ahead;
 /// an action about no meeting is always worth sending.
 fn meeting_ahead(data: Option<&Map<String, Value>>, now: DateTime<Utc>) -> bool {
-    match data
-        .and_then(|d| d.get("meeting_at"))
-        .and_then(Value::as_str)
-    {
-        Some(text) => DateTime::parse_from_rfc3339(text).map_or(true, |t| t > now),
-        None => true,
-    }
+    meeting_at(data).is_none_or(|t| t > now)
+}
+
+/// The meeting a deadline action is about (its event's `meeting_at`), if it names one.
+fn meeting_at(data: Option<&Map<String, Value>>) -> Option<DateTime<Utc>> {
+    let text = data?.get("meeting_at")?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// What an outbox row keeps of a notification's data. A stored event's data is read from the

@@ -114,6 +114,199 @@ async fn readme_example_events_become_eml_files_at_their_working_day_moments() {
     assert!(daemon.terminate().success(), "SIGTERM exits 0");
 }
 
+/// The example config's delivery settings, as the README's walk-through runs.
+fn readme_setup() -> Setup {
+    let mut setup = Setup::new();
+    setup.delivery = "{concurrency: 8}".into();
+    setup
+}
+
+/// The README's walk-through: the example case posted on 1 December, its care plan updated on
+/// Friday 11 December at 16:00 (an event posted ahead of its time).
+async fn walk_through(setup: &Setup) -> Daemon {
+    let daemon = Daemon::start(setup, "2026-12-01T09:00:00Z");
+    let (status, body) = daemon.post_events(&example_events()).await;
+    assert_eq!(status, 202, "{body}");
+    daemon.clock("2026-12-11T09:00:00Z").await;
+    daemon
+}
+
+/// The care plan was in place on 11 December at 16:00, so the escalation of Monday the 14th
+/// ("No care plan", to the team manager and the IRO) is not due: the plan says so, and nothing
+/// of it was sent or waits to go. The stored obligations agree with the plan.
+async fn assert_no_care_plan_escalation(daemon: &Daemon, setup: &Setup) {
+    let plan = daemon.plan("C-1001").await;
+    let care_plan = plan["obligations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["rule"] == "care_plan_in_place")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(care_plan["state"], "met", "{care_plan}");
+    assert_eq!(care_plan["closed_at"], "2026-12-11T16:00:00Z");
+    let escalation = |n: &Value| {
+        n["rule"] == "care_plan_in_place"
+            && (n["kind"] == "escalation" || n["notification"]["kind"] == "escalation")
+    };
+    assert!(
+        !plan["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(escalation),
+        "the plan has no escalation"
+    );
+    for n in daemon.outbox_all().await.iter().filter(|n| escalation(n)) {
+        assert!(
+            ["cancelled", "superseded"].contains(&n["state"].as_str().unwrap_or_default()),
+            "an escalation for a care plan already in place: {n}"
+        );
+    }
+    assert!(
+        !spooled(&setup.spool())
+            .iter()
+            .any(|(_, m)| m.contains("No care plan")),
+        "no `No care plan` message went"
+    );
+    assert_obligations_agree(daemon, "C-1001").await;
+}
+
+/// The obligations the API lists from the store say what the case's plan says.
+async fn assert_obligations_agree(daemon: &Daemon, case: &str) {
+    let plan = daemon.plan(case).await;
+    let planned: std::collections::BTreeMap<String, String> = plan["obligations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap_or_default().to_string(),
+                o["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(daemon.stored_obligations(case).await, planned);
+}
+
+#[tokio::test]
+async fn a_care_plan_in_place_before_a_clock_jump_gets_no_escalation() {
+    let setup = readme_setup();
+    let daemon = walk_through(&setup).await;
+    // Straight on to Tuesday 15 December, 09:00.
+    daemon.clock("2026-12-15T09:00:00Z").await;
+    assert_no_care_plan_escalation(&daemon, &setup).await;
+    // What is due did go: the invitations, at their moment.
+    let invitations = daemon
+        .outbox("sent")
+        .await
+        .into_iter()
+        .filter(|n| n["rule"] == "review_invitations" && n["notification"]["kind"] == "action")
+        .count();
+    assert_eq!(invitations, 2, "to the parent and the carer");
+}
+
+#[tokio::test]
+async fn a_restart_after_the_care_plan_was_met_sends_no_escalation() {
+    let setup = readme_setup();
+    let daemon = walk_through(&setup).await;
+    assert!(daemon.terminate().success());
+    // Back on Monday 14 December at 10:00, an hour after the escalation's time.
+    let daemon = Daemon::start(&setup, "2026-12-14T10:00:00Z");
+    daemon.clock("2026-12-14T10:00:00Z").await;
+    assert_no_care_plan_escalation(&daemon, &setup).await;
+}
+
+#[tokio::test]
+async fn after_the_invitations_go_the_stored_obligations_agree_with_the_plan() {
+    // A child in care under a care order since Monday 4 January 2027, a review booked for
+    // Monday 1 February: nothing about the case changes with time but the invitations, which go
+    // at 09:00 on Monday 18 January and so meet their obligation.
+    let setup = Setup::new();
+    let daemon = Daemon::start(&setup, "2027-01-05T12:00:00Z");
+    let contact = |name: &str| json!({"name": name, "email": format!("{}@council.example", name.to_lowercase().replace(' ', "."))});
+    let events = json!([
+        {"id": "c7-1", "case": "C-7001", "type": "child_looked_after", "at": "2027-01-04T10:00:00Z",
+         "data": {"start": "2027-01-04T10:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-06-01"}},
+        {"id": "c7-2", "case": "C-7001", "type": "social_worker_allocated", "at": "2027-01-04T11:00:00Z",
+         "data": {"social_worker": contact("Sam Social"), "team_manager": contact("Tara Manager")}},
+        {"id": "c7-3", "case": "C-7001", "type": "iro_service_notified", "at": "2027-01-04T12:00:00Z", "data": {}},
+        {"id": "c7-4", "case": "C-7001", "type": "iro_allocated", "at": "2027-01-05T09:00:00Z",
+         "data": {"iro": contact("Ira Reviewer")}},
+        {"id": "c7-5", "case": "C-7001", "type": "care_plan_updated", "at": "2027-01-05T10:00:00Z", "data": {}},
+        {"id": "c7-6", "case": "C-7001", "type": "review_scheduled", "at": "2027-01-05T11:00:00Z",
+         "data": {"review_id": "R1", "meeting_at": "2027-02-01T14:00:00Z",
+                  "participants": [{"name": "Parent One", "email": "parent.one@example.org", "role": "parent"}]}}
+    ]);
+    let (status, body) = daemon.post_events(&events).await;
+    assert_eq!(status, 202, "{body}");
+    daemon.clock("2027-01-18T09:00:00Z").await;
+    assert!(
+        daemon.outbox("sent").await.iter().any(|n| {
+            n["rule"] == "review_invitations" && n["notification"]["kind"] == "action"
+        }),
+        "the invitation went"
+    );
+    assert_obligations_agree(&daemon, "C-7001").await;
+    // Days later the invitations are not overdue: they went.
+    daemon.clock("2027-01-21T12:00:00Z").await;
+    let overdue = daemon
+        .get("/v1/obligations?state=overdue&case=C-7001")
+        .await;
+    assert!(
+        !overdue["obligations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["rule"] == "review_invitations"),
+        "the invitations went: {overdue}"
+    );
+    assert_obligations_agree(&daemon, "C-7001").await;
+}
+
+#[tokio::test]
+async fn identical_runs_with_a_550_and_a_451_give_identical_outboxes() {
+    async fn run() -> std::collections::BTreeMap<String, Value> {
+        let mailbox = Mailbox::start();
+        let mut setup = readme_setup();
+        setup.smtp_port = Some(mailbox.port);
+        // The parent's address is refused for good; the team manager's first message is refused
+        // once, whichever message that is and whenever it arrives.
+        mailbox.refuse_address("parent.one@example.org", 550, u32::MAX);
+        mailbox.refuse_address("tara.manager@council.example", 451, 1);
+        let daemon = walk_through(&setup).await;
+        daemon.clock("2026-12-15T09:00:00Z").await;
+        daemon.clock("2026-12-15T09:30:00Z").await;
+        assert_no_care_plan_escalation(&daemon, &setup).await;
+        daemon
+            .outbox_all()
+            .await
+            .into_iter()
+            .map(|n| {
+                let key = n["idempotency_key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let seen = json!([n["state"], n["attempts"], n["last_error"], n["sent_at"]]);
+                (key, seen)
+            })
+            .collect()
+    }
+    let first = run().await;
+    assert_eq!(first, run().await, "the same walk-through, the same outbox");
+    let dead: Vec<&Value> = first.values().filter(|v| v[0] == "dead").collect();
+    assert_eq!(dead.len(), 1, "the parent's invitation: {first:?}");
+    assert_eq!(dead[0][2], "the SMTP server answered 550");
+    // The team manager's refused reminder was not sent on a retry: by then the care plan was in
+    // place, and the plan recorded it instead.
+    let refused: Vec<&Value> = first
+        .values()
+        .filter(|v| v[2] == "the SMTP server answered 451")
+        .collect();
+    assert_eq!(refused.len(), 1, "{first:?}");
+    assert_eq!(refused[0][0], "superseded");
+}
+
 #[tokio::test]
 async fn email_goes_through_a_real_smtp_server_and_a_refusal_is_retried() {
     let mailbox = Mailbox::start();
@@ -1081,8 +1274,9 @@ async fn an_iro_who_takes_the_digest_gets_one_email_a_working_day_instead_of_a_s
         assert_eq!(daemon.post_events(&example_events_for(case)).await.0, 202);
     }
     let mut day = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+    // Each morning at the start of working hours, when what is not urgent goes.
     while day <= chrono::NaiveDate::from_ymd_opt(2027, 2, 15).unwrap() {
-        daemon.clock(&format!("{day}T08:00:00Z")).await;
+        daemon.clock(&format!("{day}T09:00:00Z")).await;
         day += chrono::Duration::days(1);
     }
     let to_iro = |mail: &[Mail]| -> Vec<Mail> {

@@ -1,13 +1,15 @@
 //! Fault injection: the real daemon killed with SIGKILL while it ingests and while it delivers,
-//! its SMTP server down for a while, its webhook receiver slow or answering `429` with
-//! `Retry-After`, its database unreachable at start and mid-run, its SQLite disk full, and one of
-//! two daemons sharing PostgreSQL killed in the middle of a wave of deliveries.
+//! its SMTP server down for a while or hung (accepting connections and never answering), its
+//! webhook receiver slow or answering `429` with `Retry-After`, its database unreachable at start
+//! and mid-run, its SQLite disk full, and one of two daemons sharing PostgreSQL killed in the
+//! middle of a wave of deliveries.
 //!
 //! What they prove: an event the API answered `2xx` for is stored, whatever happens next; the API
 //! answers `503` (or `507`), never `202`, when it cannot store; every notification that falls due
 //! is delivered at least once, and a notification delivered twice (its sender killed before it
 //! could record the delivery) goes under the same idempotency key; nothing stalls once the fault
-//! is gone. As in `daemon.rs`, no test sleeps waiting for a timer: the daemons run on a manual
+//! is gone; an attempt takes at most its configured timeout, and a hung channel holds up neither
+//! urgent notices nor the other channel. As in `daemon.rs`, no test sleeps waiting for a timer: the daemons run on a manual
 //! clock, and moving it answers once the scheduler has handled everything due. What is outside
 //! the daemon's clock (a killed process, a server coming back) is polled with a bounded deadline.
 
@@ -49,24 +51,7 @@ fn keys(rows: &[Value]) -> BTreeSet<String> {
 /// The keys `driftwatch plan` (the pure planner, no store) says are due at `now` for these
 /// events: what a daemon that was never disturbed would have sent by then.
 fn due_by_plan(setup: &Setup, events: &[Value], now: &str) -> BTreeSet<String> {
-    let file = setup.dir.path().join("all-events.jsonl");
-    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
-    std::fs::write(&file, lines.join("\n")).expect("write the events");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .arg("--config")
-        .arg(setup.write())
-        .args(["plan", "--format", "json", "--now", now, "--events"])
-        .arg(&file)
-        .env_remove("DRIFTWATCH_DATABASE_URL")
-        .output()
-        .expect("driftwatch plan");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plans: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
-    plans
+    cli_plan(setup, events, now)
         .as_array()
         .into_iter()
         .flatten()
@@ -266,12 +251,32 @@ async fn kill_during_ingestion(mut setup: Setup, cases: usize) {
     let mut due = due_by_plan(&setup, &all, INGEST_AT);
     due.extend(due_by_plan(&setup, &all, LATER));
     assert!(due.len() >= cases, "{} due", due.len());
+    // A claim the kill cut short waits out its lease (on PostgreSQL another daemon may hold
+    // it), and is then judged by the plan of that moment: one whose obligation was met by
+    // events posted meanwhile is recorded, not sent (again).
+    let outbox = daemon.outbox_all().await;
+    let cut_short_and_unwanted = |key: &String| {
+        outbox.iter().any(|n| {
+            n["idempotency_key"] == key.as_str()
+                && n["attempts"].as_i64() >= Some(1)
+                && ["superseded", "cancelled"].contains(&n["state"].as_str().unwrap_or_default())
+        })
+    };
     let delivered = deliveries(&mailbox);
-    let missing: Vec<&String> = due.iter().filter(|k| !delivered.contains_key(*k)).collect();
+    let missing: Vec<&String> = due
+        .iter()
+        .filter(|k| !delivered.contains_key(*k) && !cut_short_and_unwanted(k))
+        .collect();
     assert!(missing.is_empty(), "never delivered: {missing:?}");
     let unplanned: Vec<&String> = delivered.keys().filter(|k| !due.contains(*k)).collect();
     assert!(unplanned.is_empty(), "delivered but not due: {unplanned:?}");
-    assert_eq!(keys(&daemon.outbox("sent").await), due);
+    let sent = keys(&daemon.outbox("sent").await);
+    assert!(sent.is_subset(&due), "sent but not due");
+    let unsent: Vec<&String> = due
+        .difference(&sent)
+        .filter(|k| !cut_short_and_unwanted(k))
+        .collect();
+    assert!(unsent.is_empty(), "due but not recorded sent: {unsent:?}");
     for state in ["pending", "sending", "dead"] {
         let left: Vec<Value> = daemon
             .outbox(state)
@@ -336,6 +341,229 @@ async fn an_smtp_server_down_for_a_while_is_waited_for_and_each_message_goes_onc
     let sent = daemon.outbox("sent").await;
     assert_eq!(keys(&sent), expected);
     assert!(sent.iter().all(|n| n["attempts"] == 3), "{sent:?}");
+    assert_logs_private(&setup);
+}
+
+/// The mean time one attempt of `channel` took, from the daemon's own histogram.
+async fn mean_attempt(daemon: &Daemon, channel: &str) -> Duration {
+    let m = daemon.metrics().await;
+    let of = |name: &str| {
+        sample(&m, name, &[("channel", channel)])
+            .unwrap_or_else(|| panic!("{name} for {channel} is in the metrics"))
+    };
+    let (sum, count) = (
+        of("driftwatch_delivery_seconds_sum"),
+        of("driftwatch_delivery_seconds_count"),
+    );
+    assert!(count > 0.0);
+    Duration::from_secs_f64(sum / count)
+}
+
+#[tokio::test]
+async fn an_smtp_attempt_takes_at_most_its_configured_timeout() {
+    // A mail server that accepts the connection and never answers.
+    let server = Silent::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(server.port);
+    setup.smtp_timeout_seconds = 2;
+    // Every message at once, so the whole round is one attempt long.
+    setup.delivery = "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, \
+                      concurrency: 64, lease_seconds: 300}"
+        .into();
+    // Thursday 11 February 2027 at noon: the example case's significant-event notice and the
+    // steps that apply now are due at once.
+    let daemon = Daemon::start(&setup, "2027-02-11T12:00:00Z");
+    let started = std::time::Instant::now();
+    assert_eq!(daemon.post_events(&example_events()).await.0, 202);
+    daemon.clock("2027-02-11T12:00:00Z").await;
+    let took = started.elapsed();
+    let waiting: Vec<Value> = daemon
+        .outbox("pending")
+        .await
+        .into_iter()
+        .filter(|n| n["send_at"].as_str().unwrap_or_default() <= "2027-02-11T12:00:00Z")
+        .collect();
+    assert!(waiting.len() > 1, "{waiting:?}");
+    assert!(server.connections() > 0);
+    for n in &waiting {
+        assert_eq!(n["attempts"], 1, "{n}");
+        assert_eq!(
+            n["last_error"], "the SMTP server did not answer in time",
+            "{n}"
+        );
+    }
+    // Each attempt took the configured two seconds, not a multiple of them (six, before).
+    let mean = mean_attempt(&daemon, "email").await;
+    assert!(
+        mean >= Duration::from_millis(1900) && mean < Duration::from_secs(4),
+        "an attempt took {mean:?} on average"
+    );
+    assert!(took >= Duration::from_secs(2), "the round took {took:?}");
+    assert_logs_private(&setup);
+}
+
+/// A second rule to follow [`WEBHOOK_RULE`]'s urgent one: an ordinary notice for the IRO
+/// team's channel, inside working hours.
+const ORDINARY_WEBHOOK_RULE: &str = r#"
+  - id: significant_event_log
+    title: Significant event logged in the IRO team's channel
+    source: "Test: a council's Teams channel"
+    on: significant_event
+    notice: {to: ["webhook:teams"], template: significant_event}
+"#;
+
+#[tokio::test]
+async fn urgent_notices_and_webhooks_do_not_wait_behind_email_to_a_hung_server() {
+    let server = Silent::start();
+    let receiver = Receiver::start().await;
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(server.port);
+    setup.smtp_timeout_seconds = 10;
+    setup.webhook_url = Some(receiver.url.clone());
+    setup.extra_rules = Some(format!("{WEBHOOK_RULE}{ORDINARY_WEBHOOK_RULE}"));
+    setup.delivery = "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, \
+                      concurrency: 2, lease_seconds: 300}"
+        .into();
+    // Wednesday 10 February 2027, noon.
+    let daemon = Daemon::start(&setup, "2027-02-10T12:00:00Z");
+    // Six children whose reminders and escalations are all due: dozens of ordinary emails,
+    // two at a time, each attempt hanging for ten seconds.
+    for i in 0..6 {
+        let events = example_events_for(&format!("C-H{i}"));
+        assert_eq!(daemon.post_events(&events).await.0, 202);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || server.connections() > 0).await,
+        "the email lane is sending"
+    );
+    let queued = daemon
+        .outbox_all()
+        .await
+        .iter()
+        .filter(|n| {
+            n["channel"] == "email"
+                && ["pending", "sending"].contains(&n["state"].as_str().unwrap_or_default())
+        })
+        .filter(|n| n["send_at"].as_str().unwrap_or_default() <= "2027-02-10T12:00:00Z")
+        .count();
+    assert!(queued > 20, "only {queued} emails queued");
+
+    // A significant event: an urgent notice (webhook and email) and an ordinary webhook.
+    let posted = std::time::Instant::now();
+    let events = significant_event("C-H-SE", "se-h", "2027-02-10T11:55:00Z");
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    assert!(
+        eventually(Duration::from_secs(8), || receiver.count() >= 2).await,
+        "both webhooks went while email hung (after {:?}: {} arrived)",
+        posted.elapsed(),
+        receiver.count()
+    );
+    let hooks = receiver.hooks();
+    assert!(hooks.iter().all(|h| h.signature_valid && h.answered == 200));
+    let rules: BTreeSet<String> = hooks
+        .iter()
+        .filter_map(|h| h.body["rule"]["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        rules,
+        BTreeSet::from([
+            "significant_event_log".into(),
+            "significant_event_webhook".into()
+        ])
+    );
+    // They went while every email attempt was still waiting for the hung server.
+    let emails: Vec<Value> = daemon
+        .outbox_all()
+        .await
+        .into_iter()
+        .filter(|n| n["channel"] == "email")
+        .collect();
+    assert!(
+        emails.iter().all(|n| n["last_error"].is_null()),
+        "no email attempt had ended yet"
+    );
+    assert!(emails.iter().any(|n| n["state"] == "sending"));
+}
+
+/// A notice whose template fails when a placement is disrupted (it names a value the event does
+/// not have); `driftwatch check`'s example data, another kind of event, renders.
+const FRAGILE_RULE: &str = r#"
+rules:
+  - id: fragile_notice
+    title: A notice whose template cannot always be rendered
+    source: "Test: a template that fails at render time"
+    on: significant_event
+    notice: {to: [iro_manager], template: fragile, urgent: true}
+"#;
+
+#[tokio::test]
+async fn a_message_that_cannot_be_built_is_dead_with_its_reason_and_the_rest_go() {
+    let mailbox = Mailbox::start();
+    let mut setup = Setup::new();
+    setup.smtp_port = Some(mailbox.port);
+    setup.extra_rules = Some(FRAGILE_RULE.into());
+    setup.extra_templates = vec![(
+        "fragile".into(),
+        "Case {{ case.reference }}: significant event\n".into(),
+        "{% if data.kind == \"placement_disruption\" %}{{ data.no_such_field }}{% endif %}\n"
+            .into(),
+    )];
+    let daemon = Daemon::start(&setup, "2027-02-01T12:00:00Z");
+    let mut events = significant_event("C-41001", "se-41", "2027-02-01T11:00:00Z");
+    if let Value::Array(list) = &mut events {
+        list.push(
+            serde_json::json!({"id": "se-41-iro", "case": "C-41001", "type": "iro_allocated",
+            "at": "2027-01-05T10:00:00Z",
+            "data": {"iro": {"name": "Ira Reviewer", "email": "ira.reviewer@council.example"}}}),
+        );
+    }
+    assert_eq!(daemon.post_events(&events).await.0, 202);
+    daemon.clock("2027-02-01T12:00:00Z").await;
+
+    let dead: Vec<Value> = daemon
+        .outbox("dead")
+        .await
+        .into_iter()
+        .filter(|n| n["rule"] == "fragile_notice")
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["attempts"], 1, "not tried again");
+    let reason = dead[0]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.starts_with("template `fragile`") && !reason.contains("placement_disruption"),
+        "{reason}"
+    );
+    assert!(
+        daemon.outbox("sending").await.is_empty(),
+        "nothing is stuck"
+    );
+    // The IRO's own notice of the same event went, once.
+    let notice = daemon
+        .outbox("sent")
+        .await
+        .into_iter()
+        .find(|n| n["rule"] == "significant_event_notice")
+        .expect("the IRO's notice went");
+    assert_eq!(
+        deliveries(&mailbox).get(notice["idempotency_key"].as_str().unwrap_or_default()),
+        Some(&1)
+    );
+
+    // The dashboard lists it with its reason.
+    let page = reqwest::Client::new()
+        .get(format!("{}/dashboard", daemon.base))
+        .basic_auth("manager", Some(READ_TOKEN))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap_or_default();
+    let key = dead[0]["idempotency_key"].as_str().unwrap_or_default();
+    assert!(html.contains(key), "the dead delivery is listed");
+    assert!(html.contains("template `fragile`") || html.contains("template &#x60;fragile&#x60;"));
     assert_logs_private(&setup);
 }
 

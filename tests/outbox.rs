@@ -7,8 +7,10 @@ mod common;
 use common::*;
 use driftwatch::config::Config;
 use driftwatch::event::Event;
-use driftwatch::planner::{CasePlan, NotificationKind, NotificationStatus, Planner, Target};
-use driftwatch::service::{CatchUp, Routing, case_write};
+use driftwatch::planner::{
+    CasePlan, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
+};
+use driftwatch::service::{CatchUp, Routing, case_write_with, closing_actions};
 use driftwatch::store::PlannedState;
 
 /// Running live: nothing is late enough to count as catching up.
@@ -17,6 +19,26 @@ fn live() -> CatchUp {
         go_live: None,
         stale_after: chrono::Duration::days(3650),
     }
+}
+
+/// What the store keeps of a plan: [`case_write_with`] with the shipped config and the moments
+/// the plan's deadline actions meet their obligations, as the daemon writes it.
+fn kept(
+    c: &Config,
+    plan: &CasePlan,
+    events: &[Event],
+    pending: &[String],
+    catch_up: CatchUp,
+) -> driftwatch::store::CaseWrite {
+    let actions = closing_actions(&Planner::from_config(c), plan, events);
+    case_write_with(
+        plan,
+        events,
+        pending,
+        catch_up,
+        Routing::from_config(c),
+        &actions,
+    )
 }
 
 /// The example case planned at `now`.
@@ -29,7 +51,7 @@ fn every_notification_still_to_go_waits_in_the_outbox_under_its_key() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2026-12-10T16:00:00Z");
-    let write = case_write(&plan, &events, &[], live(), Routing::from_config(&c));
+    let write = kept(&c, &plan, &events, &[], live());
     let pending: Vec<&str> = write
         .outbox
         .iter()
@@ -80,7 +102,7 @@ fn reminders_for_obligations_already_met_are_recorded_not_sent() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2026-12-18T12:00:00Z");
-    let write = case_write(&plan, &events, &[], live(), Routing::from_config(&c));
+    let write = kept(&c, &plan, &events, &[], live());
     let care_plan_reminders: Vec<_> = plan
         .notifications
         .iter()
@@ -106,7 +128,7 @@ fn pending_rows_the_plan_no_longer_wants_are_retired() {
     let c = config();
     let events = example_events();
     let early = example_plan(&c, &events[..5], "2026-12-10T16:00:00Z");
-    let early_write = case_write(&early, &events[..5], &[], live(), Routing::from_config(&c));
+    let early_write = kept(&c, &early, &events[..5], &[], live());
     let pending: Vec<String> = early_write
         .outbox
         .iter()
@@ -116,7 +138,7 @@ fn pending_rows_the_plan_no_longer_wants_are_retired() {
     // The review is held on 6 January: the first review's later reminders and escalations are
     // no longer wanted.
     let later = example_plan(&c, &events, "2027-01-07T12:00:00Z");
-    let write = case_write(&later, &events, &pending, live(), Routing::from_config(&c));
+    let write = kept(&c, &later, &events, &pending, live());
     assert!(!write.retire.is_empty());
     for key in &write.retire {
         assert!(pending.contains(key));
@@ -135,7 +157,7 @@ fn people_and_the_next_replan_come_from_the_plan() {
     let c = config();
     let events = example_events();
     let plan = example_plan(&c, &events, "2027-01-08T13:00:00Z");
-    let write = case_write(&plan, &events, &[], live(), Routing::from_config(&c));
+    let write = kept(&c, &plan, &events, &[], live());
     // Every email recipient of an obligation's notifications is among its people, lower-cased.
     for n in &plan.notifications {
         if let (Some(o), Target::Email { role, email, .. }) = (&n.obligation, &n.recipient) {
@@ -155,6 +177,50 @@ fn people_and_the_next_replan_come_from_the_plan() {
     assert_eq!(Some(next), upcoming.into_iter().chain(later_event).min());
     assert!(next > plan.now);
     assert_eq!(write.obligations.len(), plan.obligations.len());
+}
+
+/// The example case up to the booking of its first review (10 December, 15:00).
+fn booked(events: Vec<Event>) -> Vec<Event> {
+    let booking = t("2026-12-10T15:00:00Z");
+    events.into_iter().filter(|e| e.at <= booking).collect()
+}
+
+#[test]
+fn a_deadline_action_is_a_moment_the_case_is_planned_again() {
+    // Up to the booking of the review, planned on 10 December: nothing more is known, but at
+    // 09:00 on the 15th the invitations go and meet their obligation (and any later step of its
+    // ladder falls away), so the case must be planned again then.
+    let c = config();
+    let events = &booked(example_events());
+    let plan = example_plan(&c, events, "2026-12-10T16:00:00Z");
+    assert!(plan.upcoming_events.iter().all(|u| u.at <= plan.now));
+    assert!(events.iter().all(|e| e.at <= plan.now));
+    let write = kept(&c, &plan, events, &[], live());
+    assert_eq!(write.replan_at, Some(t("2026-12-15T09:00:00Z")));
+    // Only the invitations' own reminder (two working days before) depends on that re-planning:
+    // it is held from then if it has not gone; nothing else of the case waits for it.
+    assert_eq!(write.hold_at, None);
+    for row in &write.outbox {
+        let reminder =
+            row.rule == "review_invitations" && row.notification.contains("\"reminder\"");
+        let expected =
+            (reminder && row.state == PlannedState::Pending).then(|| t("2026-12-15T09:00:00Z"));
+        assert_eq!(row.hold_at, expected, "{}", row.notification);
+    }
+    // Planned then, the obligation is met and nothing about the invitations changes again.
+    let later = example_plan(&c, events, "2026-12-15T09:00:00Z");
+    assert_eq!(
+        obligation(&later, "review_invitations").state,
+        ObligationState::Met
+    );
+    let write = kept(&c, &later, events, &[], live());
+    assert!(write.replan_at.is_none_or(|t| t > later.now));
+    // A future-dated event changes anything: the case's notifications wait for it.
+    let all = example_events();
+    let plan = example_plan(&c, &all, "2026-12-10T16:00:00Z");
+    let write = kept(&c, &plan, &all, &[], live());
+    assert_eq!(write.hold_at, Some(t("2026-12-11T16:00:00Z")));
+    assert_eq!(write.replan_at, write.hold_at);
 }
 
 /// The outbox rows of a plan as (notification, state).
@@ -224,7 +290,7 @@ fn go_live_sends_only_what_applies_now_and_records_the_rest() {
         go_live: Some(t("2027-02-15T12:00:00Z")),
         stale_after: chrono::Duration::hours(24),
     };
-    let write = case_write(&plan, &events, &[], go_live, Routing::from_config(&c));
+    let write = kept(&c, &plan, &events, &[], go_live);
     let rows = outbox_rows(&plan, &write);
     assert_one_step_per_obligation(&plan, &write);
 
@@ -289,7 +355,7 @@ fn after_downtime_only_the_latest_due_step_of_each_ladder_goes() {
         go_live: Some(t("2026-12-01T10:00:00Z")),
         stale_after: chrono::Duration::hours(24),
     };
-    let write = case_write(&plan, &events, &[], downtime, Routing::from_config(&c));
+    let write = kept(&c, &plan, &events, &[], downtime);
     assert_one_step_per_obligation(&plan, &write);
     let rows = outbox_rows(&plan, &write);
     // Nothing is recorded as before go-live after it; stale steps are superseded instead.
@@ -303,7 +369,7 @@ fn after_downtime_only_the_latest_due_step_of_each_ladder_goes() {
         && *s == PlannedState::Superseded));
     // A step within the stale limit is not catching up: it goes as planned.
     let fresh = example_plan(&c, &events, "2027-02-08T12:00:00Z");
-    let write = case_write(&fresh, &events, &[], downtime, Routing::from_config(&c));
+    let write = kept(&c, &fresh, &events, &[], downtime);
     assert!(outbox_rows(&fresh, &write).iter().any(|(n, s, late)| n.rule
         == "decision_carried_out"
         && n.send_at == t("2027-02-08T09:00:00Z")

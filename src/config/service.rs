@@ -399,14 +399,14 @@ pub(super) fn check(
     let longest_send = email
         .smtp
         .as_ref()
-        .map_or(30, |s| s.timeout_seconds.saturating_mul(3))
+        .map_or(30, |s| s.timeout_seconds)
         .max(longest_webhook.unwrap_or(30));
     if delivery.lease_seconds <= longest_send || delivery.lease_seconds > 86_400 {
         problems.push(at(
             "delivery.lease_seconds",
             format!(
                 "delivery.lease_seconds: must be more than the longest send ({longest_send} s: \
-                 three times email.smtp.timeout_seconds, or a webhook's timeout_seconds) and at \
+                 email.smtp.timeout_seconds, or a webhook's timeout_seconds) and at \
                  most a day (86400)"
             ),
         ));

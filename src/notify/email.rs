@@ -24,8 +24,8 @@ pub enum Mailer {
         sign_in: SignIn,
         from: Mailbox,
         server: String,
-        /// The longest one message's exchange with the server may take, a token's fetch
-        /// included.
+        /// The longest one attempt at a message may take, whatever the server does, a token's
+        /// fetch included: `email.smtp.timeout_seconds`.
         limit: Duration,
     },
     Spool {
@@ -125,7 +125,7 @@ impl Mailer {
                 Some(port) => format!("{}:{port}", smtp.host),
                 None => smtp.host.clone(),
             },
-            limit: Duration::from_secs(smtp.timeout_seconds.saturating_mul(3)),
+            limit: Duration::from_secs(smtp.timeout_seconds),
         })
     }
 
@@ -165,9 +165,10 @@ impl Mailer {
         match self {
             Mailer::Spool { folder, .. } => spool(folder, key, &email.formatted()).await,
             Mailer::Smtp { sign_in, limit, .. } => {
-                // lettre's own timeout covers each read and write, but not every exchange (a
-                // server that stops answering after refusing a message held it for good): the
-                // whole exchange is bounded too, a token's fetch included.
+                // lettre's own timeout covers each read and write, so an exchange of many of
+                // them (or a server that stops answering after refusing a message) could take a
+                // multiple of it: the whole attempt, the retry on a fresh connection and a
+                // token's fetch included, is bounded by the configured timeout.
                 match tokio::time::timeout(*limit, sign_in.send(email, now)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Outcome::Retry {
@@ -246,13 +247,16 @@ async fn signed_in(
 }
 
 /// One message's exchange. A pooled connection the server closed while idle fails at once
-/// without an SMTP reply; one more try on a fresh connection is the cure (lettre #743).
+/// without an SMTP reply; one more try on a fresh connection is the cure (lettre #743). A server
+/// that did not answer in time is not asked again in this attempt.
 async fn exchange(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     email: &lettre::Message,
 ) -> Result<(), lettre::transport::smtp::Error> {
     match transport.send(email.clone()).await {
-        Err(e) if e.status().is_none() && !e.is_permanent() && !e.is_client() => {
+        Err(e)
+            if e.status().is_none() && !e.is_permanent() && !e.is_client() && !e.is_timeout() =>
+        {
             transport.send(email.clone()).await.map(drop)
         }
         other => other.map(drop),

@@ -56,7 +56,7 @@ pub struct Store {
     backend: Backend,
 }
 
-/// Rows in one multi-row statement: at ten parameters a row, well inside SQLite's and
+/// Rows in one multi-row statement: at twelve parameters a row at most, well inside SQLite's and
 /// PostgreSQL's limits on parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -66,7 +66,7 @@ const ROWS_PER_STATEMENT: usize = 100;
 pub struct StoredPlan {
     obligations: HashMap<String, (String, String, i64, String)>,
     people: HashSet<(String, String, String)>,
-    outbox: HashMap<String, (String, i64, String, String)>,
+    outbox: HashMap<String, (String, i64, String, String, Option<i64>)>,
 }
 
 impl StoredPlan {
@@ -459,26 +459,29 @@ impl Store {
             .collect()
     }
 
-    /// Cases with a notification waiting since before `before`: after downtime, these are
-    /// re-planned so that catching up sends only what still applies. A row written after its
-    /// time (planned already due, at going live or by an earlier catch-up) has been waiting
-    /// only since it was written: without that, the first start after importing a caseload
-    /// re-planned every case with something overdue.
-    pub async fn cases_waiting_since(
+    /// Cases whose plan changes by `now` in a way that may touch a notification waiting to go
+    /// (see [`CaseWrite::hold_at`]), or with a reminder or escalation due but held (see
+    /// [`OutboxWrite::hold_at`]): those notifications are not claimed until they are planned
+    /// again.
+    pub async fn cases_held(
         &self,
-        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: i64,
     ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT case_ref FROM outbox WHERE state = 'pending' AND attempt_at < $1 \
-             AND updated_at < $1 ORDER BY case_ref",
+            "SELECT case_ref FROM cases WHERE hold_at <= $1 UNION \
+             SELECT case_ref FROM outbox WHERE state = 'pending' AND hold_at <= $1 \
+             AND attempt_at <= $1 ORDER BY case_ref LIMIT $2",
         )
-        .bind(ms(before))
-        .fetch_all(&self.pool)
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&self.scheduler)
         .await?;
         strings(&rows, "case_ref")
     }
 
-    /// Cases whose plan changes by `now` (a derived or future-dated event falls due).
+    /// Cases whose stored plan changes by `now` (a future-dated or derived event falls due, a
+    /// deadline action happens): planned again so that their obligations say what the plan says.
     pub async fn cases_due(
         &self,
         now: DateTime<Utc>,
@@ -494,60 +497,94 @@ impl Store {
         strings(&rows, "case_ref")
     }
 
-    /// The earliest moment something needs doing: a notification to (re)try, a lease to expire,
-    /// a case to re-plan. Both lookups use an index, so this costs the same however much is
-    /// stored.
-    pub async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let outbox: Option<i64> = sqlx::query(
-            "SELECT MIN(attempt_at) AS t FROM outbox WHERE state IN ('pending', 'sending')",
+    /// Cases with a notification due to go by `now` that has gone stale (more than `stale` late)
+    /// since the case was last planned: the catch-up rules judge it again before it may go (only
+    /// the step of a ladder that applies now goes late). Normally none: a notification goes at
+    /// its time. After downtime, a clock that jumped or retries that took long, these are the
+    /// cases to plan again first.
+    pub async fn cases_stale(
+        &self,
+        now: DateTime<Utc>,
+        stale: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT o.case_ref FROM outbox o JOIN cases c ON c.case_ref = o.case_ref \
+             WHERE o.state = 'pending' AND o.send_at < $1 AND o.attempt_at <= $2 \
+             AND c.planned_at <= o.send_at + $3 ORDER BY o.case_ref LIMIT $4",
         )
-        .fetch_one(&self.scheduler)
-        .await?
-        .try_get("t")?;
-        let cases: Option<i64> =
+        .bind(ms(now - stale))
+        .bind(ms(now))
+        .bind(stale.num_milliseconds())
+        .bind(limit)
+        .fetch_all(&self.scheduler)
+        .await?;
+        strings(&rows, "case_ref")
+    }
+
+    /// The earliest moment something needs doing: a notification of one of `lanes` to (re)try,
+    /// a lease to expire, a case to re-plan. (A lane busy delivering is left out: what waits in
+    /// it goes when it is free, which wakes the scheduler anyway.) Each lookup uses an index, so
+    /// this costs the same however much is stored.
+    pub async fn next_wake(&self, lanes: &[Lane]) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut times: Vec<Option<i64>> = Vec::new();
+        for lane in lanes {
+            times.push(
+                sqlx::query(
+                    "SELECT MIN(attempt_at) AS t FROM outbox WHERE state = 'pending' AND lane = $1",
+                )
+                .bind(lane.as_str())
+                .fetch_one(&self.scheduler)
+                .await?
+                .try_get("t")?,
+            );
+        }
+        times.push(
+            sqlx::query("SELECT MIN(attempt_at) AS t FROM outbox WHERE state = 'sending'")
+                .fetch_one(&self.scheduler)
+                .await?
+                .try_get("t")?,
+        );
+        times.push(
             sqlx::query("SELECT MIN(replan_at) AS t FROM cases WHERE replan_at IS NOT NULL")
                 .fetch_one(&self.scheduler)
                 .await?
-                .try_get("t")?;
-        Ok(outbox.into_iter().chain(cases).min().map(time))
+                .try_get("t")?,
+        );
+        Ok(times.into_iter().flatten().min().map(time))
     }
 
-    /// Claims up to `limit` notifications due by `now` for `owner`, until `lease_until`; a
-    /// claim whose lease ran out (its daemon died mid-send) is claimed again. On PostgreSQL two
-    /// daemons never claim the same row (`FOR UPDATE SKIP LOCKED`).
+    /// Claims up to `limit` notifications of `lane` due by `now` for `owner`, until
+    /// `lease_until`, oldest first. Only notifications whose case's stored plan holds for them at
+    /// `now` are taken: none of a case whose plan changed with time in a way that may touch them
+    /// since it was last planned (see [`Store::cases_held`]), nor one gone stale since (see
+    /// [`Store::cases_stale`]); those wait until the case is planned again, so what goes is what
+    /// the plan says at the moment of sending. On PostgreSQL two daemons never claim the same row
+    /// (`FOR UPDATE SKIP LOCKED`).
     pub async fn claim(
         &self,
         owner: &str,
+        lane: Lane,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        stale: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
-        // Claims whose lease ran out (a daemon died mid-send) first, then what waits. One state
-        // at a time, so the (state, attempt_at, key) index gives the due order without sorting
-        // every waiting row: at a wave of 50,000, sorting them all for each round of 32 made
-        // claiming quadratic.
-        let mut rows = Vec::new();
-        for state in ["sending", "pending"] {
-            let left = limit - i64::try_from(rows.len()).unwrap_or(limit);
-            if left <= 0 {
-                break;
-            }
-            let sql = CLAIM_SQL.replace("{lock}", lock);
-            rows.extend(
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(owner)
-                    .bind(ms(lease_until))
-                    .bind(ms(now))
-                    .bind(left)
-                    .bind(state)
-                    .fetch_all(&self.scheduler)
-                    .await?,
-            );
-        }
+        let sql = CLAIM_SQL.replace("{lock}", lock);
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(limit)
+            .bind(ms(now - stale))
+            .bind(stale.num_milliseconds())
+            .bind(lane.as_str())
+            .fetch_all(&self.scheduler)
+            .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         // Rows whose data is read from the event log: (index, the events laid one over the
         // other, what is laid over them).
@@ -606,6 +643,39 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Puts back the claims of other daemons whose lease ran out by `now` (a daemon died
+    /// mid-send): they wait again, and their cases are planned again before they go, so one the
+    /// plan no longer wants is not sent. (`owner`'s own claims are being delivered right now,
+    /// each attempt bounded by a timeout shorter than the lease; a clock moved by hand past
+    /// their lease must not have them sent twice.) Returns how many.
+    pub async fn release_expired(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.put_back(
+            "state = 'sending' AND attempt_at <= $1 AND claimed_by <> $2",
+            &[owner],
+            now,
+        )
+        .await
+    }
+
+    /// Puts back `owner`'s claims in `lane`: its batch ended without recording them.
+    pub async fn release_lane(
+        &self,
+        owner: &str,
+        lane: Lane,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.put_back(
+            "state = 'sending' AND claimed_by = $2 AND lane = $3",
+            &[owner, lane.as_str()],
+            now,
+        )
+        .await
+    }
+
     /// Gives the claimed notifications at `which` their data from the event log: the data of
     /// the events named, laid one over the other, then what the row lays over them. Each event is
     /// read once however many notifications it is behind.
@@ -654,14 +724,33 @@ impl Store {
     /// Puts back every claim at once: on SQLite, where only one daemon runs, a claim left at
     /// start-up was cut short by a crash and is sent again now rather than when its lease ends.
     pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, updated_at = $1 \
-             WHERE state = 'sending'",
-        )
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        self.put_back("state = 'sending'", &[], now).await
+    }
+
+    /// Claims matching `which` (`$1` is `now`, `$2` on are `binds`) wait again from `now`, and
+    /// their cases are planned again before they go.
+    async fn put_back(
+        &self,
+        which: &str,
+        binds: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.scheduler.begin().await?;
+        let sql = format!(
+            "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, \
+             updated_at = $1 WHERE {which} RETURNING case_ref"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ms(now));
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        let cases: std::collections::BTreeSet<String> = strings(&rows, "case_ref")?;
+        for case in &cases {
+            replan_now(&mut tx, case, now).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     /// Recorded only by the daemon still holding the claim: one whose lease ran out and was
@@ -686,9 +775,8 @@ impl Store {
         Ok(())
     }
 
-    /// Back to pending until `retry_at`; `error` says why (no personal data). The case is
-    /// re-planned first, so a retry the plan no longer wants (its obligation met meanwhile) is
-    /// cancelled rather than sent.
+    /// Back to pending until `retry_at`; `error` says why (no personal data). The retry is
+    /// claimed like any waiting notification: only while its case's plan still wants it.
     pub async fn mark_retry(
         &self,
         c: &Claimed,
@@ -696,8 +784,7 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.scheduler.begin().await?;
-        let done = sqlx::query(
+        sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, last_error = $3, \
              claimed_by = NULL, updated_at = $4 WHERE key = $1 AND state = 'sending' AND claimed_by = $5",
         )
@@ -706,19 +793,8 @@ impl Store {
         .bind(error)
         .bind(ms(now))
         .bind(&c.owner)
-        .execute(&mut *tx)
+        .execute(&self.scheduler)
         .await?;
-        if done.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE cases SET replan_at = $2 WHERE case_ref = $1 \
-                 AND (replan_at IS NULL OR replan_at > $2)",
-            )
-            .bind(&c.case)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -741,17 +817,23 @@ impl Store {
         Ok(())
     }
 
-    /// A dead notification goes again at once, with a fresh count of attempts.
+    /// A dead notification goes again at once, with a fresh count of attempts, if its case's
+    /// plan (planned again first) still wants it.
     pub async fn retry_dead(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, attempts = 0, updated_at = $2 \
-             WHERE key = $1 AND state = 'dead'",
+             WHERE key = $1 AND state = 'dead' RETURNING case_ref",
         )
         .bind(key)
         .bind(ms(now))
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        for case in strings::<Vec<String>>(&rows, "case_ref")? {
+            replan_now(&mut tx, &case, now).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() == 1)
     }
 
     /// The outbox, filtered, oldest first.
@@ -880,11 +962,35 @@ fn param(binds: &mut Vec<String>, value: &str) -> String {
     format!("${}", binds.len())
 }
 
+/// `$1` owner, `$2` lease end, `$3` now, `$4` limit, `$5` now less the stale limit, `$6` the
+/// stale limit, `$7` the lane. A row is held back while it or its case must be planned again
+/// before it goes (the row's or the case's `hold_at` passed) or it went stale after its case was
+/// last planned: the catch-up rules have not judged it yet.
 const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, attempt_at = $2, \
      attempts = attempts + 1, updated_at = $3 \
-     WHERE key IN (SELECT key FROM outbox WHERE state = $5 \
-     AND attempt_at <= $3 ORDER BY attempt_at, key LIMIT $4 {lock}) \
+     WHERE key IN (SELECT o.key FROM outbox o WHERE o.state = 'pending' AND o.lane = $7 \
+     AND o.attempt_at <= $3 AND (o.hold_at IS NULL OR o.hold_at > $3) \
+     AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_ref = o.case_ref \
+         AND (c.hold_at <= $3 OR (o.send_at < $5 AND c.planned_at <= o.send_at + $6))) \
+     ORDER BY o.attempt_at, o.key LIMIT $4 {lock}) \
      RETURNING key, case_ref, attempts, notification, data";
+
+/// Asks for `case` to be planned again at `now`, before any of its notifications is claimed.
+async fn replan_now(
+    tx: &mut Transaction<'static, Any>,
+    case: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE cases SET replan_at = $2, hold_at = $2 WHERE case_ref = $1 \
+         AND (hold_at IS NULL OR hold_at > $2)",
+    )
+    .bind(case)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// A pool of one SQLite connection. WAL and synchronous=FULL make a commit durable before the
 /// API answers. The connection, once open, stays open (no idle timeout, no lifetime) and sorts
@@ -1074,7 +1180,8 @@ impl Tx {
             ));
         }
         let rows = sqlx::query(
-            "SELECT key, state, send_at, notification, data FROM outbox WHERE case_ref = $1",
+            "SELECT key, state, send_at, notification, data, hold_at FROM outbox \
+             WHERE case_ref = $1",
         )
         .bind(case)
         .fetch_all(&mut *self.tx)
@@ -1087,6 +1194,7 @@ impl Tx {
                     r.try_get("send_at")?,
                     r.try_get("notification")?,
                     r.try_get("data")?,
+                    r.try_get("hold_at")?,
                 ),
             );
         }
@@ -1173,11 +1281,12 @@ impl Tx {
                 None => true,
                 // Never rewritten: the upsert below would leave them as they are.
                 Some((state, ..)) if ["sent", "sending", "dead"].contains(&state.as_str()) => false,
-                Some((state, send_at, notification, data)) => {
+                Some((state, send_at, notification, data, hold_at)) => {
                     state != n.state.as_str()
                         || *send_at != ms(n.send_at)
                         || notification != &n.notification
                         || data != &n.data
+                        || *hold_at != n.hold_at.map(ms)
                 }
             })
             .collect();
@@ -1218,17 +1327,18 @@ impl Tx {
         }
         for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO outbox (key, case_ref, rule, channel, send_at, state, attempt_at, \
-                 notification, data, updated_at) VALUES {} \
+                "INSERT INTO outbox (key, case_ref, rule, channel, lane, send_at, state, \
+                 attempt_at, notification, data, updated_at, hold_at) VALUES {} \
                  ON CONFLICT (key) DO UPDATE SET send_at = excluded.send_at, \
                  state = excluded.state, notification = excluded.notification, \
-                 data = excluded.data, updated_at = excluded.updated_at, \
+                 data = excluded.data, updated_at = excluded.updated_at, lane = excluded.lane, \
+                 hold_at = excluded.hold_at, \
                  attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
                  THEN outbox.attempt_at ELSE excluded.attempt_at END \
                  WHERE outbox.state IN ('pending', 'cancelled', 'acknowledged') \
                  OR (outbox.state IN ('superseded', 'before_go_live', 'in_digest') \
                      AND excluded.state <> 'pending')",
-                placeholders(chunk.len(), 10)
+                placeholders(chunk.len(), 12)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for n in chunk {
@@ -1237,12 +1347,14 @@ impl Tx {
                     .bind(case)
                     .bind(n.rule.as_str())
                     .bind(n.channel)
+                    .bind(n.lane.as_str())
                     .bind(ms(n.send_at))
                     .bind(n.state.as_str())
                     .bind(ms(n.send_at))
                     .bind(n.notification.as_str())
                     .bind(n.data.as_str())
-                    .bind(now);
+                    .bind(now)
+                    .bind(n.hold_at.map(ms));
             }
             q.execute(&mut *self.tx).await?;
         }
@@ -1259,11 +1371,13 @@ impl Tx {
             q.execute(&mut *self.tx).await?;
         }
         sqlx::query(
-            "UPDATE cases SET planned_at = $2, replan_at = $3, status = $4 WHERE case_ref = $1",
+            "UPDATE cases SET planned_at = $2, replan_at = $3, hold_at = $4, status = $5 \
+             WHERE case_ref = $1",
         )
         .bind(case)
         .bind(now)
         .bind(plan.replan_at.map(ms))
+        .bind(plan.hold_at.map(ms))
         .bind(&plan.status)
         .execute(&mut *self.tx)
         .await?;

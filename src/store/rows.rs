@@ -1,7 +1,7 @@
 //! What goes into the store and comes out of it, in the domain's words.
 
 use super::{StoreError, json, time};
-use crate::planner::Notification;
+use crate::planner::{Notification, Target};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -18,7 +18,8 @@ pub struct Claimed {
     /// Attempts so far, this one included.
     pub attempts: i64,
     pub notification: Notification,
-    /// The data of the event behind it, for its template.
+    /// The data of the event behind it (with what moved its obligation added), for its
+    /// template.
     pub data: Map<String, Value>,
 }
 
@@ -27,8 +28,14 @@ pub struct Claimed {
 pub struct CaseWrite {
     pub case: String,
     pub planned_at: DateTime<Utc>,
-    /// When the plan changes next without a new event (a derived or future-dated event).
+    /// When the plan changes next without a new event (a future-dated or derived event falls
+    /// due, a deadline action happens).
     pub replan_at: Option<DateTime<Utc>>,
+    /// When such a change may first touch any notification waiting to go: none of the case's
+    /// notifications is claimed from then until it is planned again. Never before `replan_at`.
+    /// (A deadline action touches only its own obligation's ladder: see
+    /// [`OutboxWrite::hold_at`].)
+    pub hold_at: Option<DateTime<Utc>>,
     pub obligations: Vec<ObligationWrite>,
     /// (obligation id, person told about it).
     pub people: Vec<(String, Person)>,
@@ -55,13 +62,65 @@ pub struct OutboxWrite {
     pub key: String,
     pub rule: String,
     pub channel: &'static str,
+    pub lane: Lane,
     pub send_at: DateTime<Utc>,
     pub state: PlannedState,
+    /// For a reminder or escalation, when its obligation's own deadline action may meet it:
+    /// not claimed from then until its case is planned again.
+    pub hold_at: Option<DateTime<Utc>>,
     /// The planner's notification as JSON.
     pub notification: String,
     /// The data of the event behind it, as JSON; empty when that event is stored (the claim
     /// reads its data from the event log, so a long list is not copied into every row).
     pub data: String,
+}
+
+/// The queue a notification waits in. Each lane is claimed and delivered apart from the others,
+/// so urgent notices never wait behind bulk traffic (a wave of reminders at 09:00), and a channel
+/// that hangs (a mail server that stops answering) never holds up the other channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    UrgentEmail,
+    UrgentWebhook,
+    Email,
+    Webhook,
+}
+
+impl Lane {
+    /// Every lane, the urgent ones first.
+    pub const ALL: [Lane; 4] = [
+        Lane::UrgentEmail,
+        Lane::UrgentWebhook,
+        Lane::Email,
+        Lane::Webhook,
+    ];
+
+    /// A message nobody can be found to receive waits with email (it fails at once, and is
+    /// kept as dead with its reason).
+    pub fn of(n: &Notification) -> Lane {
+        match (&n.recipient, n.urgent) {
+            (Target::Email { .. } | Target::Nobody { .. }, true) => Lane::UrgentEmail,
+            (Target::Webhook { .. }, true) => Lane::UrgentWebhook,
+            (Target::Email { .. } | Target::Nobody { .. }, false) => Lane::Email,
+            (Target::Webhook { .. }, false) => Lane::Webhook,
+        }
+    }
+
+    /// Whether it carries urgent notices, which go at any hour; the others go inside working
+    /// hours on a day the council is open.
+    pub fn is_urgent(self) -> bool {
+        matches!(self, Lane::UrgentEmail | Lane::UrgentWebhook)
+    }
+
+    /// Its name in the outbox's `lane` column and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::UrgentEmail => "email:urgent",
+            Lane::UrgentWebhook => "webhook:urgent",
+            Lane::Email => "email",
+            Lane::Webhook => "webhook",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

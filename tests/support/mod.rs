@@ -53,6 +53,8 @@ pub struct Setup {
     pub webhook_timeout_seconds: Option<u64>,
     /// An extra rules file added to a copy of the shipped rules.
     pub extra_rules: Option<String>,
+    /// Extra templates added to a copy of the shipped ones: (name, `subject.txt`, `body.txt`).
+    pub extra_templates: Vec<(String, String, String)>,
     pub delivery: String,
     /// More config, appended as written.
     pub extra: String,
@@ -77,6 +79,7 @@ impl Setup {
             webhook_url: None,
             webhook_timeout_seconds: None,
             extra_rules: None,
+            extra_templates: Vec::new(),
             delivery: "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, concurrency: 4, lease_seconds: 300}".into(),
             extra: String::new(),
             max_body_bytes: 65536,
@@ -90,6 +93,30 @@ impl Setup {
 
     pub fn rules_dir(&self) -> PathBuf {
         self.dir.path().join("rules")
+    }
+
+    /// The shipped templates, or a copy of them with the extra ones added.
+    fn templates(&self) -> PathBuf {
+        if self.extra_templates.is_empty() {
+            return repo().join("templates");
+        }
+        let folder = self.dir.path().join("templates");
+        for entry in std::fs::read_dir(repo().join("templates")).expect("shipped templates") {
+            let from = entry.expect("templates entry").path();
+            let to = folder.join(from.file_name().expect("a template's name"));
+            std::fs::create_dir_all(&to).expect("template folder");
+            for file in std::fs::read_dir(&from).expect("a template") {
+                let file = file.expect("template file").path();
+                std::fs::copy(&file, to.join(file.file_name().expect("name"))).expect("copy");
+            }
+        }
+        for (name, subject, body) in &self.extra_templates {
+            let to = folder.join(name);
+            std::fs::create_dir_all(&to).expect("template folder");
+            std::fs::write(to.join("subject.txt"), subject).expect("subject");
+            std::fs::write(to.join("body.txt"), body).expect("body");
+        }
+        folder
     }
 
     /// Writes the config (and a copy of the rules) and returns its path.
@@ -111,6 +138,7 @@ impl Setup {
             }
         }
         let repo = repo();
+        let templates = self.templates();
         let smtp = match self.smtp_port {
             Some(port) => format!(
                 "  smtp: {{host: 127.0.0.1, port: {port}, tls: none, timeout_seconds: {}{}}}\n",
@@ -160,7 +188,7 @@ log: {{format: json, level: "{level}"}}
 "#,
             bank = repo.join("config/bank-holidays.json").display(),
             rules = rules.display(),
-            templates = repo.join("templates").display(),
+            templates = templates.display(),
             db = self.database_url,
             admin = sha256_hex(TOKEN),
             read = sha256_hex(READ_TOKEN),
@@ -346,6 +374,58 @@ impl Daemon {
         );
     }
 
+    /// The case's plan as the daemon's API gives it, at the daemon's clock.
+    pub async fn plan(&self, case: &str) -> Value {
+        self.get(&format!("/v1/cases/{case}/plan")).await
+    }
+
+    /// The case's stored obligations by id, each with the state the API gives it (`open`,
+    /// `overdue`, `met`, `met_late` or `cancelled`): what the plan says, if the store agrees.
+    pub async fn stored_obligations(
+        &self,
+        case: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.obligation_states(&format!("&case={case}"))
+            .await
+            .into_iter()
+            .map(|((_, id), state)| (id, state))
+            .collect()
+    }
+
+    /// Every case's stored obligations by (case, id), with the state the API gives each.
+    pub async fn all_stored_obligations(
+        &self,
+    ) -> std::collections::BTreeMap<(String, String), String> {
+        self.obligation_states("").await
+    }
+
+    async fn obligation_states(
+        &self,
+        filter: &str,
+    ) -> std::collections::BTreeMap<(String, String), String> {
+        let mut states = std::collections::BTreeMap::new();
+        for query in ["outstanding", "met", "met_late", "cancelled"] {
+            let body = self
+                .get(&format!(
+                    "/v1/obligations?state={query}&limit=10000{filter}"
+                ))
+                .await;
+            for o in body["obligations"].as_array().into_iter().flatten() {
+                let text = |field: &str| o[field].as_str().unwrap_or_default().to_string();
+                states.insert((text("case"), text("id")), text("state"));
+            }
+        }
+        states
+    }
+
+    /// Every outbox row, whatever its state.
+    pub async fn outbox_all(&self) -> Vec<Value> {
+        self.get("/v1/notifications?limit=10000").await["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The outbox rows in a state.
     pub async fn outbox(&self, state: &str) -> Vec<Value> {
         self.get(&format!("/v1/notifications?state={state}&limit=10000"))
@@ -431,8 +511,23 @@ struct SmtpHandler {
 }
 
 impl mailin_embedded::Handler for SmtpHandler {
-    /// Refusals come at RCPT, like a greylisting server's `451`.
-    fn rcpt(&mut self, _to: &str) -> mailin_embedded::Response {
+    /// Refusals come at RCPT, like a greylisting server's `451` or an unknown mailbox's `550`.
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        let address = to.trim_matches(['<', '>']).to_ascii_lowercase();
+        if let Some((code, left)) = self
+            .mailbox
+            .refuse_to
+            .lock()
+            .expect("refusals")
+            .get_mut(&address)
+            .filter(|(_, left)| *left > 0)
+        {
+            *left -= 1;
+            return match code {
+                550 => mailin_embedded::response::NO_MAILBOX,
+                _ => mailin_embedded::response::INTERNAL_ERROR,
+            };
+        }
         let refuse = self
             .mailbox
             .refuse
@@ -491,6 +586,8 @@ pub struct Mailbox {
     mail: Mutex<Vec<Mail>>,
     /// Refuse this many messages with `451` before accepting again.
     refuse: AtomicU32,
+    /// Refusals by recipient address (lower case): the reply code and how many more times.
+    refuse_to: Mutex<std::collections::HashMap<String, (u16, u32)>>,
     arrived: Notify,
     /// While set, each message is kept as it arrives but its `250` is held back; these are the
     /// messages waiting for it.
@@ -514,6 +611,7 @@ impl Mailbox {
             port,
             mail: Mutex::new(Vec::new()),
             refuse: AtomicU32::new(0),
+            refuse_to: Mutex::new(std::collections::HashMap::new()),
             arrived: Notify::new(),
             hold: Mutex::new(None),
             released: std::sync::Condvar::new(),
@@ -536,6 +634,15 @@ impl Mailbox {
 
     pub fn refuse_next(&self, n: u32) {
         self.refuse.store(n, Ordering::SeqCst);
+    }
+
+    /// Refuses messages to `address` with `code` (`451`, a passing failure, or `550`, an
+    /// address refused for good) the next `times` times, whatever order they arrive in.
+    pub fn refuse_address(&self, address: &str, code: u16, times: u32) {
+        self.refuse_to
+            .lock()
+            .expect("refusals")
+            .insert(address.to_ascii_lowercase(), (code, times));
     }
 
     /// While on, every message is received and kept, but the server's `250` is held back until
@@ -564,6 +671,33 @@ impl Mailbox {
     /// How many messages arrived.
     pub fn count(&self) -> usize {
         self.mail.lock().expect("mailbox").len()
+    }
+}
+
+/// A server that accepts connections and never says a word: a mail server that has hung.
+/// Connections are kept open, so a client waits until its own timeout.
+pub struct Silent {
+    pub port: u16,
+    held: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::clone(&held);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                keep.lock().expect("connections").push(stream);
+            }
+        });
+        Silent { port, held }
+    }
+
+    /// How many connections it has taken.
+    pub fn connections(&self) -> usize {
+        self.held.lock().expect("connections").len()
     }
 }
 
@@ -796,6 +930,28 @@ pub fn example_events_for(case: &str) -> Value {
             })
             .collect(),
     )
+}
+
+/// What `driftwatch plan --format json` (the pure planner: no store, no daemon) says of these
+/// events at `now`, with `setup`'s config: an array of case plans.
+pub fn cli_plan(setup: &Setup, events: &[Value], now: &str) -> Value {
+    let file = setup.dir.path().join("all-events.jsonl");
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).expect("write the events");
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(setup.write())
+        .args(["plan", "--format", "json", "--now", now, "--events"])
+        .arg(&file)
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .output()
+        .expect("driftwatch plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("plan JSON")
 }
 
 /// The URL of a fresh, empty PostgreSQL database, or `None` when `DRIFTWATCH_TEST_POSTGRES_URL`
