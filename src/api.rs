@@ -11,7 +11,7 @@ use crate::config::{Config, Scope};
 use crate::daemon::{Shared, reload};
 use crate::event::EventError;
 use crate::scheduler::courier_of;
-use crate::service::{CONFLICT_IN_BATCH, CONFLICT_WITH_STORED, Changed, IngestError};
+use crate::service::{CONFLICT_IN_BATCH, CONFLICT_WITH_STORED, Changed, IngestError, OtherRules};
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, StoreError};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
@@ -149,15 +149,22 @@ async fn json_errors(State(limit): State<usize>, response: Response) -> Response
     shaped
 }
 
-/// Until the store is open (the database may still be down when the daemon starts), every call
-/// but the health checks is answered `503`: nothing is accepted that could not be stored.
+/// Until the store is open (the database may still be down when the daemon starts), and while
+/// the database does not answer its probe, every call but the health checks is answered `503`
+/// at once: nothing is accepted that could not be stored.
 async fn until_ready(
     State(s): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path();
-    if s.is_ready() || path == "/healthz" || path == "/readyz" {
+    if path == "/healthz" || path == "/readyz" {
+        return next.run(request).await;
+    }
+    if !s.service.store().is_answering() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE).into_response();
+    }
+    if s.is_ready() {
         return next.run(request).await;
     }
     ApiError::new(
@@ -166,6 +173,9 @@ async fn until_ready(
     )
     .into_response()
 }
+
+/// What a request is told when the database does not answer.
+const STORE_UNAVAILABLE: &str = "the store is unavailable; nothing was changed, try again";
 
 /// An error answer: a status and a JSON body `{"error": ...}` with optional details.
 #[derive(Debug)]
@@ -190,6 +200,18 @@ impl ApiError {
         }
     }
 
+    /// `503`: another daemon sharing the database holds other rules (see [`OtherRules`]).
+    fn other_rules(other: &OtherRules) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: json!({
+                "error": OtherRules::MESSAGE,
+                "rules_version": other.held,
+                "rules_in_force": other.in_force,
+            }),
+        }
+    }
+
     fn unavailable(e: StoreError) -> ApiError {
         tracing::error!(error = %e, "the store failed during a request");
         // A full disk does not pass by itself: 507 tells the sender (and whoever reads its
@@ -200,10 +222,7 @@ impl ApiError {
                 "the database's disk is full; nothing was changed, try again once space is freed",
             );
         }
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store is unavailable; nothing was changed, try again",
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE)
     }
 }
 
@@ -319,12 +338,29 @@ async fn readyz(State(s): State<AppState>) -> Response {
         )
             .into_response()
     };
-    // Not open yet: the start-up logs why, once per attempt rather than once per probe.
-    if !s.is_ready() {
+    // Not open yet: the start-up logs why, once per attempt rather than once per probe. Not
+    // answering its probe: said at once.
+    if !s.is_ready() || !s.service.store().is_answering() {
         return unavailable();
     }
-    match s.service.store().ping().await {
-        Ok(()) => Json(json!({"database": "ok", "rules": rules})).into_response(),
+    let held = s.service.config().rules_version.clone();
+    match s.service.store().rules_in_force().await {
+        Ok(in_force) => match OtherRules::check(&held, in_force) {
+            Ok(()) => Json(json!({"database": "ok", "rules": rules, "rules_version": held}))
+                .into_response(),
+            // Not ready: a load balancer sends events to a daemon with the rules in force.
+            Err(other) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "database": "ok",
+                    "rules": rules,
+                    "rules_version": other.held,
+                    "rules_in_force": other.in_force,
+                    "error": OtherRules::MESSAGE,
+                })),
+            )
+                .into_response(),
+        },
         Err(e) => {
             tracing::warn!(error = %e, "not ready: the database does not answer");
             unavailable()
@@ -376,6 +412,10 @@ async fn post_events(
             IngestError::Store(e) => {
                 telemetry::events_rejected("unavailable");
                 ApiError::unavailable(e)
+            }
+            IngestError::OtherRules(other) => {
+                telemetry::events_rejected("unavailable");
+                ApiError::other_rules(&other)
             }
             IngestError::Conflict { id, stored } => {
                 telemetry::events_rejected("conflict");

@@ -197,6 +197,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     });
     let mut cron = periodic_jobs(&shared).await?;
     let signals = tokio::spawn(handle_signals(Arc::clone(&shared), stop_tx.clone()));
+    let prober = tokio::spawn(watch_database(Arc::clone(&shared)));
 
     let app = api::router(Arc::clone(&shared));
     crate::serve::serve(
@@ -217,6 +218,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
         }
     };
     signals.abort();
+    prober.abort();
     if let Err(e) = cron.shutdown().await {
         tracing::warn!(error = %e, "periodic jobs did not stop cleanly");
     }
@@ -224,6 +226,28 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     outcome?;
     tracing::info!("driftwatch stopped");
     Ok(())
+}
+
+/// Asks a PostgreSQL server every second whether it answers (SQLite, a file, always does), so
+/// that while it does not the API answers `503` at once, not after waiting out a connection
+/// attempt; said once when it stops answering and once when it is back.
+async fn watch_database(shared: Arc<Shared>) {
+    if shared.service.store().backend() != Backend::Postgres {
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match shared.service.store().probe().await {
+            Some(Ok(())) => tracing::info!("the database answers again"),
+            Some(Err(e)) => tracing::warn!(
+                error = %e,
+                "the database does not answer; the API answers 503 at once until it does"
+            ),
+            None => {}
+        }
+    }
 }
 
 /// Opens the store for the daemon: the migrations, the claims a crash left behind (SQLite) and
@@ -265,6 +289,28 @@ async fn open_store(
     }
 }
 
+/// Records this daemon's rules as those in force for every daemon sharing the database: the
+/// last to start or reload wins, and one that holds other rules stops planning, sending and
+/// accepting until it is reloaded with these (see [`crate::service::OtherRules`]).
+async fn put_rules_in_force(service: &Service) -> Result<(), crate::store::StoreError> {
+    let version = service.config().rules_version.clone();
+    let by = format!("{}:{}", hostname(), std::process::id());
+    match service
+        .store()
+        .put_rules_in_force(&version, &by, chrono::Utc::now())
+        .await?
+    {
+        Some(replaced) => tracing::warn!(
+            rules_version = version.as_str(),
+            replaced = replaced.as_str(),
+            "this daemon's rules are now in force; a daemon sharing the database that holds the \
+             previous ones plans, sends and accepts nothing until it is reloaded with these"
+        ),
+        None => tracing::info!(rules_version = version.as_str(), "rules in force"),
+    }
+    Ok(())
+}
+
 /// One attempt at what [`open_store`] does; each step may be repeated.
 async fn prepare_store(shared: &Shared) -> Result<(), crate::store::StoreError> {
     let service = &shared.service;
@@ -294,6 +340,7 @@ async fn prepare_store(shared: &Shared) -> Result<(), crate::store::StoreError> 
         manual_clock = service.clock().is_manual(),
         "driftwatch starting"
     );
+    put_rules_in_force(service).await?;
     // Before anything is sent: what waited through downtime is re-planned, so only what still
     // applies goes.
     let caught_up = service.catch_up().await?;
@@ -379,6 +426,15 @@ pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
     match shared.courier.write() {
         Ok(mut c) => *c = Arc::new(courier),
         Err(poisoned) => *poisoned.into_inner() = Arc::new(courier),
+    }
+    if let Err(e) = put_rules_in_force(&shared.service).await {
+        tracing::error!(error = %e, "rules reloaded, but not recorded as those in force");
+        return Err(ReloadError {
+            problems: vec![format!(
+                "the rules were loaded but could not be recorded as those in force ({e}); \
+                 this daemon plans and sends nothing until a reload succeeds"
+            )],
+        });
     }
     match shared.service.replan_all().await {
         Ok(cases) => {

@@ -578,6 +578,10 @@ fn check(config: &Config, now: DateTime<Utc>) -> Result<ExitCode> {
         rules.rules.len() - notices,
         notices
     );
+    say!(
+        "  rules version: {} (daemons sharing a database must hold the same)",
+        config.rules_version
+    );
     say!("  event types: {}", rules.vocabulary.events.len());
     say!(
         "  case roles: {}",

@@ -17,8 +17,8 @@ use crate::clock::Clock;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::{Courier, Outcome};
 use crate::planner::Planner;
-use crate::service::{Service, stale_after};
-use crate::store::{Claimed, Lane, StoreError};
+use crate::service::{OtherRules, Service, stale_after};
+use crate::store::{ClaimTerms, Claimed, Lane, StoreError};
 use crate::telemetry;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -30,6 +30,11 @@ use tokio::task::JoinSet;
 
 /// The most notifications one lane claims at a time.
 const BATCH: i64 = 64;
+
+/// The longest the scheduler waits before looking at the store again, whatever it expects next:
+/// work written by another daemon sharing the database or by a command (`driftwatch import`),
+/// and claims whose lease ran out, are noticed within this.
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
 
 /// The courier in force; a reload swaps it.
 pub type CourierSlot = RwLock<Arc<Courier>>;
@@ -125,6 +130,7 @@ impl Scheduler {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let clock = self.service.clock().clone();
         let mut lanes = Lanes::default();
+        let mut other_rules: Option<OtherRules> = None;
         loop {
             while let Some(done) = lanes.tasks.try_join_next_with_id() {
                 self.lane_ended(&mut lanes, done).await;
@@ -134,7 +140,12 @@ impl Scheduler {
             }
             let round = self.progress.started.fetch_add(1, Ordering::SeqCst) + 1;
             let now = clock.now();
-            match self.round(now, &mut lanes).await {
+            let agreed = self.rules_agreed(&mut other_rules).await;
+            match if agreed {
+                self.round(now, &mut lanes).await
+            } else {
+                Ok(false)
+            } {
                 Ok(true) => continue,
                 Ok(false) if lanes.is_empty() => {
                     self.progress.settled.send_replace(round);
@@ -172,8 +183,9 @@ impl Scheduler {
                 Some(done) = lanes.tasks.join_next_with_id(), if !lanes.is_empty() => {
                     self.lane_ended(&mut lanes, done).await;
                 }
-                _ = sleep_until(&clock, next.filter(|t| *t > now)), if !stuck => {}
+                _ = sleep_until(&clock, next.filter(|t| *t > now)), if !stuck && agreed => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)), if stuck => {}
+                _ = tokio::time::sleep(LOOK_AGAIN) => {}
                 _ = self.service.woken() => {}
                 _ = stop.changed() => {}
             }
@@ -182,6 +194,42 @@ impl Scheduler {
             self.lane_ended(&mut lanes, done).await;
         }
         tracing::info!("scheduler stopped");
+    }
+
+    /// Whether the rules in force in the store are this daemon's. When another daemon started
+    /// or was reloaded with other rules, this one plans and claims nothing (the claim checks
+    /// too, in the same statement) until it is reloaded with the same; said once when it
+    /// starts and once when it ends. A store that cannot say is left to the round to report.
+    async fn rules_agreed(&self, other: &mut Option<OtherRules>) -> bool {
+        let held = self.service.config().rules_version.clone();
+        let in_force = match self.service.store().rules_in_force_for_scheduler().await {
+            Ok(v) => v,
+            Err(_) => return true,
+        };
+        match (OtherRules::check(&held, in_force), other.is_some()) {
+            (Ok(()), false) => true,
+            (Ok(()), true) => {
+                tracing::info!(
+                    rules_version = held.as_str(),
+                    "the rules in force are this daemon's again: planning and sending"
+                );
+                *other = None;
+                true
+            }
+            (Err(now_in_force), _) => {
+                if other.as_ref() != Some(&now_in_force) {
+                    tracing::error!(
+                        rules_version = now_in_force.held.as_str(),
+                        rules_in_force = now_in_force.in_force.as_str(),
+                        "another daemon sharing the database put other rules in force: this one \
+                         plans, sends and accepts nothing until it is reloaded with the same rules, \
+                         templates and calendar"
+                    );
+                }
+                *other = Some(now_in_force);
+                false
+            }
+        }
     }
 
     /// The lanes that may send at `now`, and when the others open: what is not urgent goes only
@@ -249,16 +297,14 @@ impl Scheduler {
             if lanes.is_busy(lane) {
                 continue;
             }
-            let claimed = store
-                .claim(
-                    &self.owner,
-                    lane,
-                    now,
-                    now + lease,
-                    stale_after(&config),
-                    batch,
-                )
-                .await?;
+            let terms = ClaimTerms {
+                owner: &self.owner,
+                lease_until: now + lease,
+                stale: stale_after(&config),
+                limit: batch,
+                rules: &config.rules_version,
+            };
+            let claimed = store.claim(lane, now, &terms).await?;
             if claimed.is_empty() {
                 continue;
             }
@@ -514,7 +560,17 @@ mod tests {
             let lease = now + chrono::Duration::minutes(5);
             claimed.extend(
                 store
-                    .claim("test", lane, now, lease, stale, 64)
+                    .claim(
+                        lane,
+                        now,
+                        &ClaimTerms {
+                            owner: "test",
+                            lease_until: lease,
+                            stale,
+                            limit: 64,
+                            rules: "",
+                        },
+                    )
                     .await
                     .unwrap(),
             );

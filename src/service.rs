@@ -46,6 +46,37 @@ pub enum IngestError {
         if *.stored { CONFLICT_WITH_STORED } else { CONFLICT_IN_BATCH }
     )]
     Conflict { id: String, stored: bool },
+    /// Another daemon sharing the database put other rules in force.
+    #[error("{}", OtherRules::MESSAGE)]
+    OtherRules(OtherRules),
+}
+
+/// The rules this daemon holds are not those in force in the database it shares: another daemon
+/// started or was reloaded with other rules since. It plans, sends and accepts nothing until it
+/// is reloaded with the same rules (or is the last to start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherRules {
+    pub held: String,
+    pub in_force: String,
+}
+
+impl OtherRules {
+    pub const MESSAGE: &str = "the rules in force in the database (those of the driftwatch \
+         daemon started or reloaded last) are not the rules, templates and calendar held here; \
+         nothing is accepted, planned or sent with other rules until this is reloaded with the \
+         same; nothing was changed";
+
+    /// `Err` when `in_force` is another version than `held`; no version recorded is no
+    /// disagreement (a database no daemon has started on yet).
+    pub fn check(held: &str, in_force: Option<String>) -> Result<(), OtherRules> {
+        match in_force {
+            Some(v) if v != held => Err(OtherRules {
+                held: held.to_string(),
+                in_force: v,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What a batch repeating a stored id with other contents is told.
@@ -164,9 +195,35 @@ impl Service {
                 stored: false,
             });
         }
+        // Two daemons given the same events in other orders take the same locks in other
+        // orders; PostgreSQL ends one transaction of such a cycle, which is tried again.
+        let mut attempt = 1;
+        loop {
+            match self.ingest_once(events, changed).await {
+                Err(IngestError::Store(e)) if e.is_deadlock() && attempt < 3 => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    async fn ingest_once(
+        &self,
+        events: &[Event],
+        changed: Changed,
+    ) -> Result<Vec<Accepted>, IngestError> {
         let config = self.config();
         let now = self.now();
         let mut tx = self.store.begin().await?;
+        // Every case of the batch taken first, in case order, before any event is stored: two
+        // daemons given overlapping batches never wait on each other in a cycle. (A write
+        // first, too: a SQLite transaction that began by reading could not then write if
+        // another connection had written meanwhile.)
+        let batch_cases: BTreeSet<&str> = events.iter().map(|e| e.case.as_str()).collect();
+        for case in &batch_cases {
+            tx.lock_case(case, now).await?;
+        }
+        OtherRules::check(&config.rules_version, tx.rules_in_force().await?)
+            .map_err(IngestError::OtherRules)?;
         let mut accepted = Vec::with_capacity(events.len());
         let mut cases = BTreeSet::new();
         for event in events {

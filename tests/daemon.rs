@@ -1739,3 +1739,209 @@ async fn smtp_signs_in_with_an_oauth2_token_renewed_before_it_expires() {
     smtp.mail_when(fifth);
     assert_eq!(endpoint.issued().len(), 4);
 }
+
+/// Rewrites every template's subject in a setup's copy of the templates: a new wording.
+fn reword_subjects(setup: &Setup) {
+    let templates = setup.dir.path().join("templates");
+    for entry in std::fs::read_dir(&templates).expect("templates copy") {
+        let subject = entry.expect("template").path().join("subject.txt");
+        if let Ok(text) = std::fs::read_to_string(&subject) {
+            std::fs::write(&subject, format!("[new wording] {text}")).expect("reword");
+        }
+    }
+}
+
+async fn reload(daemon: &Daemon) -> Value {
+    let (status, body) = daemon
+        .request(reqwest::Method::POST, "/v1/admin/reload", Some(TOKEN), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_postgres_daemons_plan_and_send_only_with_the_rules_in_force() {
+    let mailbox = Mailbox::start();
+    let url = fresh_postgres().await;
+    let setup = |from: &str| {
+        let mut s = Setup::new();
+        s.database_url = url.clone();
+        s.smtp_port = Some(mailbox.port);
+        s.email_from = format!("driftwatch <{from}@council.example>");
+        // A copy of the templates of its own, which the test rewords.
+        s.extra_templates = vec![("spare".into(), "Spare".into(), "Case {{ case }}".into())];
+        s
+    };
+    let (a_setup, b_setup) = (setup("daemon-a"), setup("daemon-b"));
+    let a = Daemon::start(&a_setup, "2026-12-01T09:00:00Z");
+    let b = Daemon::start(&b_setup, "2026-12-01T09:00:00Z");
+    let version = |ready: &Value| {
+        ready["rules_version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (a_ready, b_ready) = (a.get("/readyz").await, b.get("/readyz").await);
+    assert_eq!(version(&a_ready), version(&b_ready), "the same rules agree");
+    for i in 0..6 {
+        let events = example_events_for(&format!("C-{}", 6100 + i));
+        let daemon = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(daemon.post_events(&events).await.0, 202);
+    }
+
+    // A is reloaded with a new wording; B still holds the old one.
+    reword_subjects(&a_setup);
+    reload(&a).await;
+    let in_force = version(&a.get("/readyz").await);
+    assert_ne!(in_force, version(&a_ready));
+    let (status, ready) = b.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["rules_in_force"], in_force.as_str());
+    assert_eq!(ready["rules_version"], version(&b_ready).as_str());
+    let more = example_events_for("C-6199");
+    let (status, body) = b.post_events(&more).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("are not the rules, templates and calendar held here")),
+        "{body}"
+    );
+    assert_eq!(b.get("/v1/notifications?case=C-6199").await["count"], 0);
+    assert_eq!(a.post_events(&more).await.0, 202);
+
+    // Both travel to the day invitations go: only A sends, and only in the new wording.
+    let subjects = || {
+        mailbox
+            .mail()
+            .iter()
+            .map(|m| {
+                (
+                    m.header("From").unwrap_or_default(),
+                    m.header("Subject").unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    tokio::join!(
+        a.clock("2026-12-09T09:00:00Z"),
+        b.clock("2026-12-09T09:00:00Z")
+    );
+    assert!(
+        b.logs().contains("put other rules in force"),
+        "{}",
+        b.logs()
+    );
+    let mail = subjects();
+    assert!(!mail.is_empty());
+    assert!(
+        mail.iter().all(|(from, _)| from.contains("daemon-a")),
+        "{mail:?}"
+    );
+    assert!(
+        mail.iter().all(|(_, s)| s.starts_with("[new wording]")),
+        "{mail:?}"
+    );
+
+    // B reloaded with the same rules: it plans and sends again, and nothing goes twice.
+    reword_subjects(&b_setup);
+    reload(&b).await;
+    assert_eq!(version(&b.get("/readyz").await), in_force);
+    assert_eq!(b.post_events(&example_events_for("C-6198")).await.0, 202);
+    // What that makes due now goes before the clocks move on: two manual clocks jumping days
+    // apart would take each other's claims as long expired.
+    b.clock("2026-12-09T09:00:00Z").await;
+    tokio::join!(
+        a.clock("2026-12-15T09:00:00Z"),
+        b.clock("2026-12-15T09:00:00Z")
+    );
+    let mail = subjects();
+    assert!(
+        mail.iter().any(|(from, _)| from.contains("daemon-b")),
+        "{mail:?}"
+    );
+    assert!(
+        mail.iter().all(|(_, s)| s.starts_with("[new wording]")),
+        "{mail:?}"
+    );
+    let mut ids: Vec<String> = mailbox.mail().iter().map(Mail::message_id).collect();
+    let all = ids.len();
+    ids.sort();
+    ids.dedup();
+    let twice: Vec<(String, String, String)> = mailbox
+        .mail()
+        .iter()
+        .filter(|m| {
+            mailbox
+                .mail()
+                .iter()
+                .filter(|n| n.message_id() == m.message_id())
+                .count()
+                > 1
+        })
+        .map(|m| {
+            (
+                m.message_id(),
+                m.header("From").unwrap_or_default(),
+                m.header("Subject").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        all,
+        "a notification was sent twice: {twice:#?}\nA:\n{}\nB:\n{}",
+        a.logs(),
+        b.logs()
+    );
+    assert!(b.outbox("dead").await.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_postgres_the_same_events_posted_to_two_daemons_in_other_orders_are_all_accepted() {
+    let url = fresh_postgres().await;
+    let setup = || {
+        let mut s = Setup::new();
+        s.database_url = url.clone();
+        s
+    };
+    let (a_setup, b_setup) = (setup(), setup());
+    let a = Daemon::start(&a_setup, "2026-12-01T09:00:00Z");
+    let b = Daemon::start(&b_setup, "2026-12-01T09:00:00Z");
+    // Fifty pairs of batches, each of the same four children's events, posted at once to both
+    // daemons, one in case order and the other reversed.
+    for pair in 0..50 {
+        let mut events = Vec::new();
+        for i in 0..4 {
+            let Value::Array(mut e) = example_events_for(&format!("C-{}-{i}", 6500 + pair)) else {
+                unreachable!()
+            };
+            events.append(&mut e);
+        }
+        let forward = Value::Array(events.clone());
+        events.reverse();
+        let backward = Value::Array(events);
+        let ((a_status, a_body), (b_status, b_body)) =
+            tokio::join!(a.post_events(&forward), b.post_events(&backward));
+        assert_eq!((a_status, b_status), (202, 202), "{a_body} {b_body}");
+        // Every event stored once: by one daemon, a duplicate to the other.
+        let stored = |body: &Value| {
+            body["accepted"]
+                .as_array()
+                .map_or(0, |e| e.iter().filter(|e| e["status"] == "stored").count())
+        };
+        assert_eq!(
+            stored(&a_body) + stored(&b_body),
+            forward.as_array().map_or(0, Vec::len)
+        );
+    }
+    for daemon in [&a, &b] {
+        assert!(
+            !daemon.logs().contains("the store failed"),
+            "{}",
+            daemon.logs()
+        );
+    }
+}

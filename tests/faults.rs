@@ -742,11 +742,30 @@ async fn on_postgres_a_database_lost_mid_run_gets_503_not_202_and_nothing_is_los
         body["error"],
         "the store is unavailable; nothing was changed, try again"
     );
+    assert!(daemon.logs().contains("the store failed during a request"));
+    // Once its probe has found the database silent, the daemon says so at once, rather than
+    // after waiting out a connection attempt (ten seconds).
+    let noticed = eventually(Duration::from_secs(10), || {
+        daemon.logs().contains("the database does not answer")
+    })
+    .await;
+    assert!(noticed, "{}", daemon.logs());
+    let asked = std::time::Instant::now();
     let (status, ready) = health(&daemon, "/readyz").await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["database"], "unavailable");
+    let (status, body) = daemon.post_events(&during).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"],
+        "the store is unavailable; nothing was changed, try again"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "503 took {:?}",
+        asked.elapsed()
+    );
     assert_eq!(health(&daemon, "/healthz").await.0, 200);
-    assert!(daemon.logs().contains("the store failed during a request"));
 
     // Back: nothing of the refused batch was stored, nothing from before is lost, and what is
     // posted now is delivered.
@@ -1254,4 +1273,108 @@ async fn sigterm_during_a_clock_move_stops_the_daemon_promptly() {
     assert_eq!(notices, 12, "every notice went");
     assert!(daemon.outbox("sending").await.is_empty());
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DRIFTWATCH_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn on_real_clocks_a_standby_daemon_takes_over_the_work_of_one_killed() {
+    const CASES: usize = 40;
+    let mailbox = Mailbox::start();
+    let url = fresh_postgres().await;
+    let setup = |from: &str| {
+        let mut s = Setup::new();
+        s.database_url = url.clone();
+        s.smtp_port = Some(mailbox.port);
+        s.smtp_timeout_seconds = 5;
+        s.webhook_timeout_seconds = Some(5);
+        s.email_from = format!("driftwatch <{from}@council.example>");
+        // A short lease, so what the killed daemon was sending is taken on within the test.
+        s.delivery = "{max_attempts: 4, first_retry_seconds: 60, max_retry_seconds: 600, \
+                      concurrency: 4, lease_seconds: 10}"
+            .into();
+        s
+    };
+    let (a_setup, b_setup) = (setup("daemon-a"), setup("daemon-b"));
+    let a = Daemon::start_on_real_clock(&a_setup);
+    let b = Daemon::start_on_real_clock(&b_setup);
+
+    // Significant events that have just happened: their notices are urgent, so they go at
+    // once whatever the hour the test runs at. Everything is posted to A; B is told nothing.
+    let now = chrono::Utc::now();
+    let at = |ago: i64| (now - chrono::Duration::minutes(ago)).to_rfc3339();
+    for i in 0..CASES {
+        let case = format!("C-{}", 70_000 + i);
+        let events = serde_json::json!([
+            {"id": format!("{case}-start"), "case": case, "type": "child_looked_after",
+             "at": at(3 * 24 * 60),
+             "data": {"start": at(3 * 24 * 60), "legal_basis": "s20", "date_of_birth": "2015-06-01"}},
+            {"id": format!("{case}-se"), "case": case, "type": "significant_event", "at": at(10),
+             "data": {"kind": "placement_disruption", "occurred_at": at(10)}}
+        ]);
+        assert_eq!(a.post_events(&events).await.0, 202);
+    }
+    let notices = |rows: Vec<Value>| -> BTreeSet<String> {
+        keys(
+            &rows
+                .into_iter()
+                .filter(|n| n["rule"] == "significant_event_notice")
+                .collect::<Vec<_>>(),
+        )
+    };
+
+    // A sends; once a few have gone the server holds its answers, A is caught mid-send and
+    // killed.
+    let from = |m: &Mail, daemon: &str| m.header("From").is_some_and(|f| f.contains(daemon));
+    let begun = eventually(Duration::from_secs(30), || mailbox.mail().len() >= 5).await;
+    mailbox.hold(true);
+    let caught = eventually(Duration::from_secs(20), || {
+        mailbox.held().iter().any(|m| from(m, "daemon-a"))
+    })
+    .await;
+    a.kill();
+    // What was being sent when A died: A's claims (among them what the server took from A
+    // unrecorded), and whatever B had in hand.
+    let interrupted = notices(b.outbox("sending").await);
+    mailbox.hold(false);
+    assert!(begun && caught, "A was caught mid-send:\n{}", b.logs());
+
+    // B, never posted to and never woken, finds the work within seconds and sends all of it;
+    // what A was sending goes once A's lease has run out.
+    let all = notices(b.outbox("pending").await)
+        .union(&notices(b.outbox("sending").await))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .union(&notices(b.outbox("sent").await))
+        .cloned()
+        .collect::<BTreeSet<_>>();
+    assert!(all.len() >= CASES, "{} notices", all.len());
+    let mut sent = BTreeSet::new();
+    for _ in 0..60 {
+        sent = notices(b.outbox("sent").await);
+        if sent == all {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(sent, all, "B took over:\n{}", b.logs());
+    assert!(
+        b.logs().contains("notification sent"),
+        "B itself sent:\n{}",
+        b.logs()
+    );
+    assert!(notices(b.outbox("dead").await).is_empty(), "{}", b.logs());
+    // Nothing reached the server twice but what A was sending when it died, taken over by B.
+    for (key, n) in deliveries(&mailbox) {
+        let senders: BTreeSet<bool> = mailbox
+            .mail()
+            .iter()
+            .filter(|m| key_of(m) == key)
+            .map(|m| from(m, "daemon-a"))
+            .collect();
+        assert!(
+            n == 1 || (n == 2 && senders.len() == 2 && interrupted.contains(&key)),
+            "{key} reached the server {n} times"
+        );
+    }
+    assert_logs_private(&b_setup);
 }

@@ -258,6 +258,9 @@ pub struct Config {
     pub school_day: SchoolDay,
     pub webhooks: BTreeMap<String, WebhookConfig>,
     pub rules: RuleSet,
+    /// What daemons sharing a database must agree on before they plan or send: a digest of the
+    /// rules, templates, calendar and service roles (see [`rules_version`]).
+    pub rules_version: String,
     /// The store's URL, SQLite paths made absolute or relative to the working directory.
     pub database_url: String,
     pub api: ApiConfig,
@@ -403,6 +406,7 @@ impl Config {
                 crate::sources::BANK_HOLIDAYS.to_string(),
             )),
         };
+        let bank_holidays_text = bank_holidays.as_ref().ok().map(|(_, text)| text.clone());
         let bank_holidays_path = match &bank_holidays {
             Ok((p, _)) => p.clone(),
             Err(_) => built_in.join("bank-holidays.json"),
@@ -448,6 +452,21 @@ impl Config {
             None => (crate::sources::built_in_templates(), Vec::new()),
         };
         read.extend(more);
+        let version = rules_version(
+            (&rule_files, &rules_dir),
+            &templates,
+            bank_holidays_text.as_deref().unwrap_or_default(),
+            &format!(
+                "{:?}",
+                (
+                    &file.calendar,
+                    &file.working_hours,
+                    &file.roles,
+                    &file.fallbacks,
+                    &file.school_day
+                )
+            ),
+        );
         let loaded = RuleSet::from_read(&rule_files, &templates, read, &services);
         let rules = match loaded {
             Ok(r) => {
@@ -519,6 +538,7 @@ impl Config {
                     })
                     .collect(),
                 rules,
+                rules_version: version,
                 database_url: service::resolve_database_url(&file.database.url, base),
                 api: file.api,
                 email: EmailConfig {
@@ -546,6 +566,50 @@ impl Config {
             _ => Err(Diagnostics(problems)),
         }
     }
+}
+
+/// The rules version: the first 16 hex digits of a SHA-256 over every rules file and template
+/// (by name within its folder, so two daemons with copies in different places agree), the bank
+/// holidays, and the config sections that change plans or who is told (calendar, working hours,
+/// service roles, fallbacks, school day). Delivery settings, addresses of servers and secrets
+/// are left out: daemons may differ in those.
+fn rules_version(
+    (rule_files, rules_dir): (&[crate::sources::SourceFile], &Path),
+    templates: &crate::sources::TemplateFiles,
+    bank_holidays: &str,
+    settings: &str,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let mut part = |label: &str, text: &str| {
+        // Lengths first, so no two different sets of parts run together into the same bytes.
+        for piece in [label, text] {
+            hash.update((piece.len() as u64).to_be_bytes());
+            hash.update(piece.as_bytes());
+        }
+    };
+    let mut rules: Vec<(String, &str)> = rule_files
+        .iter()
+        .map(|f| {
+            let name = f.path.strip_prefix(rules_dir).unwrap_or(&f.path);
+            (name.to_string_lossy().replace('\\', "/"), f.text.as_str())
+        })
+        .collect();
+    rules.sort();
+    for (name, text) in rules {
+        part(&format!("rules/{name}"), text);
+    }
+    for (name, parts) in templates {
+        for (file, source) in parts {
+            part(&format!("templates/{name}/{file}"), &source.text);
+        }
+    }
+    part("bank-holidays", bank_holidays);
+    part("settings", settings);
+    hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `config/../rules` becomes `rules`, so messages name files the way an admin would.

@@ -400,7 +400,7 @@ pub(super) fn check(
         .smtp
         .as_ref()
         .map_or(30, |s| s.timeout_seconds)
-        .max(longest_webhook.unwrap_or(30));
+        .max(longest_webhook.unwrap_or(0));
     if delivery.lease_seconds <= longest_send || delivery.lease_seconds > 86_400 {
         problems.push(at(
             "delivery.lease_seconds",

@@ -19,6 +19,8 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row, Transaction};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +56,16 @@ pub struct Store {
     /// however busy, never holds what the scheduler needs to send what is due.
     scheduler: AnyPool,
     backend: Backend,
+    /// PostgreSQL: a connection of its own that only asks whether the server answers (see
+    /// [`Store::probe`]), so a busy API never makes it look down.
+    prober: Option<AnyPool>,
+    /// Whether the database answered the latest probe. While it does not, the API answers
+    /// `503` at once rather than after waiting out a connection attempt.
+    answering: Arc<AtomicBool>,
 }
+
+/// How long a probe waits for the database to answer before counting it down.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 /// Rows in one multi-row statement: at twelve parameters a row at most, well inside SQLite's and
 /// PostgreSQL's limits on parameters.
@@ -128,6 +139,16 @@ impl StoreError {
             Ok(n) => n & 0xff == 13,
             Err(_) => code == "53100",
         })
+    }
+
+    /// Whether PostgreSQL ended this transaction to break a cycle of transactions waiting on
+    /// each other (40P01) or as a serialization failure (40001): trying it again may succeed.
+    pub fn is_deadlock(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(d)) = self else {
+            return false;
+        };
+        d.code()
+            .is_some_and(|code| code == "40P01" || code == "40001")
     }
 
     /// Whether only an operator can fix this: the server refuses the user or password, the
@@ -242,18 +263,29 @@ impl Store {
                 // read transaction; one waits for the other's commit (busy_timeout).
                 (
                     sqlite_pool(options.clone(), url)?,
-                    sqlite_pool(options, url)?,
+                    sqlite_pool(options.clone(), url)?,
                 )
             }
             Backend::Postgres => (
                 options.clone().max_connections(10).connect_lazy(url)?,
-                options.max_connections(2).connect_lazy(url)?,
+                options.clone().max_connections(2).connect_lazy(url)?,
+            ),
+        };
+        let prober = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                options
+                    .max_connections(1)
+                    .acquire_timeout(PROBE_WAIT)
+                    .connect_lazy(url)?,
             ),
         };
         Ok(Store {
             pool,
             scheduler,
             backend,
+            prober,
+            answering: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -281,6 +313,27 @@ impl Store {
         })
     }
 
+    /// Asks a PostgreSQL server whether it answers, waiting at most two seconds, and records
+    /// the answer for [`Store::is_answering`]. Returns the answer when it differs from the
+    /// previous one (so the caller says so once), `None` when nothing changed. SQLite, a file,
+    /// always answers.
+    pub async fn probe(&self) -> Option<Result<(), StoreError>> {
+        let prober = self.prober.as_ref()?;
+        let answer =
+            match tokio::time::timeout(PROBE_WAIT, sqlx::query("SELECT 1").execute(prober)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(StoreError::from(e)),
+                Err(_) => Err(StoreError::from(sqlx::Error::PoolTimedOut)),
+            };
+        let before = self.answering.swap(answer.is_ok(), Ordering::SeqCst);
+        (before != answer.is_ok()).then_some(answer)
+    }
+
+    /// Whether the database answered the latest probe.
+    pub fn is_answering(&self) -> bool {
+        self.answering.load(Ordering::SeqCst)
+    }
+
     /// The database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -290,6 +343,9 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
         self.scheduler.close().await;
+        if let Some(prober) = &self.prober {
+            prober.close().await;
+        }
     }
 
     pub async fn count_events(&self) -> Result<i64, StoreError> {
@@ -394,6 +450,39 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Puts `version` in force for every daemon sharing this database (a daemon starting, or
+    /// reloaded). Returns the version it replaced, if another was in force.
+    pub async fn put_rules_in_force(
+        &self,
+        version: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        // Read apart from the write (only the log says what it replaced): a SQLite transaction
+        // that began by reading could not then write if the scheduler had written meanwhile.
+        let before = rules_in_force(&self.pool, false).await?;
+        sqlx::query(
+            "INSERT INTO rules_in_force (id, version, recorded_by, recorded_at) VALUES (1, $1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET version = $1, recorded_by = $2, recorded_at = $3",
+        )
+        .bind(version)
+        .bind(by)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(before.filter(|b| b != version))
+    }
+
+    /// The rules version in force, if any daemon has recorded one.
+    pub async fn rules_in_force(&self) -> Result<Option<String>, StoreError> {
+        rules_in_force(&self.pool, false).await
+    }
+
+    /// As [`Store::rules_in_force`], through the scheduler's own connection.
+    pub async fn rules_in_force_for_scheduler(&self) -> Result<Option<String>, StoreError> {
+        rules_in_force(&self.scheduler, false).await
     }
 
     /// Everyone told about an obligation (their addresses, lower-cased).
@@ -560,16 +649,22 @@ impl Store {
     /// since it was last planned (see [`Store::cases_held`]), nor one gone stale since (see
     /// [`Store::cases_stale`]); those wait until the case is planned again, so what goes is what
     /// the plan says at the moment of sending. On PostgreSQL two daemons never claim the same row
-    /// (`FOR UPDATE SKIP LOCKED`).
+    /// (`FOR UPDATE SKIP LOCKED`). Nothing is claimed while the rules in force in the database
+    /// are not `rules` (see [`crate::service::OtherRules`]): checked in the same statement, so a
+    /// daemon reloaded elsewhere a moment earlier stops this one at once.
     pub async fn claim(
         &self,
-        owner: &str,
         lane: Lane,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        stale: chrono::Duration,
-        limit: i64,
+        terms: &ClaimTerms<'_>,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let ClaimTerms {
+            owner,
+            lease_until,
+            stale,
+            limit,
+            rules,
+        } = *terms;
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -583,6 +678,7 @@ impl Store {
             .bind(ms(now - stale))
             .bind(stale.num_milliseconds())
             .bind(lane.as_str())
+            .bind(rules)
             .fetch_all(&self.scheduler)
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
@@ -973,7 +1069,38 @@ const CLAIM_SQL: &str = "UPDATE outbox SET state = 'sending', claimed_by = $1, a
      AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_ref = o.case_ref \
          AND (c.hold_at <= $3 OR (o.send_at < $5 AND c.planned_at <= o.send_at + $6))) \
      ORDER BY o.attempt_at, o.key LIMIT $4 {lock}) \
+     AND NOT EXISTS (SELECT 1 FROM rules_in_force r WHERE r.version <> $8) \
      RETURNING key, case_ref, attempts, notification, data";
+
+/// Who claims notifications, for how long, and with which rules: see [`Store::claim`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimTerms<'a> {
+    /// Names the daemon, so a second daemon's claims are told apart.
+    pub owner: &'a str,
+    pub lease_until: DateTime<Utc>,
+    /// How long a waiting notification may go unplanned before it counts as stale.
+    pub stale: chrono::Duration,
+    pub limit: i64,
+    /// The rules version the claimer holds.
+    pub rules: &'a str,
+}
+
+/// The rules version in force. `share` (PostgreSQL, inside a transaction): a daemon putting
+/// other rules in force waits until the transaction that planned with these has committed.
+async fn rules_in_force<'e, E: sqlx::Executor<'e, Database = Any>>(
+    e: E,
+    share: bool,
+) -> Result<Option<String>, StoreError> {
+    let sql = if share {
+        "SELECT version FROM rules_in_force WHERE id = 1 FOR SHARE"
+    } else {
+        "SELECT version FROM rules_in_force WHERE id = 1"
+    };
+    let row = sqlx::query(sql).fetch_optional(e).await?;
+    row.map(|r| r.try_get("version"))
+        .transpose()
+        .map_err(Into::into)
+}
 
 /// Asks for `case` to be planned again at `now`, before any of its notifications is claimed.
 async fn replan_now(
@@ -1113,6 +1240,12 @@ impl Tx {
             .await?;
         row.map(|r| json("event", &r.try_get::<String, _>("body")?))
             .transpose()
+    }
+
+    /// The rules version in force, held (on PostgreSQL) until this transaction ends, so no
+    /// daemon puts other rules in force while this one plans with these.
+    pub async fn rules_in_force(&mut self) -> Result<Option<String>, StoreError> {
+        rules_in_force(&mut *self.tx, self.backend == Backend::Postgres).await
     }
 
     /// Takes the case for this transaction, so two daemons never plan one case at once.

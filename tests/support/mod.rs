@@ -220,8 +220,20 @@ impl Daemon {
         daemon
     }
 
+    /// Starts the daemon on the real clock and waits until it is ready.
+    pub fn start_on_real_clock(setup: &Setup) -> Daemon {
+        let daemon = Daemon::spawn(setup, None);
+        daemon.wait_ready(std::time::Duration::from_secs(60));
+        daemon
+    }
+
     /// Starts the daemon and returns once it listens, ready or not (its database may be down).
     pub fn start_listening(setup: &Setup, clock: &str) -> Daemon {
+        Daemon::spawn(setup, Some(clock))
+    }
+
+    /// Starts the daemon, on a manual clock at `clock` or on the real one.
+    fn spawn(setup: &Setup, clock: Option<&str>) -> Daemon {
         let config = setup.write();
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = setup.dir.path().join(format!("daemon-{n}.log"));
@@ -239,7 +251,8 @@ impl Daemon {
         let mut child = command
             .arg("--config")
             .arg(&config)
-            .args(["run", "--manual-clock", clock])
+            .arg("run")
+            .args(clock.map(|c| ["--manual-clock", c]).into_iter().flatten())
             .env("DRIFTWATCH_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env(
                 "DRIFTWATCH_TEST_FEED_SECRET",
