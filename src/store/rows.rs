@@ -50,7 +50,7 @@ pub struct CaseWrite {
 pub struct ObligationWrite {
     pub id: String,
     pub rule: String,
-    /// `open`, `met`, `met_late` or `cancelled`.
+    /// `open`, `met`, `met_late`, `cancelled` or `not_done`.
     pub state: &'static str,
     pub deadline: DateTime<Utc>,
     /// The planner's obligation as JSON.
