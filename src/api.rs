@@ -7,12 +7,13 @@
 //! path or method): error bodies say which event and which field are wrong, never echoing a
 //! value. Must not plan or deliver: it calls the service and the store.
 
-use crate::config::{Config, Scope};
-use crate::daemon::{Shared, reload};
-use crate::event::EventError;
+use crate::app::{Shared, reload};
+use crate::config::Scope;
+pub use crate::http::hex;
+use crate::http::{ApiError, STORE_UNAVAILABLE, authorize};
 use crate::scheduler::courier_of;
 use crate::service::{CONFLICT_IN_BATCH, CONFLICT_WITH_STORED, Changed, IngestError, OtherRules};
-use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, StoreError};
+use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -23,10 +24,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
 type AppState = Arc<Shared>;
 
@@ -172,157 +171,6 @@ async fn until_ready(
         "driftwatch is waiting for its database; nothing was changed, try again",
     )
     .into_response()
-}
-
-/// What a request is told when the database does not answer.
-const STORE_UNAVAILABLE: &str = "the store is unavailable; nothing was changed, try again";
-
-/// An error answer: a status and a JSON body `{"error": ...}` with optional details.
-#[derive(Debug)]
-pub struct ApiError {
-    pub(crate) status: StatusCode,
-    body: Value,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            body: json!({"error": message.into()}),
-        }
-    }
-
-    /// `400` for a query parameter or body field that cannot be read: names it, never its value.
-    fn bad(field: &str, message: &str) -> ApiError {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            body: json!({"error": format!("{field}: {message}"), "field": field, "message": message}),
-        }
-    }
-
-    /// `503`: another daemon sharing the database holds other rules (see [`OtherRules`]).
-    fn other_rules(other: &OtherRules) -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            body: json!({
-                "error": OtherRules::MESSAGE,
-                "rules_version": other.held,
-                "rules_in_force": other.in_force,
-            }),
-        }
-    }
-
-    fn unavailable(e: StoreError) -> ApiError {
-        tracing::error!(error = %e, "the store failed during a request");
-        // A full disk does not pass by itself: 507 tells the sender (and whoever reads its
-        // logs) that someone must free space first.
-        if e.is_disk_full() {
-            return ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "the database's disk is full; nothing was changed, try again once space is freed",
-            );
-        }
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE)
-    }
-}
-
-impl From<EventError> for ApiError {
-    fn from(e: EventError) -> ApiError {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: json!({
-                "error": e.to_string(),
-                "event": e.event,
-                "field": e.field,
-                "message": e.message,
-            }),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"driftwatch\""),
-            );
-        }
-        response
-    }
-}
-
-/// The token a request presents: `Authorization: Bearer TOKEN`, or, for reading (the dashboard
-/// in a browser), HTTP Basic with the token as the password (the user name is not used).
-///
-/// Basic is refused for anything but reading: a browser that signed in to the dashboard sends
-/// Basic credentials with every request to the site, including form posts made by other sites,
-/// which must not be able to post events or use admin calls in its name. A Bearer token is never
-/// sent by a browser on its own.
-fn presented_token(headers: &HeaderMap, scope: Scope) -> Option<String> {
-    use base64::Engine;
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    // The scheme is case-insensitive (RFC 9110): `bearer` is `Bearer`.
-    let (scheme, credentials) = value.trim_start().split_once(' ')?;
-    let token = if scheme.eq_ignore_ascii_case("bearer") {
-        credentials.trim().to_string()
-    } else if scheme.eq_ignore_ascii_case("basic") && scope == Scope::Read {
-        let basic = credentials.trim();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic)
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        text.split_once(':')?.1.to_string()
-    } else {
-        return None;
-    };
-    (!token.is_empty()).then_some(token)
-}
-
-/// Checks the token and its scope. Every configured hash is compared, in constant time, so the
-/// answer's timing does not tell which tokens exist.
-pub(crate) fn authorize(
-    headers: &HeaderMap,
-    config: &Config,
-    scope: Scope,
-) -> Result<(), ApiError> {
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required (Authorization: Bearer TOKEN)",
-        )
-    };
-    let token = presented_token(headers, scope).ok_or_else(unauthorized)?;
-    let digest = hex(&Sha256::digest(token.as_bytes()));
-    let mut found = None;
-    for t in &config.api.tokens {
-        let same: bool = digest
-            .as_bytes()
-            .ct_eq(t.sha256.to_ascii_lowercase().as_bytes())
-            .into();
-        if same && found.is_none() {
-            found = Some(t);
-        }
-    }
-    let token = found.ok_or_else(unauthorized)?;
-    if token.scopes.contains(&scope) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the token `{}` does not have the `{}` scope",
-                token.name,
-                scope.as_str()
-            ),
-        ))
-    }
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn healthz() -> &'static str {
@@ -660,7 +508,7 @@ async fn admin_reload(
 ) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Admin)?;
     if q.dry_run {
-        return match crate::daemon::preview_reload(&s).await {
+        return match crate::app::preview_reload(&s).await {
             Ok(change) => Ok(
                 Json(json!({"dry_run": true, "reloaded": false, "change": change})).into_response(),
             ),
@@ -683,7 +531,7 @@ async fn admin_reload(
 /// `digest.at` on working days); each person's goes once a day however often this is called.
 async fn admin_digest(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Admin)?;
-    let sent = crate::daemon::send_digests(&s).await;
+    let sent = crate::app::send_digests(&s).await;
     Ok(Json(json!({"sent": sent})).into_response())
 }
 

@@ -13,50 +13,23 @@
 //! meanwhile, instead of exiting and running into its supervisor's restart limit.
 
 use crate::api;
+use crate::app::{Shared, hostname, put_rules_in_force, reload, send_digests};
 use crate::clock::Clock;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::notify::Courier;
-use crate::scheduler::{CourierSlot, Progress, Scheduler};
+use crate::scheduler::{Progress, Scheduler};
 use crate::service::Service;
 use crate::store::{Backend, Store};
 use chrono::Timelike;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 /// SHA-256 of `dw_example_token_change_me`, the example config's token.
 const EXAMPLE_TOKEN_SHA256: &str =
     "bccea538b6b676b18c94de3ad07f5960004a65efdbf2823efacd2fba72638a99";
-
-/// What the API, the scheduler and the signal handlers share.
-pub struct Shared {
-    pub service: Arc<Service>,
-    pub courier: Arc<CourierSlot>,
-    pub progress: Arc<Progress>,
-    /// One reload at a time.
-    reloading: Mutex<()>,
-    /// The store is open: migrated, and caught up after downtime. Until then the API answers
-    /// `503` and nothing is claimed or sent.
-    ready: AtomicBool,
-    /// Turns true when the daemon is asked to stop: a request that would wait for the
-    /// scheduler (a clock move) answers at once instead.
-    stop: watch::Receiver<bool>,
-}
-
-impl Shared {
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-
-    /// Resolves once the daemon is asked to stop.
-    pub async fn stopping(&self) {
-        let mut stop = self.stop.clone();
-        let _ = stop.wait_for(|s| *s).await;
-    }
-}
 
 /// The longest pause between two attempts to reach the database at start-up.
 const MAX_STORE_PAUSE: Duration = Duration::from_secs(30);
@@ -78,13 +51,6 @@ pub enum DaemonError {
     Cron(#[from] tokio_cron_scheduler::JobSchedulerError),
     #[error("the scheduler stopped unexpectedly; see the log")]
     SchedulerFailed,
-}
-
-/// A reload that was refused, with every problem found.
-#[derive(Debug, thiserror::Error)]
-#[error("reload refused; the previous rules keep running: {}", .problems.join("; "))]
-pub struct ReloadError {
-    pub problems: Vec<String>,
 }
 
 /// Sets up logging once per process: human-readable or JSON lines on standard error.
@@ -156,14 +122,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        service: Arc::new(Service::new(store, config, options.clock.clone())),
-        courier: Arc::new(RwLock::new(Arc::new(courier))),
-        progress: Arc::new(Progress::default()),
-        reloading: Mutex::new(()),
-        ready: AtomicBool::new(false),
-        stop: stop_rx.clone(),
-    });
+    let shared = Arc::new(Shared::new(
+        Arc::new(Service::new(store, config, options.clock.clone())),
+        Arc::new(RwLock::new(Arc::new(courier))),
+        Arc::new(Progress::default()),
+        stop_rx.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -267,7 +231,7 @@ async fn open_store(
         };
         match attempt {
             Ok(()) => {
-                shared.ready.store(true, Ordering::SeqCst);
+                shared.mark_ready();
                 return Ok(true);
             }
             // The error names the failure, never the URL (which may carry a password).
@@ -287,28 +251,6 @@ async fn open_store(
         }
         pause = (pause * 2).min(MAX_STORE_PAUSE);
     }
-}
-
-/// Records this daemon's rules as those in force for every daemon sharing the database: the
-/// last to start or reload wins, and one that holds other rules stops planning, sending and
-/// accepting until it is reloaded with these (see [`crate::service::OtherRules`]).
-async fn put_rules_in_force(service: &Service) -> Result<(), crate::store::StoreError> {
-    let version = service.config().rules_version.clone();
-    let by = format!("{}:{}", hostname(), std::process::id());
-    match service
-        .store()
-        .put_rules_in_force(&version, &by, chrono::Utc::now())
-        .await?
-    {
-        Some(replaced) => tracing::warn!(
-            rules_version = version.as_str(),
-            replaced = replaced.as_str(),
-            "this daemon's rules are now in force; a daemon sharing the database that holds the \
-             previous ones plans, sends and accepts nothing until it is reloaded with these"
-        ),
-        None => tracing::info!(rules_version = version.as_str(), "rules in force"),
-    }
-    Ok(())
 }
 
 /// One attempt at what [`open_store`] does; each step may be repeated.
@@ -362,12 +304,6 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "driftwatch".into())
-}
-
 #[cfg(unix)]
 async fn handle_signals(shared: Arc<Shared>, stop: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -397,79 +333,6 @@ async fn handle_signals(shared: Arc<Shared>, stop: watch::Sender<bool>) {
 async fn handle_signals(_shared: Arc<Shared>, stop: watch::Sender<bool>) {
     let _ = tokio::signal::ctrl_c().await;
     let _ = stop.send(true);
-}
-
-/// Reloads config, calendar, rules and templates from the config file in force. On success the
-/// new rules are swapped in and every case re-planned; on failure nothing changes and every
-/// problem is logged with its `file:line:column`. Returns the number of cases re-planned.
-pub async fn reload(shared: &Shared) -> Result<usize, ReloadError> {
-    let _one_at_a_time = shared.reloading.lock().await;
-    let old = shared.service.config();
-    let refused = |problems: Vec<String>| {
-        for p in &problems {
-            tracing::error!(problem = p.as_str(), "reload refused");
-        }
-        tracing::error!(
-            problems = problems.len(),
-            "reload refused; the previous rules keep running"
-        );
-        ReloadError { problems }
-    };
-    let config = Config::load_from(&old.source)
-        .map_err(|d| refused(d.0.iter().map(ToString::to_string).collect()))?;
-    let courier = Courier::from_config(&config).map_err(|e| refused(vec![e.to_string()]))?;
-    if config.database_url != old.database_url || config.api.listen != old.api.listen {
-        tracing::warn!("database and api.listen changes take effect at the next restart");
-    }
-    let rules = config.rules.rules.len();
-    shared.service.replace_config(config);
-    match shared.courier.write() {
-        Ok(mut c) => *c = Arc::new(courier),
-        Err(poisoned) => *poisoned.into_inner() = Arc::new(courier),
-    }
-    if let Err(e) = put_rules_in_force(&shared.service).await {
-        tracing::error!(error = %e, "rules reloaded, but not recorded as those in force");
-        return Err(ReloadError {
-            problems: vec![format!(
-                "the rules were loaded but could not be recorded as those in force ({e}); \
-                 this daemon plans and sends nothing until a reload succeeds"
-            )],
-        });
-    }
-    match shared.service.replan_all().await {
-        Ok(cases) => {
-            tracing::info!(rules, cases, "rules reloaded and every case re-planned");
-            Ok(cases)
-        }
-        Err(e) => {
-            // The new rules are in force; cases not re-planned now are re-planned with their
-            // next event or the nightly re-plan.
-            tracing::error!(error = %e, "rules reloaded, but re-planning failed part-way");
-            Err(ReloadError {
-                problems: vec![format!("re-planning failed: {e}")],
-            })
-        }
-    }
-}
-
-/// What reloading would do, changing nothing: the config, calendar, rules and templates read
-/// again from the config file in force, checked as a reload checks them, and every case planned
-/// with them beside the rules in force (see [`crate::preview`]).
-pub async fn preview_reload(shared: &Shared) -> Result<crate::preview::RulesChange, ReloadError> {
-    let old = shared.service.config();
-    let config = Config::load_from(&old.source).map_err(|d| ReloadError {
-        problems: d.0.iter().map(ToString::to_string).collect(),
-    })?;
-    Courier::from_config(&config).map_err(|e| ReloadError {
-        problems: vec![e.to_string()],
-    })?;
-    shared
-        .service
-        .preview_rules(&config)
-        .await
-        .map_err(|e| ReloadError {
-            problems: vec![format!("the caseload could not be read: {e}")],
-        })
 }
 
 /// The jobs that run by the calendar rather than by the outbox, in Europe/London time:
@@ -517,21 +380,6 @@ async fn periodic_jobs(shared: &Arc<Shared>) -> Result<JobScheduler, DaemonError
     cron.start().await?;
     check_bank_holidays(shared);
     Ok(cron)
-}
-
-/// Sends today's digests (nothing on a day that is not a working day). Returns how many went.
-pub async fn send_digests(shared: &Shared) -> usize {
-    let courier = crate::scheduler::courier_of(&shared.courier);
-    match crate::digest::send(&shared.service, &courier).await {
-        Ok(sent) => {
-            tracing::info!(sent, "daily digests done");
-            sent
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "daily digests failed");
-            0
-        }
-    }
 }
 
 fn check_bank_holidays(shared: &Shared) {

@@ -18,28 +18,24 @@
 //! [`serve`] serves within limits; [`daemon`] wires them together with the injectable [`clock`];
 //! [`telemetry`] exports metrics.
 
+pub use driftwatch_core::{
+    calendar, checks, diagnostic, event, expr, localtime, message, planner, report, rules,
+};
+
 pub mod api;
-pub mod calendar;
-pub mod checks;
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dashboard;
-pub mod diagnostic;
 pub mod digest;
-pub mod event;
 pub mod explain;
-pub mod expr;
 pub mod feed;
+pub mod http;
 pub mod inbox;
 pub mod links;
-pub mod localtime;
-pub mod message;
 pub mod notify;
-pub mod planner;
 pub mod preview;
-pub mod report;
-pub mod rules;
 pub mod ruletest;
 pub mod scheduler;
 pub mod serve;

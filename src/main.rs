@@ -10,7 +10,7 @@ use driftwatch::config::service::resolve_database_url;
 use driftwatch::config::{Config, ConfigSource};
 use driftwatch::daemon::{self, RunOptions};
 use driftwatch::event::{Event, numbered_json_lines};
-use driftwatch::planner::{Planner, table};
+use driftwatch::planner::table;
 use driftwatch::service::{self, Service};
 use driftwatch::store::Store;
 use driftwatch::{inbox, snapshot};
@@ -472,7 +472,7 @@ fn rule_tests(config: &Config, files: Vec<PathBuf>) -> Result<ExitCode> {
             })
             .collect()
     };
-    let planner = Planner::from_config(config);
+    let planner = config.planner();
     let mut outcomes = Vec::new();
     let mut malformed = 0;
     for file in read {
@@ -659,7 +659,7 @@ fn plan(
     if let Some(case) = case {
         all.retain(|e| e.case == case);
     }
-    let plans = Planner::from_config(config).plan(&all, now);
+    let plans = config.planner().plan(&all, now);
     match format {
         Format::Table => emit(&table::render(&plans)),
         Format::Json => say!("{}", serde_json::to_string_pretty(&plans)?),
@@ -789,7 +789,7 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
             })
             .collect();
         let preview = service::go_live_preview(
-            &Planner::from_config(&config),
+            &config.planner(),
             service::Routing::from_config(&config),
             &input,
             options.now,
@@ -1006,7 +1006,7 @@ fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> 
             config.delivery.stale_after_hours
         );
         let preview = service::go_live_preview(
-            &Planner::from_config(&config),
+            &config.planner(),
             service::Routing::from_config(&config),
             &input,
             now,
@@ -1097,7 +1097,7 @@ fn init(dir: &Path, force: bool) -> Result<ExitCode> {
 
 /// When the first batch of a go-live or catch-up goes, for the preview's header.
 fn first_batch(config: &Config, now: DateTime<Utc>) -> String {
-    let first = Planner::from_config(config).place(now, false);
+    let first = config.planner().place(now, false);
     if first == now {
         "Messages that apply now go at once.".to_string()
     } else {

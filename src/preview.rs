@@ -331,7 +331,6 @@ mod tests {
     use super::*;
     use crate::config::{Config, ConfigSource, Folders};
     use crate::event::Event;
-    use crate::planner::Planner;
 
     /// The built-in config, and the same with the built-in rules written out and edited.
     fn configs(
@@ -377,8 +376,8 @@ mod tests {
         let ids = |c: &Config| c.rules.rules.iter().map(|r| r.id.clone()).collect();
         let mut comparison = Comparison::new(&after.calendar, now, ids(before), ids(after));
         let events = events();
-        let old = Planner::from_config(before).plan(&events, now);
-        let new = Planner::from_config(after).plan(&events, now);
+        let old = before.planner().plan(&events, now);
+        let new = after.planner().plan(&events, now);
         for (o, n) in old.iter().zip(&new) {
             comparison.add_case(o, n);
         }

@@ -16,7 +16,6 @@
 use crate::clock::Clock;
 use crate::notify::retry::RetryPolicy;
 use crate::notify::{Courier, Outcome};
-use crate::planner::Planner;
 use crate::service::{OtherRules, Service, stale_after};
 use crate::store::{ClaimTerms, Claimed, Lane, StoreError};
 use crate::telemetry;
@@ -237,7 +236,7 @@ impl Scheduler {
     /// downtime, a retry, or a clock moved by hand), so outside them only the urgent lanes send.
     fn open_lanes(&self, now: DateTime<Utc>) -> (Vec<Lane>, Option<DateTime<Utc>>) {
         let config = self.service.config();
-        let opens = Planner::from_config(&config).placement().place(now, false);
+        let opens = config.planner().placement().place(now, false);
         if opens <= now {
             return (Lane::ALL.to_vec(), None);
         }

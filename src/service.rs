@@ -335,7 +335,7 @@ impl Service {
     /// Every case planned at now, with all the events: for reports.
     pub async fn all_plans(&self) -> Result<(Vec<CasePlan>, Vec<Event>), StoreError> {
         let config = self.config();
-        let planner = Planner::from_config(&config);
+        let planner = config.planner();
         let now = self.now();
         let (mut plans, mut all) = (Vec::new(), Vec::new());
         let mut after = String::new();
@@ -360,7 +360,7 @@ impl Service {
         changed: &Config,
     ) -> Result<crate::preview::RulesChange, StoreError> {
         let config = self.config();
-        let (before, after) = (Planner::from_config(&config), Planner::from_config(changed));
+        let (before, after) = (config.planner(), changed.planner());
         let ids = |c: &Config| c.rules.rules.iter().map(|r| r.id.clone()).collect();
         let now = self.now();
         let mut comparison =
@@ -408,11 +408,7 @@ impl Service {
             return Ok(None);
         }
         let config = self.config();
-        Ok(Some(Planner::from_config(&config).plan_case(
-            case,
-            &events,
-            self.now(),
-        )))
+        Ok(Some(config.planner().plan_case(case, &events, self.now())))
     }
 }
 
@@ -424,7 +420,7 @@ async fn replan(
 ) -> Result<(), StoreError> {
     tx.lock_case(case, now).await?;
     let events = tx.case_events(case).await?;
-    let planner = Planner::from_config(config);
+    let planner = config.planner();
     let plan = planner.plan_case(case, &events, now);
     for problem in &plan.problems {
         // Planner problems never hold event values, only ids, rule names and roles. A message
@@ -531,7 +527,7 @@ impl<'a> Routing<'a> {
         Routing {
             rules: &config.rules,
             recipients: &config.digest.recipients,
-            placement: Planner::from_config(config).placement(),
+            placement: config.planner().placement(),
         }
     }
 

@@ -8,7 +8,6 @@
 
 use crate::diagnostic::Diagnostic;
 use include_dir::{Dir, include_dir};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 static RULES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/rules");
@@ -28,15 +27,20 @@ pub const BUILT_IN: &str = "built-in";
 /// The folder of rule tests inside a rules folder: not rules, so not read as rules.
 pub const RULE_TESTS: &str = "tests";
 
-/// One file's text and the name messages give it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFile {
-    pub path: PathBuf,
-    pub text: String,
-}
+pub use driftwatch_core::sources::{SourceFile, TemplateFiles};
 
-/// Template folders by name, each part (`subject.txt`, ...) by file name.
-pub type TemplateFiles = BTreeMap<String, BTreeMap<String, SourceFile>>;
+/// Reads and checks every `*.yaml` under `rules_dir` (but for its `tests/` folder) and every
+/// template under `templates_dir`, against the names the config provides.
+pub fn load_rules(
+    rules_dir: &Path,
+    templates_dir: &Path,
+    services: &crate::rules::Services,
+) -> Result<crate::rules::RuleSet, crate::diagnostic::Diagnostics> {
+    let (files, mut read) = read_rules_dir(rules_dir);
+    let (templates, more) = read_templates_dir(templates_dir);
+    read.extend(more);
+    crate::rules::RuleSet::from_read(&files, &templates, read, services)
+}
 
 /// Every `*.yaml` or `*.yml` file under `dir` and its subfolders, but for `tests/`, sorted by
 /// path; a problem for a folder or file that cannot be read.

@@ -9,7 +9,7 @@ mod common;
 use common::{config, root};
 use driftwatch::event::{Event, parse_json_lines};
 use driftwatch::links::Links;
-use driftwatch::rules::{RuleSet, Services};
+use driftwatch::rules::Services;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -208,7 +208,7 @@ proptest! {
             roles: c.roles.keys().cloned().collect(),
             ..Default::default()
         };
-        if let Err(problems) = RuleSet::load(&rules, &root().join("templates"), &services) {
+        if let Err(problems) = driftwatch::sources::load_rules(&rules, &root().join("templates"), &services) {
             prop_assert!(!problems.0.is_empty());
             for p in &problems.0 {
                 let text = p.to_string();

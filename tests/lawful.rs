@@ -802,7 +802,7 @@ fn a_significant_event_with_no_iro_yet_reaches_the_iro_manager_at_once() {
     let none = BTreeMap::new();
     let planner = Planner {
         fallbacks: &none,
-        ..Planner::from_config(&c)
+        ..c.planner()
     };
     let p = planner.plan_case("C1", &events, t("2027-02-02T21:20:00Z"));
     let n: Vec<&Notification> = notes(&p, "significant_event_notice", K::Notice);
@@ -1127,7 +1127,7 @@ fn the_iro_can_move_an_escalation_straight_to_a_later_stage_or_record_it_resolve
 #[test]
 fn checks_across_cases_find_siblings_apart_a_parent_and_child_together_and_full_caseloads() {
     let c = config();
-    let planner = Planner::from_config(&c);
+    let planner = c.planner();
     let now = t("2027-02-15T12:00:00Z");
     let case = |reference: &str, iro: &str, links: serde_json::Value| {
         let mut data = json!({"start": "2027-01-04T09:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-06-01"});

@@ -10,8 +10,7 @@ use std::collections::BTreeSet;
 fn every_notification_of_the_example_case_renders() {
     let c = config();
     let events = example_events();
-    let plans =
-        driftwatch::planner::Planner::from_config(&c).plan(&events, t("2027-06-01T12:00:00Z"));
+    let plans = c.planner().plan(&events, t("2027-06-01T12:00:00Z"));
     let mut templates = BTreeSet::new();
     for plan in &plans {
         let derived = plan.derived_events.iter();
@@ -62,11 +61,9 @@ fn every_notification_of_the_example_case_renders() {
 fn an_invitation_says_when_the_meeting_is() {
     let c = config();
     let events = example_events();
-    let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
-        "C-1001",
-        &events,
-        t("2027-01-01T12:00:00Z"),
-    );
+    let plan = c
+        .planner()
+        .plan_case("C-1001", &events, t("2027-01-01T12:00:00Z"));
     let n = plan
         .notifications
         .iter()
@@ -88,11 +85,9 @@ fn an_invitation_says_when_the_meeting_is() {
 fn every_shipped_template_renders() {
     let c = config();
     let events = example_events();
-    let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
-        "C-1001",
-        &events,
-        t("2027-02-15T12:00:00Z"),
-    );
+    let plan = c
+        .planner()
+        .plan_case("C-1001", &events, t("2027-02-15T12:00:00Z"));
     // The data fields the default rules' events carry that templates use.
     let data = serde_json::json!({"meeting_at": "2027-01-06T14:00:00Z", "kind": "placement_disruption", "review_id": "R1", "legal_basis": "s31"});
     let data = data.as_object().unwrap();
@@ -119,11 +114,9 @@ fn every_shipped_template_renders() {
 fn the_shipped_teams_and_slack_bodies_have_the_shapes_their_receivers_take() {
     let c = config();
     let events = example_events();
-    let plan = driftwatch::planner::Planner::from_config(&c).plan_case(
-        "C-1001",
-        &events,
-        t("2027-02-15T12:00:00Z"),
-    );
+    let plan = c
+        .planner()
+        .plan_case("C-1001", &events, t("2027-02-15T12:00:00Z"));
     let n = plan
         .notifications
         .iter()

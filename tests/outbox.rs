@@ -8,7 +8,7 @@ use common::*;
 use driftwatch::config::Config;
 use driftwatch::event::Event;
 use driftwatch::planner::{
-    CasePlan, NotificationKind, NotificationStatus, ObligationState, Planner, Target,
+    CasePlan, NotificationKind, NotificationStatus, ObligationState, Target,
 };
 use driftwatch::service::{CatchUp, Routing, case_write_with, closing_actions};
 use driftwatch::store::PlannedState;
@@ -30,7 +30,7 @@ fn kept(
     pending: &[String],
     catch_up: CatchUp,
 ) -> driftwatch::store::CaseWrite {
-    let actions = closing_actions(&Planner::from_config(c), plan, events);
+    let actions = closing_actions(&c.planner(), plan, events);
     case_write_with(
         plan,
         events,
@@ -43,7 +43,7 @@ fn kept(
 
 /// The example case planned at `now`.
 fn example_plan(c: &Config, events: &[Event], now: &str) -> CasePlan {
-    Planner::from_config(c).plan_case("C-1001", events, t(now))
+    c.planner().plan_case("C-1001", events, t(now))
 }
 
 #[test]

@@ -678,7 +678,7 @@ fn closing_the_case_cancels_everything_open() {
 fn out_of_order_and_duplicate_events_give_the_same_plan() {
     let c = config();
     let events = example_events();
-    let planner = driftwatch::planner::Planner::from_config(&c);
+    let planner = c.planner();
     let now = t("2027-02-15T12:00:00Z");
     let reference = serde_json::to_string(&planner.plan(&events, now)).unwrap();
     let mut shuffled = events.clone();
@@ -703,7 +703,7 @@ fn out_of_order_and_duplicate_events_give_the_same_plan() {
 fn idempotency_keys_are_unique_and_stable() {
     let c = config();
     let events = example_events();
-    let planner = driftwatch::planner::Planner::from_config(&c);
+    let planner = c.planner();
     let a = planner.plan(&events, t("2027-02-15T12:00:00Z"));
     let b = planner.plan(&events, t("2027-06-01T12:00:00Z"));
     let keys: std::collections::HashSet<_> = a[0]
@@ -741,7 +741,7 @@ fn a_back_dated_start_of_care_counts_from_the_real_start() {
 #[test]
 fn non_urgent_messages_wait_for_working_hours_across_the_clock_change() {
     let c = config();
-    let planner = driftwatch::planner::Planner::from_config(&c);
+    let planner = c.planner();
     let local = |s: &str| driftwatch::localtime::display(planner.place(t(s), false));
     // Inside hours: unchanged. Before 09:00: 09:00 that day. After 17:00: next working day.
     assert_eq!(local("2027-02-10T11:15:00Z"), "2027-02-10 11:15");
@@ -771,7 +771,7 @@ fn acknowledged(
     now: &str,
 ) -> (String, driftwatch::planner::CasePlan) {
     let c = config();
-    let planner = driftwatch::planner::Planner::from_config(&c);
+    let planner = c.planner();
     let events = example_events();
     let before = planner.plan_case("C-1001", &events, t("2027-01-22T10:00:00Z"));
     let first = notes(&before, "decision_carried_out", K::Reminder)
@@ -848,11 +848,9 @@ fn an_acknowledged_reminder_silences_its_repeats_but_not_the_escalations() {
         )
         .unwrap(),
     );
-    let plain = driftwatch::planner::Planner::from_config(&c).plan_case(
-        "C-1001",
-        &events,
-        t("2027-02-02T12:00:00Z"),
-    );
+    let plain = c
+        .planner()
+        .plan_case("C-1001", &events, t("2027-02-02T12:00:00Z"));
     assert!(
         plain
             .notifications

@@ -17,7 +17,7 @@ use common::*;
 use driftwatch::event::Event;
 use driftwatch::planner::{
     CasePlan, Notification, NotificationKind as K, NotificationStatus, ObligationPlan,
-    ObligationState as S, Planner, Target,
+    ObligationState as S, Target,
 };
 use serde_json::{Value, json};
 
@@ -1782,7 +1782,7 @@ fn the_child_is_told_of_a_new_iro_too() {
 #[test]
 fn checks_across_cases_count_only_children_in_care_and_caseloads_above_seventy() {
     let c = config();
-    let planner = Planner::from_config(&c);
+    let planner = c.planner();
     let now = t("2027-02-15T12:00:00Z");
     let case = |reference: &str, iro: Option<&str>, links: Value, left: bool, later: Value| {
         let mut data = json!({"start": "2027-01-04T09:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-06-01"});

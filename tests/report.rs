@@ -5,7 +5,6 @@ mod common;
 
 use chrono::NaiveDate;
 use common::*;
-use driftwatch::planner::Planner;
 use driftwatch::report::{self, RuleFigures};
 
 fn d(s: &str) -> NaiveDate {
@@ -16,7 +15,9 @@ fn d(s: &str) -> NaiveDate {
 fn figures_for_the_example_case_match_its_plan() {
     let c = config();
     let events = example_events();
-    let plan = Planner::from_config(&c).plan_case("C-1001", &events, t("2027-02-15T12:00:00Z"));
+    let plan = c
+        .planner()
+        .plan_case("C-1001", &events, t("2027-02-15T12:00:00Z"));
     let r = report::compute(&[plan], &events, d("2026-12-01"), d("2027-02-15"));
     let row = |rule: &str| -> RuleFigures {
         r.rules

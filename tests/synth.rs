@@ -9,7 +9,7 @@ mod synth;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use driftwatch::event::Event;
-use driftwatch::planner::{ObligationState, Planner};
+use driftwatch::planner::ObligationState;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -57,7 +57,7 @@ fn every_event_is_valid_in_time_order_and_never_after_the_moment_it_is_seen_at()
 #[test]
 fn the_caseload_is_as_varied_as_a_councils() {
     let config = common::config();
-    let planner = Planner::from_config(&config);
+    let planner = config.planner();
     let shape = synth::Shape::new(500, 3);
     let (mut kinds, mut states) = (BTreeMap::new(), BTreeMap::new());
     let mut total = 0;
@@ -109,7 +109,7 @@ fn the_caseload_is_as_varied_as_a_councils() {
 #[test]
 fn the_wave_puts_one_invitation_per_case_at_one_moment() {
     let config = common::config();
-    let planner = Planner::from_config(&config);
+    let planner = config.planner();
     let wave: DateTime<Utc> = Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0).unwrap();
     let meeting = Utc.with_ymd_and_hms(2027, 3, 15, 9, 0, 0).unwrap();
     for case in synth::wave(20, meeting, true) {

@@ -14,7 +14,7 @@ use crate::event::Contact;
 use crate::rules::locate::Locator;
 use crate::rules::{self, RuleSet};
 use chrono::{Days, NaiveDate, NaiveTime};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 pub use service::{
     ApiConfig, DeliveryConfig, DigestConfig, EmailConfig, LinksConfig, LogConfig, LogFormat, Scope,
     SmtpConfig, SmtpOAuth2, SmtpTls, TokenConfig,
@@ -148,39 +148,7 @@ struct ClosureEntry {
     title: String,
 }
 
-/// When non-urgent notifications may go out: from `start` to `end` on working days, Europe/London.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
-)]
-#[serde(deny_unknown_fields)]
-pub struct WorkingHours {
-    #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
-    #[schemars(with = "String")]
-    pub start: NaiveTime,
-    #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
-    #[schemars(with = "String")]
-    pub end: NaiveTime,
-}
-
-impl Default for WorkingHours {
-    fn default() -> Self {
-        WorkingHours {
-            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(NaiveTime::MIN),
-            end: NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(NaiveTime::MIN),
-        }
-    }
-}
-
-pub(crate) fn clock_time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
-    let text = String::deserialize(d)?;
-    NaiveTime::parse_from_str(&text, "%H:%M").map_err(|_| {
-        serde::de::Error::custom(format!("`{text}` is not a clock time like \"09:00\""))
-    })
-}
-
-fn clock_time_out<S: serde::Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&t.format("%H:%M"))
-}
+pub use driftwatch_core::localtime::{WorkingHours, clock_time};
 
 /// The school day: `in_school_hours()` in a rule's condition is true for a time between `start`
 /// and `end`, Monday to Friday.
@@ -274,6 +242,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The planner of the rules in force, on this calendar, with these service roles.
+    pub fn planner(&self) -> crate::planner::Planner<'_> {
+        crate::planner::Planner::new(
+            &self.rules,
+            &self.calendar,
+            self.working_hours,
+            &self.roles,
+            &self.fallbacks,
+        )
+    }
+
     /// The JSON Schema of the config file, for editors and `driftwatch schema config`.
     pub fn schema() -> schemars::Schema {
         let mut schema = schemars::schema_for!(ConfigFile);
@@ -499,7 +478,11 @@ impl Config {
                     || r.rules
                         .iter()
                         .any(|rule| rule.delivery != rules::Delivery::Immediate);
-                problems.extend(crate::digest::check_template(&r, &templates_dir, takers));
+                problems.extend(driftwatch_core::digest::check_template(
+                    &r,
+                    &templates_dir,
+                    takers,
+                ));
                 Some(r)
             }
 

@@ -3,8 +3,8 @@
 //! the token as the password of HTTP Basic (any user name), so no other login is needed.
 
 use super::{AppState, message, page};
-use crate::api::authorize;
 use crate::config::Scope;
+use crate::http::authorize;
 use crate::localtime;
 use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
 use axum::extract::{Path, State};

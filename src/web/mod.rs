@@ -10,7 +10,7 @@
 mod ack;
 mod dashboard;
 
-use crate::daemon::Shared;
+use crate::app::Shared;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use driftwatch::config::Config;
 use driftwatch::event::Event;
-use driftwatch::planner::{CasePlan, Notification, NotificationKind, ObligationPlan, Planner};
+use driftwatch::planner::{CasePlan, Notification, NotificationKind, ObligationPlan};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -44,7 +44,7 @@ pub fn contact(name: &str) -> Value {
 }
 
 pub fn plan(config: &Config, events: &[Event], now: &str) -> CasePlan {
-    Planner::from_config(config).plan_case("C1", events, t(now))
+    config.planner().plan_case("C1", events, t(now))
 }
 
 pub fn obligation<'p>(plan: &'p CasePlan, rule: &str) -> &'p ObligationPlan {

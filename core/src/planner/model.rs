@@ -297,3 +297,7 @@ pub struct UpcomingEvent {
     pub rule: String,
     pub obligation: String,
 }
+
+/// Where the planner leaves the case's contacts (as the case stood when the message goes) in a
+/// notification's data; templates see them as `case.contacts`, never under `data`.
+pub const CONTACTS_KEY: &str = "$case_contacts";

@@ -15,9 +15,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Where the planner leaves the case's contacts (as the case stood when the message goes) in a
-/// notification's data; templates see them as `case.contacts`, never under `data`.
-pub const CONTACTS_KEY: &str = "$case_contacts";
+pub use crate::planner::CONTACTS_KEY;
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]

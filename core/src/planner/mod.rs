@@ -25,9 +25,9 @@ pub use model::*;
 use state::{CaseState, History, Meeting, key_text};
 
 use crate::calendar::{Calendar, OffsetUnit, Reckoning};
-use crate::config::{Config, WorkingHours};
 use crate::event::{Contact, Event};
 use crate::localtime;
+use crate::localtime::WorkingHours;
 use crate::rules::vocabulary::ACKNOWLEDGED;
 use crate::rules::{ForEach, KeyMatch, Matcher, ObligationRule, Rule, RuleBody, RuleSet};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
@@ -252,13 +252,21 @@ struct Run<'p, 'a> {
 const MAX_PASSES: usize = 32;
 
 impl<'a> Planner<'a> {
-    pub fn from_config(config: &'a Config) -> Planner<'a> {
+    /// A planner of `rules` on `calendar`, with the service roles and fallbacks the config
+    /// gives (the shell's `Config::planner`).
+    pub fn new(
+        rules: &'a RuleSet,
+        calendar: &'a Calendar,
+        working_hours: WorkingHours,
+        roles: &'a BTreeMap<String, Contact>,
+        fallbacks: &'a BTreeMap<String, Vec<String>>,
+    ) -> Planner<'a> {
         Planner {
-            rules: &config.rules,
-            calendar: &config.calendar,
-            working_hours: config.working_hours,
-            roles: &config.roles,
-            fallbacks: &config.fallbacks,
+            rules,
+            calendar,
+            working_hours,
+            roles,
+            fallbacks,
         }
     }
 

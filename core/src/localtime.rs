@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::London;
+use serde::{Deserialize, Deserializer};
 
 /// The local calendar date of an instant.
 pub fn date_of(t: DateTime<Utc>) -> NaiveDate {
@@ -70,6 +71,42 @@ pub fn short_in_words(t: DateTime<Utc>) -> String {
 /// `2027-01-07 09:00` in local time, for people.
 pub fn display(t: DateTime<Utc>) -> String {
     naive_of(t).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// When non-urgent notifications may go out: from `start` to `end` on working days, Europe/London.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct WorkingHours {
+    #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
+    #[schemars(with = "String")]
+    pub start: NaiveTime,
+    #[serde(deserialize_with = "clock_time", serialize_with = "clock_time_out")]
+    #[schemars(with = "String")]
+    pub end: NaiveTime,
+}
+
+impl Default for WorkingHours {
+    fn default() -> Self {
+        WorkingHours {
+            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(NaiveTime::MIN),
+            end: NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(NaiveTime::MIN),
+        }
+    }
+}
+
+/// Reads a clock time written `HH:MM` (working hours, the school day, the digest's time).
+pub fn clock_time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+    let text = String::deserialize(d)?;
+    NaiveTime::parse_from_str(&text, "%H:%M").map_err(|_| {
+        serde::de::Error::custom(format!("`{text}` is not a clock time like \"09:00\""))
+    })
+}
+
+/// Writes a clock time as `HH:MM`.
+pub fn clock_time_out<S: serde::Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&t.format("%H:%M"))
 }
 
 #[cfg(test)]

@@ -1192,7 +1192,7 @@ fn unknown_type(ty: &str) -> String {
 }
 
 /// ", did you mean `x`?" when a known name is one or two edits away.
-pub(crate) fn closest<'n>(
+pub fn closest<'n>(
     name: &str,
     known: impl Iterator<Item = &'n (impl AsRef<str> + ?Sized + 'n)>,
 ) -> String {

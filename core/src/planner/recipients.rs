@@ -193,7 +193,7 @@ impl Run<'_, '_> {
             .map(|s| serde_json::to_value(&s.contacts).unwrap_or_default())
             .unwrap_or_else(|| Value::Object(Map::new()));
         let mut data = (*meta.data).clone();
-        data.insert(crate::message::CONTACTS_KEY.to_string(), contacts);
+        data.insert(crate::planner::CONTACTS_KEY.to_string(), contacts);
         let data = std::sync::Arc::new(data);
         let from = meta.data.from.to_vec();
         for Addressed { target, instead_of } in addressed {

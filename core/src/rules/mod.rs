@@ -13,7 +13,7 @@ pub mod locate;
 pub mod raw;
 pub mod vocabulary;
 
-pub(crate) use load::closest;
+pub use load::closest;
 
 use crate::calendar::Offset;
 use crate::expr::Engine;
@@ -307,19 +307,6 @@ pub enum Action {
 }
 
 impl RuleSet {
-    /// Reads and checks every `*.yaml` under `rules_dir` (but for its `tests/` folder) and every
-    /// template under `templates_dir`, against the names the config provides.
-    pub fn load(
-        rules_dir: &std::path::Path,
-        templates_dir: &std::path::Path,
-        services: &Services,
-    ) -> Result<RuleSet, crate::diagnostic::Diagnostics> {
-        let (files, mut read) = crate::sources::read_rules_dir(rules_dir);
-        let (templates, more) = crate::sources::read_templates_dir(templates_dir);
-        read.extend(more);
-        Self::from_read(&files, &templates, read, services)
-    }
-
     /// As [`RuleSet::from_sources`], reporting first the problems met reading them (a file that
     /// could not be read, an empty rules folder): what could be read is still checked, so every
     /// problem is reported at once.

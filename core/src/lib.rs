@@ -1,0 +1,28 @@
+//! The pure core of driftwatch: from a case's events, the rules, the working-day calendar and
+//! the current time, every obligation and notification, with no I/O. Nothing here reads a
+//! clock, a file, a database or the network: `Cargo.toml` gives this crate no async runtime,
+//! database, HTTP or SMTP crate, and `clippy.toml` keeps `std::fs` and `Utc::now` out of it.
+//! The `driftwatch` crate (the shell) reads files, stores, serves and sends.
+//!
+//! - [`calendar`]: working days (statutory and the council's), bank holidays, offsets;
+//! - [`rules`]: the YAML rules language, checked on load from text ([`sources`]);
+//! - [`expr`]: conditions and templates (MiniJinja);
+//! - [`event`]: the event envelope and its checks;
+//! - [`planner`]: obligations, deadlines, reminders and escalations for a case;
+//! - [`message`]: what a notification says, rendered from its template;
+//! - [`checks`] and [`report`]: the cross-case checks and the figures for managers;
+//! - [`localtime`]: Europe/London time in words, working hours;
+//! - [`diagnostic`]: problems as `file:line:column: message`.
+
+pub mod calendar;
+pub mod checks;
+pub mod diagnostic;
+pub mod digest;
+pub mod event;
+pub mod expr;
+pub mod localtime;
+pub mod message;
+pub mod planner;
+pub mod report;
+pub mod rules;
+pub mod sources;
