@@ -13,7 +13,7 @@ pub use crate::http::hex;
 use crate::http::{ApiError, STORE_UNAVAILABLE, authorize};
 use crate::scheduler::courier_of;
 use crate::service::{CONFLICT_IN_BATCH, CONFLICT_WITH_STORED, Changed, IngestError, OtherRules};
-use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState};
+use crate::store::{NotificationFilter, ObligationFilter, ObligationQueryState, OutboxState};
 use crate::{feed, telemetry};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -288,7 +288,7 @@ async fn post_events(
             }
         })?;
     for a in &accepted {
-        telemetry::event_accepted(a.status == "stored");
+        telemetry::event_accepted(a.status == crate::service::AcceptedStatus::Stored);
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted}))).into_response())
 }
@@ -434,27 +434,18 @@ async fn notifications(
     Query(q): Query<NotificationQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &s.service.config(), Scope::Read)?;
-    const STATES: [&str; 9] = [
-        "pending",
-        "sending",
-        "sent",
-        "dead",
-        "cancelled",
-        "superseded",
-        "before_go_live",
-        "in_digest",
-        "acknowledged",
-    ];
-    if let Some(state) = &q.state
-        && !STATES.contains(&state.as_str())
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("state: must be one of {}", STATES.join(", ")),
-        ));
-    }
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(word) => Some(OutboxState::parse(word).ok_or_else(|| {
+            let states: Vec<&str> = OutboxState::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("state: must be one of {}", states.join(", ")),
+            )
+        })?),
+    };
     let filter = NotificationFilter {
-        state: q.state,
+        state,
         case: q.case,
         key: None,
         limit: limit_of(q.limit.as_deref())?,

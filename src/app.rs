@@ -75,7 +75,7 @@ pub(crate) async fn put_rules_in_force(service: &Service) -> Result<(), crate::s
     let by = format!("{}:{}", hostname(), std::process::id());
     match service
         .store()
-        .put_rules_in_force(&version, &by, chrono::Utc::now())
+        .put_rules_in_force(&version, &by, crate::clock::wall_now())
         .await?
     {
         Some(replaced) => tracing::warn!(

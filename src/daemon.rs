@@ -406,7 +406,7 @@ async fn housekeeping(shared: &Shared) {
         Err(e) => tracing::error!(error = %e, "nightly re-plan failed"),
     }
     let filter = crate::store::NotificationFilter {
-        state: Some("dead".into()),
+        state: Some(crate::store::OutboxState::Dead),
         case: None,
         key: None,
         limit: 10_000,

@@ -216,7 +216,7 @@ pub fn timeline(
     for n in &plan.notifications {
         let row = stored.get(n.idempotency_key.as_str());
         let state = match row {
-            Some(r) => r.state.replace('_', " "),
+            Some(r) => r.state.as_str().replace('_', " "),
             None => n.status.as_str().to_string(),
         };
         let step = n.title.as_deref().unwrap_or(&n.step);
@@ -232,7 +232,7 @@ pub fn timeline(
                     .rule(&n.rule)
                     .map_or(n.rule.as_str(), |r| r.title.as_str())
             ),
-            alert: row.is_some_and(|r| r.state == "dead"),
+            alert: row.is_some_and(|r| r.state == crate::store::OutboxState::Dead),
             state,
         });
     }

@@ -843,7 +843,7 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         let accepted = service.ingest(&events).await?;
         let stored: BTreeSet<&str> = accepted
             .iter()
-            .filter(|a| a.status == "stored")
+            .filter(|a| a.status == driftwatch::service::AcceptedStatus::Stored)
             .map(|a| a.id.as_str())
             .collect();
         say!(

@@ -529,7 +529,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::config::Config;
-    use crate::store::{NotificationFilter, Store};
+    use crate::store::{NotificationFilter, OutboxState, Store};
 
     /// The example case in a real SQLite store, at noon on Thursday 11 February 2027: several
     /// notifications are due.
@@ -588,23 +588,29 @@ mod tests {
         let policy = RetryPolicy::from_config(&service.config().delivery);
         deliver_with(&service, &policy, claimed.clone(), send).await;
 
-        let state = |state: &str| NotificationFilter {
-            state: Some(state.into()),
+        let state = |state: OutboxState| NotificationFilter {
+            state: Some(state),
             limit: 1000,
             ..NotificationFilter::default()
         };
-        let dead = store.notifications(&state("dead")).await.unwrap();
+        let dead = store
+            .notifications(&state(OutboxState::Dead))
+            .await
+            .unwrap();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].idempotency_key, doomed);
         assert_eq!(dead[0].last_error.as_deref(), Some(PANICKED));
         assert!(
             store
-                .notifications(&state("sending"))
+                .notifications(&state(OutboxState::Sending))
                 .await
                 .unwrap()
                 .is_empty()
         );
-        let sent = store.notifications(&state("sent")).await.unwrap();
+        let sent = store
+            .notifications(&state(OutboxState::Sent))
+            .await
+            .unwrap();
         assert_eq!(sent.len(), claimed.len() - 1, "the others went");
     }
 }

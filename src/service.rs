@@ -101,8 +101,17 @@ pub enum Changed {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Accepted {
     pub id: String,
-    /// `stored`, or `duplicate` when an event with this id was already stored (nothing changed).
-    pub status: &'static str,
+    pub status: AcceptedStatus,
+}
+
+/// What became of one posted event, as the API answers it (`stored`, `duplicate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptedStatus {
+    /// Stored now, and its case planned again.
+    Stored,
+    /// An event with this id was already stored: nothing changed.
+    Duplicate,
 }
 
 impl Service {
@@ -241,7 +250,11 @@ impl Service {
             }
             accepted.push(Accepted {
                 id: event.id.clone(),
-                status: if stored { "stored" } else { "duplicate" },
+                status: if stored {
+                    AcceptedStatus::Stored
+                } else {
+                    AcceptedStatus::Duplicate
+                },
             });
         }
         // In case order, so two daemons taking case locks never wait on each other in a cycle.
@@ -749,7 +762,7 @@ pub fn case_write_with(
                 .as_deref()
                 .filter(|_| is_ladder(&n) && state == PlannedState::Pending)
                 .and_then(|o| actions.get(o).copied()),
-            notification: to_json(&n),
+            notification: crate::store::record::encode(&n),
             data: row,
         });
     }

@@ -9,12 +9,12 @@
 //! JSON as text. Must not plan, render or deliver: the service passes in what the
 //! planner decided.
 
+pub mod record;
 mod rows;
 
 pub use rows::*;
 
 use crate::event::Event;
-use crate::planner::Notification;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row, Transaction};
@@ -34,6 +34,9 @@ pub enum StoreError {
         what: &'static str,
         source: serde_json::Error,
     },
+    /// A row's `state` is none driftwatch knows (a newer release wrote it, or a hand edit).
+    #[error("an outbox row's state `{0}` is not one driftwatch knows")]
+    UnknownState(String),
     #[error("`{0}` is not a database URL driftwatch knows (use sqlite:PATH or postgres://...)")]
     Url(String),
     #[error("cannot create the database folder {path}: {source}")]
@@ -693,8 +696,7 @@ impl Store {
             let key: String = r.try_get("key")?;
             let decoded = (|| -> Result<(Claimed, Option<DataRef>), StoreError> {
                 let data: String = r.try_get("data")?;
-                let notification: Notification =
-                    json("notification", &r.try_get::<String, _>("notification")?)?;
+                let notification = record::decode(&r.try_get::<String, _>("notification")?)?;
                 let (data, reference) = match DataRef::of(&data, &notification.event)? {
                     DataRef::Inline(map) => (map, None),
                     reference => (serde_json::Map::new(), Some(reference)),
@@ -943,7 +945,7 @@ impl Store {
         );
         let mut binds: Vec<String> = Vec::new();
         for (column, value) in [
-            ("state", &filter.state),
+            ("state", &filter.state.map(|s| s.as_str().to_string())),
             ("case_ref", &filter.case),
             ("key", &filter.key),
         ] {

@@ -68,7 +68,7 @@ pub struct OutboxWrite {
     /// For a reminder or escalation, when its obligation's own deadline action may meet it:
     /// not claimed from then until its case is planned again.
     pub hold_at: Option<DateTime<Utc>>,
-    /// The planner's notification as JSON.
+    /// The notification's record ([`super::record::encode`]).
     pub notification: String,
     /// The data of the event behind it, as JSON; empty when that event is stored (the claim
     /// reads its data from the event log, so a long list is not copied into every row).
@@ -140,13 +140,72 @@ pub enum PlannedState {
 
 impl PlannedState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            PlannedState::Pending => "pending",
-            PlannedState::Superseded => "superseded",
-            PlannedState::BeforeGoLive => "before_go_live",
-            PlannedState::InDigest => "in_digest",
-            PlannedState::Acknowledged => "acknowledged",
+        OutboxState::from(self).as_str()
+    }
+}
+
+impl From<PlannedState> for OutboxState {
+    fn from(p: PlannedState) -> OutboxState {
+        match p {
+            PlannedState::Pending => OutboxState::Pending,
+            PlannedState::Superseded => OutboxState::Superseded,
+            PlannedState::BeforeGoLive => OutboxState::BeforeGoLive,
+            PlannedState::InDigest => OutboxState::InDigest,
+            PlannedState::Acknowledged => OutboxState::Acknowledged,
         }
+    }
+}
+
+/// Where an outbox row stands: the states of ARCHITECTURE.md's outbox state machine, written
+/// in the `state` column and shown by `GET /v1/notifications` as these snake_case words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for its time (or its retry).
+    Pending,
+    /// Claimed by a daemon, being delivered.
+    Sending,
+    Sent,
+    /// Failed for good, or could not be built: with its reason, for an admin to retry.
+    Dead,
+    /// Its case's plan no longer has it.
+    Cancelled,
+    Superseded,
+    BeforeGoLive,
+    InDigest,
+    Acknowledged,
+}
+
+impl OutboxState {
+    pub const ALL: [OutboxState; 9] = [
+        OutboxState::Pending,
+        OutboxState::Sending,
+        OutboxState::Sent,
+        OutboxState::Dead,
+        OutboxState::Cancelled,
+        OutboxState::Superseded,
+        OutboxState::BeforeGoLive,
+        OutboxState::InDigest,
+        OutboxState::Acknowledged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sending => "sending",
+            OutboxState::Sent => "sent",
+            OutboxState::Dead => "dead",
+            OutboxState::Cancelled => "cancelled",
+            OutboxState::Superseded => "superseded",
+            OutboxState::BeforeGoLive => "before_go_live",
+            OutboxState::InDigest => "in_digest",
+            OutboxState::Acknowledged => "acknowledged",
+        }
+    }
+
+    /// The state a word names, if any.
+    pub fn parse(word: &str) -> Option<OutboxState> {
+        OutboxState::ALL.into_iter().find(|s| s.as_str() == word)
     }
 }
 
@@ -158,7 +217,7 @@ pub struct Person {
 
 #[derive(Debug, Clone, Default)]
 pub struct NotificationFilter {
-    pub state: Option<String>,
+    pub state: Option<OutboxState>,
     pub case: Option<String>,
     pub key: Option<String>,
     pub limit: i64,
@@ -228,7 +287,7 @@ pub struct OutboxEntry {
     pub rule: String,
     pub channel: String,
     pub send_at: DateTime<Utc>,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -243,11 +302,21 @@ impl OutboxEntry {
             rule: r.try_get("rule")?,
             channel: r.try_get("channel")?,
             send_at: time(r.try_get("send_at")?),
-            state: r.try_get("state")?,
+            state: {
+                let word: String = r.try_get("state")?;
+                OutboxState::parse(&word).ok_or(StoreError::UnknownState(word))?
+            },
             attempts: r.try_get("attempts")?,
             last_error: r.try_get("last_error")?,
             sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(time),
-            notification: json("notification", &r.try_get::<String, _>("notification")?)?,
+            // As the planner writes it (docs/plan-json.md), whatever record version it is kept in.
+            notification: {
+                let text: String = r.try_get("notification")?;
+                match super::record::decode(&text) {
+                    Ok(n) => serde_json::to_value(n).unwrap_or(Value::Null),
+                    Err(_) => json("notification", &text)?,
+                }
+            },
         })
     }
 }

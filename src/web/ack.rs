@@ -257,7 +257,13 @@ pub async fn act(
         source: Some("driftwatch".into()),
     };
     match s.service.ingest(std::slice::from_ref(&event)).await {
-        Ok(accepted) if accepted.first().is_some_and(|a| a.status == "duplicate") => already(),
+        Ok(accepted)
+            if accepted
+                .first()
+                .is_some_and(|a| a.status == crate::service::AcceptedStatus::Duplicate) =>
+        {
+            already()
+        }
         Ok(_) => {
             tracing::info!(
                 case = found.case.as_str(),

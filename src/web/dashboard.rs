@@ -94,7 +94,7 @@ pub async fn overview(State(s): State<AppState>, headers: HeaderMap) -> Response
         Err(e) => return unavailable(e),
     };
     let dead = NotificationFilter {
-        state: Some("dead".into()),
+        state: Some(crate::store::OutboxState::Dead),
         limit: DEAD_LIMIT,
         ..NotificationFilter::default()
     };
