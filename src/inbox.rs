@@ -133,14 +133,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
         std::fs::create_dir(dir.path().join("imported.csv")).unwrap();
-        let now = SystemTime::now();
+        let now: SystemTime = crate::clock::wall_now().into();
         assert_eq!(waiting(dir.path(), SETTLE, now).unwrap(), Waiting::Nothing);
     }
 
     #[test]
     fn the_newest_settled_report_is_ready_and_older_ones_are_set_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let now = SystemTime::now();
+        let now: SystemTime = crate::clock::wall_now().into();
         let old = csv(dir.path(), "monday.csv", now - 48 * HOUR);
         let new = csv(dir.path(), "TUESDAY.CSV", now - HOUR);
         csv(dir.path(), "upload.csv.part", now);
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn a_report_changed_within_the_settling_time_is_not_ready() {
         let dir = tempfile::tempdir().unwrap();
-        let now = SystemTime::now();
+        let now: SystemTime = crate::clock::wall_now().into();
         csv(dir.path(), "monday.csv", now - 48 * HOUR);
         let writing = csv(dir.path(), "tuesday.csv", now - Duration::from_secs(30));
         assert_eq!(
@@ -179,7 +179,7 @@ mod tests {
     fn filing_away_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let at = "2027-01-04T02:30:00Z".parse().unwrap();
-        let now = SystemTime::now();
+        let now: SystemTime = crate::clock::wall_now().into();
         let first = file_away(&csv(dir.path(), "r.csv", now), Outcome::Imported, at).unwrap();
         let second = file_away(&csv(dir.path(), "r.csv", now), Outcome::Imported, at).unwrap();
         assert_eq!(first, dir.path().join("imported/20270104T023000Z-r.csv"));
