@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -650,6 +650,7 @@ async fn calendar_feed(
     let links = courier.links().ok_or_else(not_found)?;
     let token = file.strip_suffix(".ics").unwrap_or(&file);
     let store = s.service.store();
+    let config = s.service.config();
     let people = store.people().await.map_err(ApiError::unavailable)?;
     let email = links
         .feed_owner(token, people.iter().map(String::as_str))
@@ -691,7 +692,8 @@ async fn calendar_feed(
             ),
             sequence: u32::try_from(replanned).unwrap_or(0),
         });
-        // The meeting the obligation is about: `meeting_at` of the event that last set it.
+        // The meeting the obligation is about, in the event that last set it (where the
+        // vocabulary's meetings say it takes place).
         let last = body["replanned"]
             .as_array()
             .and_then(|r| r.last())
@@ -702,13 +704,7 @@ async fn calendar_feed(
             .event_data(&last)
             .await
             .map_err(ApiError::unavailable)?
-            .and_then(|d| {
-                d.get("meeting_at")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc));
+            .and_then(|d| config.rules.case.meeting_time(&d));
         let key = body["key"].as_str().unwrap_or("-");
         if let Some(at) = meeting.filter(|t| *t >= now)
             && meetings.insert((o.case.clone(), key.to_string()))

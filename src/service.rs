@@ -13,7 +13,7 @@ use crate::planner::{
     CasePlan, Notification, NotificationKind, NotificationStatus, ObligationPlan, ObligationState,
     Planner, Target,
 };
-use crate::rules::Delivery;
+use crate::rules::{CaseModel, Delivery};
 use crate::store::{
     CaseWrite, Lane, ObligationWrite, OutboxWrite, Person, PlannedState, Store, StoreError, Tx,
 };
@@ -438,7 +438,7 @@ async fn replan(
     for problem in &plan.problems {
         // Planner problems never hold event values, only ids, rule names and roles. A message
         // nobody can receive is an error: someone must allocate a contact or a fallback.
-        if problem.starts_with("error:") {
+        if problem.is_error() {
             tracing::error!(case, problem = problem.as_str(), "planning problem");
         } else {
             tracing::warn!(case, problem = problem.as_str(), "planning problem");
@@ -701,7 +701,7 @@ pub fn case_write_with(
                 // Nobody to tell: recorded, not raised as dead again for what is long past.
                 _ if matches!(n.recipient, Target::Nobody { .. }) => false,
                 NotificationKind::Notice => true,
-                NotificationKind::Action => meeting_ahead(data, now),
+                NotificationKind::Action => meeting_ahead(&routing.rules.case, data, now),
                 NotificationKind::Reminder | NotificationKind::Escalation => {
                     let is_latest = n
                         .obligation
@@ -799,7 +799,7 @@ pub fn case_write_with(
     let (replan_at, hold_at) = next_change(
         plan,
         events,
-        &data,
+        (&routing.rules.case, &data),
         actions,
         &waiting,
         catching_up_any,
@@ -838,7 +838,7 @@ pub fn case_write_with(
 fn next_change(
     plan: &CasePlan,
     events: &[Event],
-    data: &[Option<&Map<String, Value>>],
+    (case_model, data): (&CaseModel, &[Option<&Map<String, Value>>]),
     actions: &HashMap<String, DateTime<Utc>>,
     waiting: &[DateTime<Utc>],
     catching_up: bool,
@@ -869,7 +869,7 @@ fn next_change(
                 .iter()
                 .zip(data)
                 .filter(|(n, _)| n.kind == NotificationKind::Action)
-                .filter_map(|(_, data)| meeting_at(*data)),
+                .filter_map(|(_, data)| case_model.meeting_time((*data)?)),
         );
     }
     let later = |t: &DateTime<Utc>| *t > plan.now;
@@ -894,18 +894,16 @@ fn is_ladder(n: &Notification) -> bool {
     )
 }
 
-/// Whether the meeting a deadline action is about (its event's `meeting_at`) is still ahead;
-/// an action about no meeting is always worth sending.
-fn meeting_ahead(data: Option<&Map<String, Value>>, now: DateTime<Utc>) -> bool {
-    meeting_at(data).is_none_or(|t| t > now)
-}
-
-/// The meeting a deadline action is about (its event's `meeting_at`), if it names one.
-fn meeting_at(data: Option<&Map<String, Value>>) -> Option<DateTime<Utc>> {
-    let text = data?.get("meeting_at")?.as_str()?;
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+/// Whether the meeting a deadline action is about (when the vocabulary's meetings say it takes
+/// place, `data.meeting_at` by default) is still ahead; an action about no meeting is always
+/// worth sending.
+fn meeting_ahead(
+    case_model: &CaseModel,
+    data: Option<&Map<String, Value>>,
+    now: DateTime<Utc>,
+) -> bool {
+    data.and_then(|d| case_model.meeting_time(d))
+        .is_none_or(|t| t > now)
 }
 
 /// What an outbox row keeps of a notification's data. A stored event's data is read from the

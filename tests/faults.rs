@@ -1334,7 +1334,7 @@ async fn on_real_clocks_a_standby_daemon_takes_over_the_work_of_one_killed() {
     a.kill();
     // What was being sent when A died: A's claims (among them what the server took from A
     // unrecorded), and whatever B had in hand.
-    let interrupted = notices(b.outbox("sending").await);
+    let interrupted = keys(&b.outbox("sending").await);
     mailbox.hold(false);
     assert!(begun && caught, "A was caught mid-send:\n{}", b.logs());
 

@@ -41,7 +41,7 @@ pub fn compare(moment: &Moment, plan: &CasePlan) -> Vec<Failure> {
         let items = plan
             .problems
             .iter()
-            .map(|p| vec![("problem", vec![p.clone()])])
+            .map(|p| vec![("problem", vec![p.to_string()])])
             .collect();
         failures.extend(section(moment, "problem", wants.collect(), items));
     }

@@ -376,7 +376,7 @@ impl Run<'_, '_> {
                         "error: rule {} at deadline: nobody to send to ({}); it is recorded as undeliverable",
                         rule.id,
                         tried.join(", ")
-                    ));
+                    ).into());
                     if let Some((_, send)) = action_sends.first() {
                         self.push_targets(
                             out,

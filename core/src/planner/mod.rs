@@ -245,7 +245,7 @@ struct Run<'p, 'a> {
     /// Deadline actions waiting, soonest first: (moment, obligation, its number of segments
     /// then). A stale entry (the obligation closed or moved since) is dropped when reached.
     actions: BinaryHeap<Reverse<(DateTime<Utc>, usize, usize)>>,
-    problems: Vec<String>,
+    problems: Vec<Problem>,
 }
 
 /// How many times a case is re-planned for back-dated derived events, at most.
@@ -305,7 +305,7 @@ impl<'a> Planner<'a> {
         run.process(queue);
         run.problems.push(format!(
             "derived events kept arriving out of order after {MAX_PASSES} passes; this plan may be incomplete"
-        ));
+        ).into());
         run.finish()
     }
 
@@ -462,7 +462,7 @@ impl<'p, 'a> Run<'p, 'a> {
             match by_id.get(e.id.as_str()) {
                 Some(existing) if *existing == e => {}
                 Some(existing) => {
-                    self.problems.push(format!("event {} was received twice with different contents; the first in a stable order is used", e.id));
+                    self.problems.push(format!("event {} was received twice with different contents; the first in a stable order is used", e.id).into());
                     let a = serde_json::to_string(existing).unwrap_or_default();
                     let b = serde_json::to_string(e).unwrap_or_default();
                     if b < a {
@@ -524,7 +524,7 @@ impl<'p, 'a> Run<'p, 'a> {
             Ok(b) => b,
             Err(e) => {
                 self.problems
-                    .push(format!("{what}: condition failed ({e}); treated as false"));
+                    .push(format!("{what}: condition failed ({e}); treated as false").into());
                 false
             }
         }
@@ -575,7 +575,7 @@ impl<'p, 'a> Run<'p, 'a> {
             self.problems.push(format!(
                 "event {}: the child is already looked after, so it begins no new period of care and opens nothing (a change of legal status has its own event)",
                 event.id
-            ));
+            ).into());
             return;
         }
         if begins {
@@ -742,7 +742,7 @@ impl<'p, 'a> Run<'p, 'a> {
                 None => self.problems.push(format!(
                     "rule {}: event {} names an escalation stage the rule does not have; the ladder is not moved",
                     rule.id, event.id
-                )),
+                ).into()),
             }
         }
     }
@@ -800,10 +800,13 @@ impl<'p, 'a> Run<'p, 'a> {
                     {
                         Some(k) => Some(k),
                         None => {
-                            self.problems.push(format!(
-                                "rule {}: event {} has no `{path}`; no obligation opened",
-                                rule.id, event.id
-                            ));
+                            self.problems.push(
+                                format!(
+                                    "rule {}: event {} has no `{path}`; no obligation opened",
+                                    rule.id, event.id
+                                )
+                                .into(),
+                            );
                             continue;
                         }
                     },
@@ -835,10 +838,13 @@ impl<'p, 'a> Run<'p, 'a> {
         event: &Event,
     ) -> Option<DueAt> {
         let Some(moment) = anchor.as_ref().and_then(parse_moment) else {
-            self.problems.push(format!(
-                "rule {}: event {} has no usable `{}`; deadline not set",
-                rule.id, event.id, orule.due.from
-            ));
+            self.problems.push(
+                format!(
+                    "rule {}: event {} has no usable `{}`; deadline not set",
+                    rule.id, event.id, orule.due.from
+                )
+                .into(),
+            );
             return None;
         };
         let offset = orule.due.offset;
@@ -853,10 +859,13 @@ impl<'p, 'a> Run<'p, 'a> {
         match offset.deadline_from(self.planner.calendar, moment.date()) {
             Some(date) => Some(DueAt { date, time: None }),
             None => {
-                self.problems.push(format!(
-                    "rule {}: deadline from event {} is out of range",
-                    rule.id, event.id
-                ));
+                self.problems.push(
+                    format!(
+                        "rule {}: deadline from event {} is out of range",
+                        rule.id, event.id
+                    )
+                    .into(),
+                );
                 None
             }
         }

@@ -19,11 +19,88 @@ pub struct CasePlan {
     /// Events driftwatch derived up to `now`.
     pub derived_events: Vec<Event>,
     /// What could not be planned (a missing contact, a condition that failed). Never holds event
-    /// data values. A problem that starts with `error:` is a message nobody could be found to
-    /// receive.
-    pub problems: Vec<String>,
+    /// data values.
+    pub problems: Vec<Problem>,
     /// Where the case stands now, for checks across cases.
     pub status: CaseStatus,
+}
+
+/// Something the planner could not do as the rules say, for an admin: never an event's values,
+/// only ids, rule names, roles and paths. Written (in the plan JSON, the table and the logs) as
+/// its message, an error's starting `error: `.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Problem {
+    /// The message as written, `error: ` included for an error: problems sort and compare by it.
+    text: String,
+    pub severity: Severity,
+}
+
+/// How bad a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Planned anyway, differently (sent to a fallback, a condition read as false).
+    Warning,
+    /// A message nobody could be found to receive: recorded as undeliverable, and someone must
+    /// allocate a contact or a fallback.
+    Error,
+}
+
+impl Problem {
+    pub fn warning(message: impl Into<String>) -> Problem {
+        Problem {
+            text: message.into(),
+            severity: Severity::Warning,
+        }
+    }
+
+    pub fn error(message: impl std::fmt::Display) -> Problem {
+        Problem {
+            text: format!("error: {message}"),
+            severity: Severity::Error,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// The message as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A message written `error: ...` is an error, any other a warning.
+impl From<String> for Problem {
+    fn from(text: String) -> Problem {
+        let severity = if text.starts_with("error: ") {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        Problem { text, severity }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A problem reads as its message (`problem.contains("no `iro` contact")`).
+impl std::ops::Deref for Problem {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
 
 /// Where a case stands at `now`: whether the child is looked after, who holds each case role,

@@ -91,10 +91,13 @@ impl Run<'_, '_> {
                                 fallbacks.iter().map(|(f, _)| f.as_str()).collect();
                             format!("sent to the {} instead", names.join(" and the "))
                         };
-                        self.problems.push(format!(
-                            "{what}: the case has no `{role}` contact at {}; {instead}",
-                            localtime::display(at)
-                        ));
+                        self.problems.push(
+                            format!(
+                                "{what}: the case has no `{role}` contact at {}; {instead}",
+                                localtime::display(at)
+                            )
+                            .into(),
+                        );
                     }
                     for (f, c) in fallbacks {
                         out.push(Addressed {
@@ -113,7 +116,7 @@ impl Run<'_, '_> {
                         && let Some(what) = what
                     {
                         self.problems
-                            .push(format!("{what}: `list:{path}` names nobody"));
+                            .push(format!("{what}: `list:{path}` names nobody").into());
                     }
                     for v in values {
                         if let Ok(c) = serde_json::from_value::<ContactIn>(v) {
@@ -160,10 +163,13 @@ impl Run<'_, '_> {
             // every recipient tried, so the warnings about each of them are not repeated.
             if at <= self.now {
                 self.problems.truncate(warned);
-                self.problems.push(format!(
-                    "error: {what}: nobody to send to ({}); it is recorded as undeliverable",
-                    tried.join(", ")
-                ));
+                self.problems.push(
+                    format!(
+                        "error: {what}: nobody to send to ({}); it is recorded as undeliverable",
+                        tried.join(", ")
+                    )
+                    .into(),
+                );
             }
             addressed.push(Addressed::to(Target::Nobody { tried }));
         }

@@ -73,6 +73,24 @@ pub struct MeetingModel {
 }
 
 impl CaseModel {
+    /// When the meeting some event data is about takes place: the first meeting kind's `at`
+    /// (`data.meeting_at` in the default vocabulary) found in it. The shell asks this rather
+    /// than naming the field, so a council that renames it in its vocabulary loses nothing.
+    pub fn meeting_time(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.meetings
+            .iter()
+            .filter(|m| m.at.root == vocabulary::Root::Data)
+            .find_map(|m| {
+                let value = m.at.resolve_in(data, chrono::DateTime::UNIX_EPOCH, None)?;
+                chrono::DateTime::parse_from_rfc3339(value.as_str()?)
+                    .ok()
+                    .map(|t| t.with_timezone(&chrono::Utc))
+            })
+    }
+
     /// Every event type that books, moves, cancels or holds a meeting.
     pub fn meeting_events(&self) -> impl Iterator<Item = (&MeetingModel, &str)> {
         self.meetings.iter().flat_map(|m| {
@@ -345,5 +363,48 @@ impl RuleSet {
 
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meetings_at(path: &str) -> CaseModel {
+        CaseModel {
+            meetings: vec![MeetingModel {
+                booked_by: "review_scheduled".into(),
+                key: "data.review_id".parse().expect("path"),
+                at: path.parse().expect("path"),
+                moved_by: Vec::new(),
+                cancelled_by: Vec::new(),
+                held_by: Vec::new(),
+            }],
+            ..CaseModel::default()
+        }
+    }
+
+    #[test]
+    fn the_meeting_time_is_where_the_vocabulary_says_it_is() {
+        let data =
+            json!({"meeting_at": "2027-01-21T14:00:00Z", "starts_at": "2027-02-03T10:00:00+00:00"});
+        let data = data.as_object().expect("an object");
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        assert_eq!(
+            meetings_at("data.meeting_at").meeting_time(data),
+            at("2027-01-21T14:00:00Z")
+        );
+        // A council that renamed the field: the shell reads the new name, not the old one.
+        assert_eq!(
+            meetings_at("data.starts_at").meeting_time(data),
+            at("2027-02-03T10:00:00Z")
+        );
+        assert_eq!(meetings_at("data.held_at").meeting_time(data), None);
+        assert_eq!(CaseModel::default().meeting_time(data), None);
     }
 }
