@@ -7,7 +7,7 @@
 //! Run with `cargo bench --bench scale -- COMMAND` (see `--help`); PostgreSQL runs need
 //! `DRIFTWATCH_TEST_POSTGRES_URL`, as the tests do.
 
-#[path = "../../tests/support/mod.rs"]
+#[path = "../../tests/it/support/mod.rs"]
 mod support;
 mod synth;
 

@@ -3,9 +3,7 @@
 //! moment is what the plan at that moment has due (apart from what the catch-up rules record
 //! instead), nothing the plan no longer has, and nothing twice.
 
-mod common;
-
-use common::{config, root, t};
+use crate::common::{config, root, t};
 use driftwatch::clock::Clock;
 use driftwatch::notify::Courier;
 use driftwatch::planner::NotificationStatus;

@@ -2,9 +2,7 @@
 //! and cover every default rule, a failing test shows what the plan had instead, a malformed
 //! file is reported at `file:line:column`, and the rules loader leaves test files alone.
 
-mod common;
-
-use common::{copy_dir, driftwatch_in, driftwatch_with, root, yaml_files_in};
+use crate::common::{copy_dir, driftwatch_in, driftwatch_with, root, yaml_files_in};
 use std::path::{Path, PathBuf};
 
 fn shipped_config() -> PathBuf {
@@ -66,7 +64,7 @@ fn the_shipped_rule_tests_pass() {
 
 #[test]
 fn every_default_rule_has_a_shipped_test() {
-    let config = common::config();
+    let config = crate::common::config();
     let mut tested = std::collections::BTreeSet::new();
     for path in shipped_tests() {
         let text = std::fs::read_to_string(&path).unwrap();

@@ -1,8 +1,7 @@
 //! The planner against the shipped default rules and calendar, with dates checked by hand against
 //! the England and Wales bank holidays and the example config's closure days (29–31 Dec 2026).
 
-mod common;
-use common::*;
+use crate::common::*;
 use driftwatch::planner::{NotificationKind as K, NotificationStatus, ObligationState as S};
 use serde_json::json;
 

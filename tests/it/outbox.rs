@@ -2,9 +2,7 @@
 //! the outbox, which are recorded but never sent, who is told of each obligation, and when the
 //! case must be planned again.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use driftwatch::config::Config;
 use driftwatch::event::Event;
 use driftwatch::planner::{

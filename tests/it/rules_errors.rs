@@ -1,8 +1,7 @@
 //! Mistakes in rules files are reported as `file:line:column: message`, every one of them, and a
 //! broken rules folder loads nothing.
 
-mod common;
-use common::{copy_dir, root};
+use crate::common::{copy_dir, root};
 use driftwatch::config::Config;
 use std::path::{Path, PathBuf};
 

@@ -13,14 +13,12 @@
 //! clock, and moving it answers once the scheduler has handled everything due. What is outside
 //! the daemon's clock (a killed process, a server coming back) is polled with a bounded deadline.
 
-mod support;
-
+use crate::support::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::*;
 
 /// The idempotency key of a message received by the SMTP server (its Message-ID's local part).
 fn key_of(mail: &Mail) -> String {

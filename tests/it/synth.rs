@@ -3,9 +3,7 @@
 //! time and late, decisions met and drifting, children leaving care), so benchmark figures
 //! measure realistic work.
 
-mod common;
-#[path = "../benches/scale/synth.rs"]
-mod synth;
+use crate::caseload as synth;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use driftwatch::event::Event;
@@ -31,7 +29,7 @@ fn the_same_seed_gives_the_same_caseload_and_a_larger_one_begins_with_it() {
 
 #[test]
 fn every_event_is_valid_in_time_order_and_never_after_the_moment_it_is_seen_at() {
-    let config = common::config();
+    let config = crate::common::config();
     let shape = synth::Shape::new(300, 1);
     let mut ids = std::collections::HashSet::new();
     for case in synth::caseload(&shape) {
@@ -56,7 +54,7 @@ fn every_event_is_valid_in_time_order_and_never_after_the_moment_it_is_seen_at()
 
 #[test]
 fn the_caseload_is_as_varied_as_a_councils() {
-    let config = common::config();
+    let config = crate::common::config();
     let planner = config.planner();
     let shape = synth::Shape::new(500, 3);
     let (mut kinds, mut states) = (BTreeMap::new(), BTreeMap::new());
@@ -108,7 +106,7 @@ fn the_caseload_is_as_varied_as_a_councils() {
 
 #[test]
 fn the_wave_puts_one_invitation_per_case_at_one_moment() {
-    let config = common::config();
+    let config = crate::common::config();
     let planner = config.planner();
     let wave: DateTime<Utc> = Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0).unwrap();
     let meeting = Utc.with_ymd_and_hms(2027, 3, 15, 9, 0, 0).unwrap();

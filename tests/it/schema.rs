@@ -2,9 +2,7 @@
 //! shipped rules file, rule test file and the example config name them and pass them, and they
 //! catch a typo.
 
-mod common;
-
-use common::{root, yaml_files_in};
+use crate::common::{root, yaml_files_in};
 use std::process::Command;
 
 fn schema(of: &str) -> serde_json::Value {

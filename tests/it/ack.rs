@@ -2,10 +2,8 @@
 //! the spool; the test follows the link as a browser would (GET shows, POST acts) and reads what
 //! is sent afterwards.
 
-mod support;
-
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 const SAM: &str = "sam.social@council.example";
 const RULE: &str = "decision_carried_out";

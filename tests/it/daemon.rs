@@ -3,10 +3,8 @@
 //! a real webhook receiver and the `.eml` spool. No test sleeps waiting for a timer: moving the
 //! clock answers once the scheduler has handled everything due.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 /// Notifications in the spool addressed to `to` whose body names `rule`.
 fn spooled_for(setup: &Setup, to: &str, rule: &str) -> usize {

@@ -6,14 +6,11 @@
 //! across cases, and the daemon end to end for a moved and a cancelled review.
 //!
 //! Every expected date is worked out here from the regulations' definition of a working day
-//! (tests/common/timeline.rs), with the shipped config's closure days (29 to 31 December 2026
+//! (tests/it/common/timeline.rs), with the shipped config's closure days (29 to 31 December 2026
 //! and 2027), never from driftwatch's own calendar. Each test cites the text it reads.
 
-mod common;
-mod support;
-
-use common::timeline::*;
-use common::*;
+use crate::common::timeline::*;
+use crate::common::*;
 use driftwatch::event::Event;
 use driftwatch::planner::{
     CasePlan, Notification, NotificationKind as K, NotificationStatus, ObligationPlan,
@@ -1996,8 +1993,8 @@ fn booked_case(case: &str) -> Value {
 }
 
 /// The `.eml` files for `case` addressed to `to` with `words` in them.
-fn mails(setup: &support::Setup, case: &str, to: &str, words: &str) -> usize {
-    support::spooled(&setup.spool())
+fn mails(setup: &crate::support::Setup, case: &str, to: &str, words: &str) -> usize {
+    crate::support::spooled(&setup.spool())
         .iter()
         .filter(|(_, m)| m.contains(&format!("<{to}>")) && m.contains(case) && m.contains(words))
         .count()
@@ -2005,7 +2002,11 @@ fn mails(setup: &support::Setup, case: &str, to: &str, words: &str) -> usize {
 
 /// Every message the plan says is due has gone (or was recorded before go-live), and nothing
 /// went that the plan does not say.
-async fn outbox_agrees_with_plan(daemon: &support::Daemon, setup: &support::Setup, case: &str) {
+async fn outbox_agrees_with_plan(
+    daemon: &crate::support::Daemon,
+    setup: &crate::support::Setup,
+    case: &str,
+) {
     let plan = daemon.get(&format!("/v1/cases/{case}/plan")).await;
     let due: std::collections::BTreeSet<String> = plan["notifications"]
         .as_array()
@@ -2076,7 +2077,7 @@ async fn outbox_agrees_with_plan(daemon: &support::Daemon, setup: &support::Setu
         if r["state"] == "sent" {
             let key = r["idempotency_key"].as_str().unwrap();
             assert!(
-                support::spooled(&setup.spool())
+                crate::support::spooled(&setup.spool())
                     .iter()
                     .any(|(name, _)| name == &format!("{key}.eml")),
                 "{key} recorded as sent but not in the spool"
@@ -2087,8 +2088,8 @@ async fn outbox_agrees_with_plan(daemon: &support::Daemon, setup: &support::Setu
 
 #[tokio::test]
 async fn the_daemon_sends_what_the_plan_says_for_a_moved_review_and_a_cancelled_one() {
-    let setup = support::Setup::new();
-    let daemon = support::Daemon::start(&setup, "2027-01-11T10:00:00Z");
+    let setup = crate::support::Setup::new();
+    let daemon = crate::support::Daemon::start(&setup, "2027-01-11T10:00:00Z");
     for case in ["M-1", "X-1"] {
         let (status, body) = daemon.post_events(&booked_case(case)).await;
         assert_eq!(status, 202, "{body}");
@@ -2184,8 +2185,8 @@ async fn a_review_moved_while_the_daemon_was_down_over_its_first_date_is_still_a
     // from 28 January to Thursday 11 February, so the case system can only deliver the move
     // when it is back, after the first date. The meeting on 24 February is still ahead: the
     // parent and the carer must get the new invitation, and the grandparent added be invited.
-    let setup = support::Setup::new();
-    let daemon = support::Daemon::start(&setup, "2027-01-11T10:00:00Z");
+    let setup = crate::support::Setup::new();
+    let daemon = crate::support::Daemon::start(&setup, "2027-01-11T10:00:00Z");
     let (status, body) = daemon.post_events(&booked_case("D-1")).await;
     assert_eq!(status, 202, "{body}");
     daemon
@@ -2198,7 +2199,7 @@ async fn a_review_moved_while_the_daemon_was_down_over_its_first_date_is_still_a
     daemon.clock("2027-01-28T08:00:00Z").await;
     assert!(daemon.terminate().success());
 
-    let daemon = support::Daemon::start(&setup, "2027-02-11T12:00:00Z");
+    let daemon = crate::support::Daemon::start(&setup, "2027-02-11T12:00:00Z");
     let (status, body) = daemon
         .post_events(&json!({"id": "D-1-move", "case": "D-1", "type": "review_rescheduled",
             "at": "2027-01-29T11:00:00Z",

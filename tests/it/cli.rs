@@ -1,11 +1,10 @@
 //! The `driftwatch` binary as an admin runs it: exit codes and what it prints.
 
-mod common;
-use common::{driftwatch_in, root};
+use crate::common::{driftwatch_in, root};
 use std::process::Command;
 
 fn driftwatch(args: &[&str]) -> (i32, String, String) {
-    common::driftwatch_with(&root().join("config/driftwatch.yaml"), args)
+    crate::common::driftwatch_with(&root().join("config/driftwatch.yaml"), args)
 }
 
 #[test]
@@ -383,7 +382,7 @@ fn explain_puts_a_rule_in_words_with_dates_from_the_calendar() {
     );
     // The dates are the calendar's: 20 working days after Monday 4 January 2027 is 1 February;
     // the escalation one working day later; the first reminder 15 working days before the due date.
-    let cal = &common::config().calendar;
+    let cal = &crate::common::config().calendar;
     let start = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).unwrap();
     let due = cal.add(start, 20);
     for (date, what) in [

@@ -1,8 +1,7 @@
 //! Every shipped template renders for every notification of the example case, and messages name
 //! the child by case reference only.
 
-mod common;
-use common::*;
+use crate::common::*;
 use driftwatch::message::render;
 use std::collections::BTreeSet;
 

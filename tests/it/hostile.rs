@@ -3,10 +3,9 @@
 //! files, signed links) and require a clear error, never a panic, and never a value echoed back.
 //!
 //! The case counts are small so CI stays fast; `PROPTEST_CASES=100000 cargo test --release
-//! --test hostile` is the long run.
+//! --test it hostile::` is the long run.
 
-mod common;
-use common::{config, root};
+use crate::common::{config, root};
 use driftwatch::event::{Event, parse_json_lines};
 use driftwatch::links::Links;
 use driftwatch::rules::Services;
@@ -218,20 +217,18 @@ proptest! {
     }
 }
 
-mod support;
-
 /// Deeply nested JSON, far-off years and wrong types through the real API: a 4xx naming the
 /// problem, and nothing stored.
 #[tokio::test]
 async fn the_api_refuses_deep_json_and_implausible_years_and_stores_nothing() {
-    let setup = support::Setup::new();
-    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let setup = crate::support::Setup::new();
+    let daemon = crate::support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let (status, body) = daemon
         .request(
             reqwest::Method::POST,
             "/v1/events",
-            Some(support::TOKEN),
+            Some(crate::support::TOKEN),
             Some(("application/json", deep.into_bytes())),
         )
         .await;
@@ -257,7 +254,7 @@ async fn the_api_refuses_deep_json_and_implausible_years_and_stores_nothing() {
         .request(
             reqwest::Method::GET,
             "/v1/cases/C-1/plan",
-            Some(support::TOKEN),
+            Some(crate::support::TOKEN),
             None,
         )
         .await;
@@ -374,8 +371,8 @@ const LINE_BREAKERS: [&str; 9] = [
 /// bodies keeps its line breaks.
 #[tokio::test]
 async fn control_characters_in_names_and_references_are_refused_by_field_path() {
-    let setup = support::Setup::new();
-    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let setup = crate::support::Setup::new();
+    let daemon = crate::support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
     let start = json!({"id": "lac", "case": "C-9", "type": "child_looked_after",
         "at": "2027-01-04T08:00:00Z",
         "data": {"start": "2027-01-04T08:00:00Z", "legal_basis": "s31", "date_of_birth": "2015-01-01"}});
@@ -467,7 +464,7 @@ async fn control_characters_in_names_and_references_are_refused_by_field_path() 
         .post_events(&summary("Arrange sibling contact\r\n\tweekly"))
         .await;
     assert_eq!(status, 202, "{body}");
-    let stored = support::sample(
+    let stored = crate::support::sample(
         &daemon.metrics().await,
         "driftwatch_events_accepted_total",
         &[("status", "stored")],
@@ -480,11 +477,11 @@ async fn control_characters_in_names_and_references_are_refused_by_field_path() 
 /// becomes dead with its reason, the others go, and no header is slipped in.
 #[tokio::test]
 async fn a_name_stored_before_it_was_refused_makes_its_message_dead_not_a_panic() {
-    let mailbox = support::Mailbox::start();
-    let mut setup = support::Setup::new();
+    let mailbox = crate::support::Mailbox::start();
+    let mut setup = crate::support::Setup::new();
     setup.smtp_port = Some(mailbox.port);
-    let daemon = support::Daemon::start(&setup, "2026-12-02T10:00:00Z");
-    let (status, body) = daemon.post_events(&support::example_events()).await;
+    let daemon = crate::support::Daemon::start(&setup, "2026-12-02T10:00:00Z");
+    let (status, body) = daemon.post_events(&crate::support::example_events()).await;
     assert_eq!(status, 202, "{body}");
     assert!(daemon.terminate().success());
 
@@ -503,7 +500,7 @@ async fn a_name_stored_before_it_was_refused_makes_its_message_dead_not_a_panic(
         .await
         .expect("close the database");
 
-    let daemon = support::Daemon::start(&setup, "2026-12-02T10:00:00Z");
+    let daemon = crate::support::Daemon::start(&setup, "2026-12-02T10:00:00Z");
     // The care-plan reminders go to the social worker and the team manager on 9 December.
     daemon.clock("2026-12-09T09:00:00Z").await;
     let dead = daemon.outbox("dead").await;
@@ -541,13 +538,13 @@ async fn a_name_stored_before_it_was_refused_makes_its_message_dead_not_a_panic(
 /// (driftwatch or the HTTP framework under it), and none repeats a value that was sent.
 #[tokio::test]
 async fn every_error_is_json_naming_the_field_never_the_value() {
-    let setup = support::Setup::new();
-    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let setup = crate::support::Setup::new();
+    let daemon = crate::support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, body: Option<String>| {
         let mut req = http
             .request(method, format!("{}{path}", daemon.base))
-            .bearer_auth(support::TOKEN);
+            .bearer_auth(crate::support::TOKEN);
         if let Some(body) = body {
             req = req.header("content-type", "application/json").body(body);
         }
@@ -752,8 +749,8 @@ async fn every_error_is_json_naming_the_field_never_the_value() {
 /// The authorization scheme is case-insensitive; Basic still gives reading only.
 #[tokio::test]
 async fn the_authorization_scheme_is_case_insensitive() {
-    let setup = support::Setup::new();
-    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let setup = crate::support::Setup::new();
+    let daemon = crate::support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
     let http = reqwest::Client::new();
     let event = json!({"id": "n-1", "case": "C-1", "type": "iro_service_notified", "at": "2027-01-04T08:00:00Z"});
     for (scheme, expected) in [
@@ -764,7 +761,10 @@ async fn the_authorization_scheme_is_case_insensitive() {
     ] {
         let res = http
             .post(format!("{}/v1/events", daemon.base))
-            .header("authorization", format!("{scheme} {}", support::TOKEN))
+            .header(
+                "authorization",
+                format!("{scheme} {}", crate::support::TOKEN),
+            )
             .header("content-type", "application/json")
             .body(event.to_string())
             .send()
@@ -773,8 +773,8 @@ async fn the_authorization_scheme_is_case_insensitive() {
         assert_eq!(res.status().as_u16(), expected, "{scheme}");
     }
     use base64::Engine;
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("anyone:{}", support::TOKEN));
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("anyone:{}", crate::support::TOKEN));
     for (method, path, expected) in [
         (reqwest::Method::GET, "/v1/notifications", 200),
         (reqwest::Method::POST, "/v1/events", 401),
@@ -796,8 +796,8 @@ async fn the_authorization_scheme_is_case_insensitive() {
 /// would change a stored one is refused with `409`, and the stored one stands.
 #[tokio::test]
 async fn one_id_with_two_contents_is_refused_naming_the_id() {
-    let setup = support::Setup::new();
-    let daemon = support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
+    let setup = crate::support::Setup::new();
+    let daemon = crate::support::Daemon::start(&setup, "2027-01-04T09:00:00Z");
     let start = |basis: &str| {
         json!({"id": "lac-1", "case": "C-7", "type": "child_looked_after", "at": "2027-01-04T08:00:00Z",
                "data": {"start": "2027-01-04T08:00:00Z", "legal_basis": basis, "date_of_birth": "2015-01-01"}})
@@ -820,7 +820,7 @@ async fn one_id_with_two_contents_is_refused_naming_the_id() {
         .request(
             reqwest::Method::GET,
             "/v1/cases/C-7/plan",
-            Some(support::TOKEN),
+            Some(crate::support::TOKEN),
             None,
         )
         .await;
@@ -907,10 +907,10 @@ fn booking(case: &str, n: usize) -> Value {
 /// participant's invitation), and every participant's invitation still says when the meeting is.
 #[tokio::test]
 async fn long_lists_are_bounded_and_cost_in_proportion_to_their_length() {
-    let mut setup = support::Setup::new();
+    let mut setup = crate::support::Setup::new();
     // Room for 500 participants in one body.
     setup.max_body_bytes = 1 << 20;
-    let daemon = support::Daemon::start(&setup, "2026-12-10T16:00:00Z");
+    let daemon = crate::support::Daemon::start(&setup, "2026-12-10T16:00:00Z");
 
     for (field, event) in [
         ("data.participants", booking("C-501", 501)[1].clone()),
@@ -947,7 +947,7 @@ async fn long_lists_are_bounded_and_cost_in_proportion_to_their_length() {
 
     // The invitations go ten working days before the meeting, each with the meeting's time.
     daemon.clock("2026-12-15T09:00:00Z").await;
-    let spool = support::spooled(&setup.spool());
+    let spool = crate::support::spooled(&setup.spool());
     let invitations: Vec<&(String, String)> = spool
         .iter()
         .filter(|(_, m)| m.contains("@example.org>") && m.contains("invited to a looked-after"))

@@ -1,10 +1,8 @@
 //! The timeliness report against a hand-computed scenario: the example case as it stood on
 //! 15 February 2027 (see the README's plan of it).
 
-mod common;
-
+use crate::common::*;
 use chrono::NaiveDate;
-use common::*;
 use driftwatch::report::{self, RuleFigures};
 
 fn d(s: &str) -> NaiveDate {

@@ -2,12 +2,10 @@
 //! a few hundred children part-way through their reviews), the dry run, the import, what the
 //! daemon then sends (read from a real SMTP server), and a second import that changes nothing.
 
-mod support;
-
+use crate::support::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use support::*;
 
 const HEADER: &str = "Case reference,Looked after since,Legal status,Date of birth,IRO,IRO email,\
 Social worker,Social worker email,Team manager,Team manager email,Reviews held,Last review,\

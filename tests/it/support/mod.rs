@@ -1324,7 +1324,7 @@ pub struct SignedInMail {
     pub data: String,
 }
 
-/// `tests/support/xoauth2_smtp.py` (aiosmtpd) on a free port, checking tokens with `endpoint`.
+/// `tests/it/support/xoauth2_smtp.py` (aiosmtpd) on a free port, checking tokens with `endpoint`.
 pub struct XoauthSmtp {
     pub port: u16,
     child: Child,
@@ -1338,7 +1338,7 @@ impl XoauthSmtp {
             .expect("a free port")
             .port();
         let mut child = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/support/xoauth2_smtp.py"))
+            .arg(repo().join("tests/it/support/xoauth2_smtp.py"))
             .arg(port.to_string())
             .arg(&endpoint.introspect_url)
             .stdin(Stdio::piped())

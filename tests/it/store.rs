@@ -4,11 +4,8 @@
 //! and dead rows, the rules in force) must hold on both. The PostgreSQL half needs
 //! `DRIFTWATCH_TEST_POSTGRES_URL` and runs with `--include-ignored`, as in CI.
 
-mod common;
-mod support;
-
+use crate::common::{config, root, t};
 use chrono::{DateTime, Duration, Utc};
-use common::{config, root, t};
 use driftwatch::clock::Clock;
 use driftwatch::service::{AcceptedStatus, Service};
 use driftwatch::store::{ClaimTerms, Claimed, Lane, NotificationFilter, OutboxState, Store};

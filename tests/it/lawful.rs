@@ -1,12 +1,11 @@
 //! Whole case timelines against the regulations and the council documents: every expected date
 //! here is worked out in the test from the regulations' definition of a working day, with the
-//! bank holidays written out in tests/common/timeline.rs, not from driftwatch's own calendar.
+//! bank holidays written out in tests/it/common/timeline.rs, not from driftwatch's own calendar.
 //! The shipped config's council closure days (29 to 31 December 2026 and 2027) are part of
 //! every test: they may make things earlier or quieter, never later.
 
-mod common;
-use common::timeline::*;
-use common::*;
+use crate::common::timeline::*;
+use crate::common::*;
 use driftwatch::planner::{
     Notification, NotificationKind as K, NotificationStatus, ObligationState as S, Planner, Target,
 };

@@ -20,15 +20,14 @@
 //! CI runs a fixed seed and a few runs. The long run, a thousand scenarios from another seed:
 //!
 //! ```sh
-//! DRIFTWATCH_MODEL_RUNS=1000 DRIFTWATCH_MODEL_SEED=7 cargo test --release --test model -- --nocapture
+//! DRIFTWATCH_MODEL_RUNS=1000 DRIFTWATCH_MODEL_SEED=7 cargo test --release --test it model:: -- --nocapture
 //! ```
 //!
 //! A failure names its seed: `DRIFTWATCH_MODEL_SEED=<seed> DRIFTWATCH_MODEL_RUNS=1` replays it.
 
-mod support;
-#[path = "../benches/scale/synth.rs"]
-mod synth;
+use crate::caseload as synth;
 
+use crate::support::*;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use driftwatch::calendar::Calendar;
 use driftwatch::config::Config;
@@ -37,7 +36,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use support::*;
 
 /// `delivery.stale_after_hours`, the daemon's default.
 fn stale() -> Duration {

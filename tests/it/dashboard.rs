@@ -7,11 +7,9 @@
 //! `DRIFTWATCH_UPDATE_SCREENSHOT=1` also copies the screenshot to `docs/images/dashboard.png`
 //! for the README.
 
-mod support;
-
+use crate::support::*;
 use serde_json::Value;
 use std::process::Command;
-use support::*;
 
 fn chromium() -> String {
     std::env::var("DRIFTWATCH_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into())

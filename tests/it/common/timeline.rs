@@ -1,5 +1,5 @@
-//! The regulations' calendar written out, for whole case timelines (tests/lawful.rs,
-//! tests/probe14.rs): expected dates are worked out here from the regulations' definition of a
+//! The regulations' calendar written out, for whole case timelines (tests/it/lawful.rs,
+//! tests/it/probe14.rs): expected dates are worked out here from the regulations' definition of a
 //! working day and a bank-holiday list typed in from gov.uk, never from driftwatch's own
 //! calendar. The shipped config's council closure days are listed too: they may make things
 //! earlier or quieter, never later.
