@@ -89,7 +89,7 @@ pub async fn send(service: &Service, courier: &Courier) -> Result<usize, StoreEr
     };
     let obligations = service.store().obligations(&filter, now).await?;
     let digests = compose(
-        Routing::from_config(&config),
+        config.routing(),
         &config.calendar,
         &obligations,
         now,

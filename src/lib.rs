@@ -1,14 +1,16 @@
 //! driftwatch keeps English councils' looked-after child reviews on time.
 //!
-//! The crate is split into a pure core and a thin shell. The core computes, from a case's events,
-//! the rules, the working-day calendar and the current time, every obligation and notification,
-//! with no I/O:
+//! This crate is the shell; the pure core is the `driftwatch-core` crate (`core/`), whose modules
+//! are re-exported here at the same paths. The core computes, from a case's events, the rules,
+//! the working-day calendar and the current time, every obligation and notification, with no
+//! I/O:
 //! - [`calendar`]: working days, bank holidays, offsets;
 //! - [`rules`]: the YAML rules language, checked on load;
-//! - [`planner`]: obligations, deadlines, reminders and escalations for a case.
+//! - [`planner`]: obligations, deadlines, reminders and escalations for a case;
+//! - [`case_write`] and [`outbox`]: what the store keeps of a plan, and how catching up informs
+//!   instead of flooding.
 //!
-//! Also pure: [`service::case_write`] (what the store keeps of a plan, and how catching up
-//! informs instead of flooding), [`snapshot`] (a caseload CSV into events), [`explain`],
+//! Also pure, still in the shell: [`snapshot`] (a caseload CSV into events), [`explain`],
 //! [`feed`], [`links`], [`notify::retry`] and [`ruletest`] (an admin's rule tests, each case
 //! planned at the moments the test names).
 //!
@@ -19,7 +21,8 @@
 //! [`telemetry`] exports metrics.
 
 pub use driftwatch_core::{
-    calendar, checks, diagnostic, event, expr, localtime, message, planner, report, rules,
+    calendar, case_write, checks, diagnostic, event, expr, localtime, message, outbox, planner,
+    report, rules,
 };
 
 pub mod api;

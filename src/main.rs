@@ -790,7 +790,7 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
             .collect();
         let preview = service::go_live_preview(
             &config.planner(),
-            service::Routing::from_config(&config),
+            config.routing(),
             &input,
             options.now,
             stale,
@@ -1005,13 +1005,8 @@ fn catchup(config: Config, now: DateTime<Utc>, database_url: Option<String>) -> 
             input.len(),
             config.delivery.stale_after_hours
         );
-        let preview = service::go_live_preview(
-            &config.planner(),
-            service::Routing::from_config(&config),
-            &input,
-            now,
-            stale,
-        );
+        let preview =
+            service::go_live_preview(&config.planner(), config.routing(), &input, now, stale);
         say!("{}", first_batch(&config, now));
         emit(&service::go_live_table(&preview));
         store.close().await;

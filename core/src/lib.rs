@@ -10,11 +10,14 @@
 //! - [`event`]: the event envelope and its checks;
 //! - [`planner`]: obligations, deadlines, reminders and escalations for a case;
 //! - [`message`]: what a notification says, rendered from its template;
+//! - [`case_write`] and [`outbox`]: what the store keeps of a plan, in the state the go-live and
+//!   catch-up policy gives each message;
 //! - [`checks`] and [`report`]: the cross-case checks and the figures for managers;
 //! - [`localtime`]: Europe/London time in words, working hours;
 //! - [`diagnostic`]: problems as `file:line:column: message`.
 
 pub mod calendar;
+pub mod case_write;
 pub mod checks;
 pub mod diagnostic;
 pub mod digest;
@@ -22,6 +25,7 @@ pub mod event;
 pub mod expr;
 pub mod localtime;
 pub mod message;
+pub mod outbox;
 pub mod planner;
 pub mod report;
 pub mod rules;

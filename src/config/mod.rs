@@ -253,6 +253,15 @@ impl Config {
         )
     }
 
+    /// Who gets what one by one and what in the digest, and when a late message may go.
+    pub fn routing(&self) -> crate::case_write::Routing<'_> {
+        crate::case_write::Routing {
+            rules: &self.rules,
+            recipients: &self.digest.recipients,
+            placement: self.planner().placement(),
+        }
+    }
+
     /// The JSON Schema of the config file, for editors and `driftwatch schema config`.
     pub fn schema() -> schemars::Schema {
         let mut schema = schemars::schema_for!(ConfigFile);

@@ -216,8 +216,7 @@ impl DataRef {
     }
 }
 
-/// The key of an outbox row's `data` that names the events its data comes from.
-pub const DATA_FROM: &str = "$from";
+pub use driftwatch_core::outbox::DATA_FROM;
 
 impl Store {
     /// Connects, creating a SQLite file (and its folder) on first start, and runs the
@@ -1409,6 +1408,13 @@ impl Tx {
             .iter()
             .filter(|p| !stored.people.contains(p))
             .collect();
+        // Each notification in the store's own record format (see `record`).
+        let records: HashMap<&str, String> = plan
+            .outbox
+            .iter()
+            .map(|n| (n.key.as_str(), record::encode(&n.notification)))
+            .collect();
+        let record_of = |n: &OutboxWrite| records.get(n.key.as_str()).cloned().unwrap_or_default();
         let outbox: Vec<&OutboxWrite> = plan
             .outbox
             .iter()
@@ -1419,7 +1425,7 @@ impl Tx {
                 Some((state, send_at, notification, data, hold_at)) => {
                     state != n.state.as_str()
                         || *send_at != ms(n.send_at)
-                        || notification != &n.notification
+                        || *notification != record_of(n)
                         || data != &n.data
                         || *hold_at != n.hold_at.map(ms)
                 }
@@ -1486,7 +1492,7 @@ impl Tx {
                     .bind(ms(n.send_at))
                     .bind(n.state.as_str())
                     .bind(ms(n.send_at))
-                    .bind(n.notification.as_str())
+                    .bind(record_of(n))
                     .bind(n.data.as_str())
                     .bind(now)
                     .bind(n.hold_at.map(ms));

@@ -8,7 +8,7 @@ use driftwatch::event::Event;
 use driftwatch::planner::{
     CasePlan, NotificationKind, NotificationStatus, ObligationState, Target,
 };
-use driftwatch::service::{CatchUp, Routing, case_write_with, closing_actions};
+use driftwatch::service::{CatchUp, case_write_with, closing_actions};
 use driftwatch::store::PlannedState;
 
 /// Running live: nothing is late enough to count as catching up.
@@ -29,14 +29,7 @@ fn kept(
     catch_up: CatchUp,
 ) -> driftwatch::store::CaseWrite {
     let actions = closing_actions(&c.planner(), plan, events);
-    case_write_with(
-        plan,
-        events,
-        pending,
-        catch_up,
-        Routing::from_config(c),
-        &actions,
-    )
+    case_write_with(plan, events, pending, catch_up, c.routing(), &actions)
 }
 
 /// The example case planned at `now`.
@@ -70,7 +63,7 @@ fn every_notification_still_to_go_waits_in_the_outbox_under_its_key() {
     let invitation = write
         .outbox
         .iter()
-        .find(|w| w.rule == "review_invitations" && w.notification.contains("\"action\""))
+        .find(|w| w.rule == "review_invitations" && w.notification.kind == NotificationKind::Action)
         .expect("the invitations are planned");
     // It names the events its data comes from and keeps only the case's contacts.
     let data: serde_json::Value = serde_json::from_str(&invitation.data).unwrap();
@@ -87,7 +80,7 @@ fn every_notification_still_to_go_waits_in_the_outbox_under_its_key() {
     let derived: Vec<_> = write
         .outbox
         .iter()
-        .filter(|w| w.notification.contains("\"event\":\"derived:"))
+        .filter(|w| w.notification.event.starts_with("derived:"))
         .collect();
     assert!(!derived.is_empty());
     assert!(derived.iter().all(|w| w.data.contains("legal_basis")));
@@ -117,7 +110,7 @@ fn reminders_for_obligations_already_met_are_recorded_not_sent() {
     }
     // The invitations meet their own obligation: they still go.
     assert!(write.outbox.iter().any(|w| w.rule == "review_invitations"
-        && w.notification.contains("\"action\"")
+        && w.notification.kind == NotificationKind::Action
         && w.state == PlannedState::Pending));
 }
 
@@ -200,10 +193,10 @@ fn a_deadline_action_is_a_moment_the_case_is_planned_again() {
     assert_eq!(write.hold_at, None);
     for row in &write.outbox {
         let reminder =
-            row.rule == "review_invitations" && row.notification.contains("\"reminder\"");
+            row.rule == "review_invitations" && row.notification.kind == NotificationKind::Reminder;
         let expected =
             (reminder && row.state == PlannedState::Pending).then(|| t("2026-12-15T09:00:00Z"));
-        assert_eq!(row.hold_at, expected, "{}", row.notification);
+        assert_eq!(row.hold_at, expected, "{:?}", row.notification);
     }
     // Planned then, the obligation is met and nothing about the invitations changes again.
     let later = example_plan(&c, events, "2026-12-15T09:00:00Z");
@@ -234,7 +227,7 @@ fn outbox_rows<'p>(
                 .iter()
                 .find(|w| w.key == n.idempotency_key)
                 .expect("every notification has a row");
-            (n, w.state, w.notification.contains("\"late\":true"))
+            (n, w.state, w.notification.late)
         })
         .collect()
 }

@@ -1898,7 +1898,7 @@ fn checks_across_cases_count_only_children_in_care_and_caseloads_above_seventy()
 
 #[test]
 fn after_downtime_the_invitations_for_a_moved_reviews_new_date_still_go() {
-    use driftwatch::service::{CatchUp, Routing, case_write};
+    use driftwatch::service::{CatchUp, case_write};
     use driftwatch::store::PlannedState;
     let c = config();
     // Booked for 10 February 2027, invited on 27 January, moved on 29 January to 24 February
@@ -1919,7 +1919,7 @@ fn after_downtime_the_invitations_for_a_moved_reviews_new_date_still_go() {
         go_live: Some(t("2027-01-11T10:00:00Z")),
         stale_after: chrono::Duration::hours(24),
     };
-    let write = case_write(&p, &events, &[], downtime, Routing::from_config(&c));
+    let write = case_write(&p, &events, &[], downtime, c.routing());
     let state = |n: &Notification| {
         write
             .outbox
