@@ -196,32 +196,9 @@ pub fn case_write_with(
             && (before_go_live(n) || n.send_at < now - catch_up.stale_after)
     };
     // What is caught up goes in the first batch: now, or at the start of working hours when
-    // catching up outside them. The latest step of each obligation's ladder due by then is the
-    // one that applies when it goes: a stage that falls due at 09:00 takes the place of the
-    // earlier one caught up at 08:00.
+    // catching up outside them.
     let first = routing.placement.place(now, false);
-    // Two stages falling at one moment (closures pushed one onto the other's day): the later
-    // stage of the ladder is the one that applies.
-    let stage = |n: &Notification| {
-        let o = routing.rules.rule(&n.rule).and_then(|r| r.obligation());
-        let index = |steps: &[crate::rules::Step]| steps.iter().position(|s| s.id == n.step);
-        match n.kind {
-            NotificationKind::Escalation => (1, o.and_then(|o| index(&o.escalations))),
-            _ => (0, o.and_then(|o| index(&o.reminders))),
-        }
-    };
-    let mut latest: HashMap<&str, (DateTime<Utc>, Stage)> = HashMap::new();
-    for n in &plan.notifications {
-        let going = matches!(
-            n.status,
-            NotificationStatus::Due | NotificationStatus::Scheduled
-        ) && n.send_at <= first;
-        if let (true, Some(o)) = (is_ladder(n) && going, n.obligation.as_deref()) {
-            let this = (n.send_at, stage(n));
-            let t = latest.entry(o).or_insert(this);
-            *t = (*t).max(this);
-        }
-    }
+    let latest = latest_steps(plan, &routing, first);
 
     let mut outbox = Vec::new();
     let mut wanted = HashSet::new();
@@ -239,21 +216,9 @@ pub fn case_write_with(
             _ if is_ladder(n) && closed => false,
             NotificationStatus::Scheduled => true,
             NotificationStatus::Due if !catching_up => true,
-            NotificationStatus::Due => match n.kind {
-                // Nobody to tell: recorded, not raised as dead again for what is long past.
-                _ if matches!(n.recipient, Target::Nobody { .. }) => false,
-                NotificationKind::Notice => true,
-                NotificationKind::Action => meeting_ahead(&routing.rules.case, data, now),
-                NotificationKind::Reminder | NotificationKind::Escalation => {
-                    let is_latest = n
-                        .obligation
-                        .as_deref()
-                        .and_then(|o| latest.get(o))
-                        .is_some_and(|t| *t == (n.send_at, stage(n)));
-                    let deadline_passed = obligation.is_some_and(|(d, _)| *d <= first);
-                    is_latest && !(n.kind == NotificationKind::Reminder && deadline_passed)
-                }
-            },
+            NotificationStatus::Due => {
+                goes_late(n, data, &routing, (&latest, obligation), (now, first))
+            }
         };
         let digest_only = routing.delivery(n) == Delivery::Digest;
         catching_up_any |= send && catching_up && !digest_only;
@@ -314,30 +279,6 @@ pub fn case_write_with(
         .cloned()
         .collect();
 
-    let obligations = plan
-        .obligations
-        .iter()
-        .map(|o| ObligationWrite {
-            id: o.id.clone(),
-            rule: o.rule.clone(),
-            state: match o.state {
-                ObligationState::Open | ObligationState::Overdue => "open",
-                ObligationState::Met => "met",
-                ObligationState::MetLate => "met_late",
-                ObligationState::Cancelled => "cancelled",
-                ObligationState::NotDone => "not_done",
-            },
-            deadline: o.deadline,
-            body: to_json(o),
-        })
-        .collect();
-    let mut people = BTreeSet::new();
-    for n in &plan.notifications {
-        if let (Some(obligation), Target::Email { role, email, .. }) = (&n.obligation, &n.recipient)
-        {
-            people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
-        }
-    }
     let (replan_at, hold_at) = next_change(
         plan,
         events,
@@ -352,15 +293,111 @@ pub fn case_write_with(
         planned_at: plan.now,
         replan_at,
         hold_at,
-        obligations,
-        people: people
-            .into_iter()
-            .map(|(o, role, email)| (o, Person { role, email }))
-            .collect(),
+        obligations: obligation_rows(plan),
+        people: people_told(plan),
         outbox,
         retire,
         status: to_json(&plan.status),
     }
+}
+
+/// The latest step of each obligation's ladder going in the first batch (`first`): the one that
+/// applies when it goes. A stage that falls due at 09:00 takes the place of the earlier one
+/// caught up at 08:00; of two stages at one moment (closures pushed one onto the other's day),
+/// the later stage of the ladder.
+fn latest_steps<'p>(
+    plan: &'p CasePlan,
+    routing: &Routing,
+    first: DateTime<Utc>,
+) -> LatestSteps<'p> {
+    let mut latest: LatestSteps = HashMap::new();
+    for n in &plan.notifications {
+        let going = matches!(
+            n.status,
+            NotificationStatus::Due | NotificationStatus::Scheduled
+        ) && n.send_at <= first;
+        if let (true, Some(o)) = (is_ladder(n) && going, n.obligation.as_deref()) {
+            let this = (n.send_at, stage(routing, n));
+            let t = latest.entry(o).or_insert(this);
+            *t = (*t).max(this);
+        }
+    }
+    latest
+}
+
+/// By obligation, when its latest step going in the first batch goes and where it stands.
+type LatestSteps<'p> = HashMap<&'p str, (DateTime<Utc>, Stage)>;
+
+/// Where a step stands in its obligation's ladders (see [`Stage`]).
+fn stage(routing: &Routing, n: &Notification) -> Stage {
+    let o = routing.rules.rule(&n.rule).and_then(|r| r.obligation());
+    let index = |steps: &[crate::rules::Step]| steps.iter().position(|s| s.id == n.step);
+    match n.kind {
+        NotificationKind::Escalation => (1, o.and_then(|o| index(&o.escalations))),
+        _ => (0, o.and_then(|o| index(&o.reminders))),
+    }
+}
+
+/// Whether a message due but caught up (after going live or downtime) still goes: a notice
+/// always, to nobody never (recorded, not raised as dead again for what is long past), an
+/// invitation while its meeting is ahead, and of a ladder only the latest step going in the
+/// first batch, a reminder only while its deadline has not passed by then.
+fn goes_late(
+    n: &Notification,
+    data: Option<&Map<String, Value>>,
+    routing: &Routing,
+    (latest, obligation): (&LatestSteps, Option<&(DateTime<Utc>, bool)>),
+    (now, first): (DateTime<Utc>, DateTime<Utc>),
+) -> bool {
+    match n.kind {
+        _ if matches!(n.recipient, Target::Nobody { .. }) => false,
+        NotificationKind::Notice => true,
+        NotificationKind::Action => meeting_ahead(&routing.rules.case, data, now),
+        NotificationKind::Reminder | NotificationKind::Escalation => {
+            let is_latest = n
+                .obligation
+                .as_deref()
+                .and_then(|o| latest.get(o))
+                .is_some_and(|t| *t == (n.send_at, stage(routing, n)));
+            let deadline_passed = obligation.is_some_and(|(d, _)| *d <= first);
+            is_latest && !(n.kind == NotificationKind::Reminder && deadline_passed)
+        }
+    }
+}
+
+/// The obligations as the store keeps them.
+fn obligation_rows(plan: &CasePlan) -> Vec<ObligationWrite> {
+    plan.obligations
+        .iter()
+        .map(|o| ObligationWrite {
+            id: o.id.clone(),
+            rule: o.rule.clone(),
+            state: match o.state {
+                ObligationState::Open | ObligationState::Overdue => "open",
+                ObligationState::Met => "met",
+                ObligationState::MetLate => "met_late",
+                ObligationState::Cancelled => "cancelled",
+                ObligationState::NotDone => "not_done",
+            },
+            deadline: o.deadline,
+            body: to_json(o),
+        })
+        .collect()
+}
+
+/// Everyone told about each obligation, by email (lower-cased), each once.
+fn people_told(plan: &CasePlan) -> Vec<(String, Person)> {
+    let mut people = BTreeSet::new();
+    for n in &plan.notifications {
+        if let (Some(obligation), Target::Email { role, email, .. }) = (&n.obligation, &n.recipient)
+        {
+            people.insert((obligation.clone(), role.clone(), email.to_lowercase()));
+        }
+    }
+    people
+        .into_iter()
+        .map(|(o, role, email)| (o, Person { role, email }))
+        .collect()
 }
 
 /// When the case must be planned again without a new event: the next moment after `plan.now`
