@@ -8,11 +8,12 @@
 //! - [`rules`]: the YAML rules language, checked on load;
 //! - [`planner`]: obligations, deadlines, reminders and escalations for a case;
 //! - [`case_write`] and [`outbox`]: what the store keeps of a plan, and how catching up informs
-//!   instead of flooding.
+//!   instead of flooding;
+//! - [`links`] and [`feed`]: signed links and the iCalendar feed.
 //!
 //! Also pure, still in the shell: [`snapshot`] (a caseload CSV into events), [`explain`],
-//! [`feed`], [`links`], [`notify::retry`] and [`ruletest`] (an admin's rule tests, each case
-//! planned at the moments the test names).
+//! [`notify::retry`] and [`ruletest`] (an admin's rule tests, each case planned at the moments
+//! the test names).
 //!
 //! The shell reads files and talks to people: [`config`] loads what the core needs; [`store`]
 //! keeps events, obligations and the outbox; [`service`] stores events and re-plans their cases;
@@ -21,8 +22,8 @@
 //! [`telemetry`] exports metrics.
 
 pub use driftwatch_core::{
-    calendar, case_write, checks, diagnostic, event, expr, localtime, message, outbox, planner,
-    report, rules,
+    calendar, case_write, checks, diagnostic, event, expr, feed, links, localtime, message, outbox,
+    planner, report, rules,
 };
 
 pub mod api;
@@ -33,10 +34,8 @@ pub mod daemon;
 pub mod dashboard;
 pub mod digest;
 pub mod explain;
-pub mod feed;
 pub mod http;
 pub mod inbox;
-pub mod links;
 pub mod notify;
 pub mod preview;
 pub mod ruletest;

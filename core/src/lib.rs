@@ -14,6 +14,7 @@
 //!   catch-up policy gives each message;
 //! - [`checks`] and [`report`]: the cross-case checks and the figures for managers;
 //! - [`localtime`]: Europe/London time in words, working hours;
+//! - [`links`] and [`feed`]: signed acknowledgement and feed links, and the iCalendar feed;
 //! - [`diagnostic`]: problems as `file:line:column: message`.
 
 pub mod calendar;
@@ -23,6 +24,8 @@ pub mod diagnostic;
 pub mod digest;
 pub mod event;
 pub mod expr;
+pub mod feed;
+pub mod links;
 pub mod localtime;
 pub mod message;
 pub mod outbox;
