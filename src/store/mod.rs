@@ -336,12 +336,6 @@ impl Store {
         self.answering.load(Ordering::SeqCst)
     }
 
-    /// The database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
         self.scheduler.close().await;
@@ -1408,24 +1402,20 @@ impl Tx {
             .iter()
             .filter(|p| !stored.people.contains(p))
             .collect();
-        // Each notification in the store's own record format (see `record`).
-        let records: HashMap<&str, String> = plan
+        // Each row with its notification in the store's own record format (see `record`),
+        // encoded once.
+        let outbox: Vec<(&OutboxWrite, String)> = plan
             .outbox
             .iter()
-            .map(|n| (n.key.as_str(), record::encode(&n.notification)))
-            .collect();
-        let record_of = |n: &OutboxWrite| records.get(n.key.as_str()).cloned().unwrap_or_default();
-        let outbox: Vec<&OutboxWrite> = plan
-            .outbox
-            .iter()
-            .filter(|n| match stored.outbox.get(&n.key) {
+            .map(|n| (n, record::encode(&n.notification)))
+            .filter(|(n, record)| match stored.outbox.get(&n.key) {
                 None => true,
                 // Never rewritten: the upsert below would leave them as they are.
                 Some((state, ..)) if ["sent", "sending", "dead"].contains(&state.as_str()) => false,
                 Some((state, send_at, notification, data, hold_at)) => {
                     state != n.state.as_str()
                         || *send_at != ms(n.send_at)
-                        || *notification != record_of(n)
+                        || notification != record
                         || data != &n.data
                         || *hold_at != n.hold_at.map(ms)
                 }
@@ -1482,7 +1472,7 @@ impl Tx {
                 placeholders(chunk.len(), 12)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for n in chunk {
+            for (n, record) in chunk {
                 q = q
                     .bind(n.key.as_str())
                     .bind(case)
@@ -1492,7 +1482,7 @@ impl Tx {
                     .bind(ms(n.send_at))
                     .bind(n.state.as_str())
                     .bind(ms(n.send_at))
-                    .bind(record_of(n))
+                    .bind(record.as_str())
                     .bind(n.data.as_str())
                     .bind(now)
                     .bind(n.hold_at.map(ms));

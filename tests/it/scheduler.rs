@@ -3,13 +3,13 @@
 //! moment is what the plan at that moment has due (apart from what the catch-up rules record
 //! instead), nothing the plan no longer has, and nothing twice.
 
-use crate::common::{config, root, t};
+use crate::common::{config, outbox_keys, outbox_rows, root, t};
 use driftwatch::clock::Clock;
 use driftwatch::notify::Courier;
 use driftwatch::planner::NotificationStatus;
 use driftwatch::scheduler::{Progress, Scheduler};
 use driftwatch::service::Service;
-use driftwatch::store::{NotificationFilter, OutboxState, Store};
+use driftwatch::store::{OutboxState, Store};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
@@ -50,7 +50,7 @@ async fn stepped_through_the_walk_through_it_sends_what_the_plan_has_due_and_not
     ] {
         service.clock().set(t(now)).expect("the clock moves on");
         scheduler.step().await.expect("a step");
-        let after = in_state(&store, OutboxState::Sent).await;
+        let after = outbox_keys(&store, OutboxState::Sent).await;
         assert!(after.is_superset(&before), "nothing un-sent");
         // The pure planner's view at this moment: everything due has gone, nothing else has.
         let config = service.config();
@@ -85,7 +85,7 @@ async fn stepped_through_the_walk_through_it_sends_what_the_plan_has_due_and_not
             OutboxState::InDigest,
             OutboxState::Acknowledged,
         ] {
-            recorded.extend(in_state(&store, state).await);
+            recorded.extend(outbox_keys(&store, state).await);
         }
         let missing: Vec<&String> = due
             .iter()
@@ -105,34 +105,11 @@ async fn stepped_through_the_walk_through_it_sends_what_the_plan_has_due_and_not
     assert!(!before.is_empty());
     // The care plan was met on 11 December at 16:00: no escalation of it ever goes, however
     // the clock jumps (the README's own case of a message the plan no longer had).
-    let filter = NotificationFilter {
-        state: Some(OutboxState::Sent),
-        limit: 10_000,
-        ..NotificationFilter::default()
-    };
-    let escalations: Vec<String> = store
-        .notifications(&filter)
+    let escalations: Vec<String> = outbox_rows(&store, OutboxState::Sent)
         .await
-        .expect("the outbox")
         .into_iter()
         .filter(|n| n.rule == "care_plan_in_place" && n.notification["kind"] == "escalation")
         .map(|n| n.idempotency_key)
         .collect();
     assert!(escalations.is_empty(), "{escalations:?}");
-}
-
-/// The keys of the outbox rows in `state`.
-async fn in_state(store: &Store, state: OutboxState) -> BTreeSet<String> {
-    let filter = NotificationFilter {
-        state: Some(state),
-        limit: 10_000,
-        ..NotificationFilter::default()
-    };
-    store
-        .notifications(&filter)
-        .await
-        .expect("the outbox")
-        .into_iter()
-        .map(|n| n.idempotency_key)
-        .collect()
 }

@@ -4,7 +4,7 @@
 //! and dead rows, the rules in force) must hold on both. The PostgreSQL half needs
 //! `DRIFTWATCH_TEST_POSTGRES_URL` and runs with `--include-ignored`, as in CI.
 
-use crate::common::{config, root, t};
+use crate::common::{config, outbox_keys, root, t};
 use chrono::{DateTime, Duration, Utc};
 use driftwatch::clock::Clock;
 use driftwatch::service::{AcceptedStatus, Service};
@@ -50,17 +50,6 @@ async fn claim_with(store: &Store, owner: &str, now: DateTime<Utc>, rules: &str)
 
 fn keys(claimed: &[Claimed]) -> BTreeSet<String> {
     claimed.iter().map(|c| c.key.clone()).collect()
-}
-
-async fn in_state(store: &Store, state: OutboxState) -> BTreeSet<String> {
-    let filter = NotificationFilter {
-        state: Some(state),
-        limit: 10_000,
-        ..NotificationFilter::default()
-    };
-    let rows = store.notifications(&filter).await.expect("notifications");
-    assert!(rows.iter().all(|r| r.state == state));
-    rows.into_iter().map(|r| r.idempotency_key).collect()
 }
 
 async fn an_event_is_stored_once_and_read_back(store: Store) {
@@ -109,7 +98,10 @@ async fn a_claim_is_one_daemons_until_its_lease_runs_out(store: Store) {
         claim_all(&store, "daemon-b", now).await.is_empty(),
         "claimed once"
     );
-    assert_eq!(in_state(&store, OutboxState::Sending).await, keys(&first));
+    assert_eq!(
+        outbox_keys(&store, OutboxState::Sending).await,
+        keys(&first)
+    );
 
     // Before the lease runs out nothing is put back; after, another daemon takes the claims
     // over once their cases are planned again, under the same keys.
@@ -139,8 +131,8 @@ async fn a_claim_is_one_daemons_until_its_lease_runs_out(store: Store) {
         .mark_dead(&first[0], "too late to matter", later)
         .await
         .expect("mark dead");
-    assert_eq!(in_state(&store, OutboxState::Sent).await, keys(&first));
-    assert!(in_state(&store, OutboxState::Dead).await.is_empty());
+    assert_eq!(outbox_keys(&store, OutboxState::Sent).await, keys(&first));
+    assert!(outbox_keys(&store, OutboxState::Dead).await.is_empty());
     drop(service);
 }
 
@@ -157,12 +149,12 @@ async fn a_failed_attempt_waits_for_its_retry_and_a_dead_one_goes_again(store: S
         .expect("retry");
     store.mark_dead(doomed, "550", now).await.expect("dead");
     assert!(
-        in_state(&store, OutboxState::Pending)
+        outbox_keys(&store, OutboxState::Pending)
             .await
             .contains(&retried.key)
     );
     assert_eq!(
-        in_state(&store, OutboxState::Dead).await,
+        outbox_keys(&store, OutboxState::Dead).await,
         BTreeSet::from([doomed.key.clone()])
     );
     let rows = store

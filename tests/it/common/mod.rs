@@ -178,3 +178,30 @@ pub fn yaml_files_in(folder: &str) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// A store's outbox rows in `state` (every one of them is in it).
+pub async fn outbox_rows(
+    store: &driftwatch::store::Store,
+    state: driftwatch::store::OutboxState,
+) -> Vec<driftwatch::store::OutboxEntry> {
+    let filter = driftwatch::store::NotificationFilter {
+        state: Some(state),
+        limit: 10_000,
+        ..driftwatch::store::NotificationFilter::default()
+    };
+    let rows = store.notifications(&filter).await.expect("the outbox");
+    assert!(rows.iter().all(|r| r.state == state));
+    rows
+}
+
+/// The keys of a store's outbox rows in `state`.
+pub async fn outbox_keys(
+    store: &driftwatch::store::Store,
+    state: driftwatch::store::OutboxState,
+) -> std::collections::BTreeSet<String> {
+    outbox_rows(store, state)
+        .await
+        .into_iter()
+        .map(|r| r.idempotency_key)
+        .collect()
+}
