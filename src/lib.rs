@@ -22,8 +22,8 @@
 //! [`telemetry`] exports metrics.
 
 pub use driftwatch_core::{
-    calendar, case_write, checks, diagnostic, event, expr, feed, links, localtime, message, outbox,
-    planner, report, rules,
+    calendar, case_write, checks, dashboard, diagnostic, event, explain, expr, feed, links,
+    localtime, message, outbox, planner, preview, report, rules,
 };
 
 pub mod api;
@@ -31,13 +31,10 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod daemon;
-pub mod dashboard;
 pub mod digest;
-pub mod explain;
 pub mod http;
 pub mod inbox;
 pub mod notify;
-pub mod preview;
 pub mod ruletest;
 pub mod scheduler;
 pub mod serve;

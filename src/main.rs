@@ -727,7 +727,7 @@ fn read_snapshot(
     mapping: Option<&Path>,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<Event>>> {
-    let mapping = match snapshot::Mapping::find(mapping, &config.source) {
+    let mapping = match snapshot::find_mapping(mapping, &config.source) {
         Ok(m) => m,
         Err(d) => {
             eprintln!("{d}");
@@ -736,7 +736,14 @@ fn read_snapshot(
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let events = match snapshot::read(&mapping, &text, now) {
+    let names = match snapshot::Names::of(&config.rules.case) {
+        Ok(names) => names,
+        Err(e) => {
+            eprintln!("driftwatch: {e}; nothing was changed");
+            return Ok(None);
+        }
+    };
+    let events = match snapshot::read(&mapping, names, &text, now) {
         Ok(e) => e,
         Err(errors) => {
             for e in &errors {
@@ -830,7 +837,9 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
                 if store.has_event(&e.id).await? {
                     continue;
                 }
-                if snapshot::dated_at_import_when_new(&e.kind) && store.has_case(&e.case).await? {
+                if snapshot::dated_at_import_when_new(&e.kind, &config.rules.case)
+                    && store.has_case(&e.case).await?
+                {
                     e.at = options.now;
                 }
                 fresh.push(e);

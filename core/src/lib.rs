@@ -13,16 +13,22 @@
 //! - [`case_write`] and [`outbox`]: what the store keeps of a plan, in the state the go-live and
 //!   catch-up policy gives each message;
 //! - [`checks`] and [`report`]: the cross-case checks and the figures for managers;
+//! - [`dashboard`]: the overdue and due-soon tables and a case's timeline, for the web pages;
+//! - [`explain`]: a rule in plain English with an example timeline;
+//! - [`preview`]: what a change of rules would move, case by case;
 //! - [`localtime`]: Europe/London time in words, working hours;
 //! - [`links`] and [`feed`]: signed acknowledgement and feed links, and the iCalendar feed;
+//! - [`snapshot`]: a council's CSV export of its caseload turned into events, for going live;
 //! - [`diagnostic`]: problems as `file:line:column: message`.
 
 pub mod calendar;
 pub mod case_write;
 pub mod checks;
+pub mod dashboard;
 pub mod diagnostic;
 pub mod digest;
 pub mod event;
+pub mod explain;
 pub mod expr;
 pub mod feed;
 pub mod links;
@@ -30,6 +36,8 @@ pub mod localtime;
 pub mod message;
 pub mod outbox;
 pub mod planner;
+pub mod preview;
 pub mod report;
 pub mod rules;
+pub mod snapshot;
 pub mod sources;

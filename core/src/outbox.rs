@@ -3,8 +3,9 @@
 //! the store writes and reads it; `case_write` makes it from a plan.
 
 use crate::planner::{Notification, Target};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
 /// The key of an outbox row's `data` that names the events its data comes from.
 pub const DATA_FROM: &str = "$from";
@@ -199,4 +200,51 @@ impl OutboxState {
 pub struct Person {
     pub role: String,
     pub email: String,
+}
+
+/// An outstanding obligation as the digest and the dashboard show it: overdue, or due by a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InView {
+    pub due: NaiveDate,
+    pub overdue: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredObligation {
+    pub case: String,
+    pub deadline: DateTime<Utc>,
+    /// Not met or cancelled when last planned.
+    pub open: bool,
+    /// The planner's obligation as JSON.
+    pub body: Value,
+    pub people: Vec<Person>,
+}
+
+impl StoredObligation {
+    /// A text field of the planner's obligation (`rule`, `title`, `source`), or empty.
+    pub fn text(&self, key: &str) -> String {
+        self.body[key].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Whether it is open and overdue at `now` or due by `until`, and its due date. Pure.
+    pub fn in_view(&self, now: DateTime<Utc>, until: NaiveDate) -> Option<InView> {
+        let due = self.text("due").parse::<NaiveDate>().ok()?;
+        let overdue = self.deadline <= now;
+        (self.open && (overdue || due <= until)).then_some(InView { due, overdue })
+    }
+}
+
+/// One row of the outbox, for the API: what went, what is waiting, what died and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    pub idempotency_key: String,
+    pub case: String,
+    pub rule: String,
+    pub channel: String,
+    pub send_at: DateTime<Utc>,
+    pub state: OutboxState,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub notification: Value,
 }

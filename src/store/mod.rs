@@ -956,7 +956,7 @@ impl Store {
             query = query.bind(b.clone());
         }
         let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(OutboxEntry::from_row).collect()
+        rows.iter().map(rows::outbox_entry).collect()
     }
 
     /// Obligations that are open at `now` (or in the filter's state), with who is told of them.
@@ -1337,10 +1337,34 @@ impl Tx {
         plan: &CaseWrite,
         stored: &StoredPlan,
     ) -> Result<(), StoreError> {
-        let case = plan.case.as_str();
-        let now = ms(plan.planned_at);
         // Only what changed is written. A new event re-plans its whole case, and most of the
         // plan comes out as stored: rewriting every row was most of the cost of ingest.
+        self.write_obligations(plan, stored).await?;
+        self.write_people(plan, stored).await?;
+        self.write_outbox(plan, stored).await?;
+        self.retire(plan).await?;
+        sqlx::query(
+            "UPDATE cases SET planned_at = $2, replan_at = $3, hold_at = $4, status = $5 \
+             WHERE case_ref = $1",
+        )
+        .bind(plan.case.as_str())
+        .bind(ms(plan.planned_at))
+        .bind(plan.replan_at.map(ms))
+        .bind(plan.hold_at.map(ms))
+        .bind(&plan.status)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The obligations that are new or changed replace their stored rows; those no longer
+    /// planned go.
+    async fn write_obligations(
+        &mut self,
+        plan: &CaseWrite,
+        stored: &StoredPlan,
+    ) -> Result<(), StoreError> {
+        let case = plan.case.as_str();
         let obligations: Vec<&ObligationWrite> = plan
             .obligations
             .iter()
@@ -1378,6 +1402,35 @@ impl Tx {
             }
             q.execute(&mut *self.tx).await?;
         }
+        // Many rows to a statement: a case's plan is tens of rows, and each statement is a
+        // round trip to the database (or to sqlx's SQLite worker thread).
+        for chunk in obligations.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO obligations (case_ref, id, rule, state, deadline, body) VALUES {}",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for o in chunk {
+                q = q
+                    .bind(case)
+                    .bind(o.id.as_str())
+                    .bind(o.rule.as_str())
+                    .bind(o.state)
+                    .bind(ms(o.deadline))
+                    .bind(o.body.as_str());
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Who is told of each obligation: people no longer told go, new ones are added.
+    async fn write_people(
+        &mut self,
+        plan: &CaseWrite,
+        stored: &StoredPlan,
+    ) -> Result<(), StoreError> {
+        let case = plan.case.as_str();
         let people: Vec<(String, String, String)> = plan
             .people
             .iter()
@@ -1402,6 +1455,33 @@ impl Tx {
             .iter()
             .filter(|p| !stored.people.contains(p))
             .collect();
+        for chunk in new_people.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO obligation_people (case_ref, obligation, role, email) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (obligation, role, email) in chunk {
+                q = q
+                    .bind(case)
+                    .bind(obligation.as_str())
+                    .bind(role.as_str())
+                    .bind(email.as_str());
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Outbox rows added or updated, never one already sent, being sent or dead.
+    async fn write_outbox(
+        &mut self,
+        plan: &CaseWrite,
+        stored: &StoredPlan,
+    ) -> Result<(), StoreError> {
+        let case = plan.case.as_str();
+        let now = ms(plan.planned_at);
         // Each row with its notification in the store's own record format (see `record`),
         // encoded once.
         let outbox: Vec<(&OutboxWrite, String)> = plan
@@ -1421,41 +1501,6 @@ impl Tx {
                 }
             })
             .collect();
-        // Many rows to a statement: a case's plan is tens of rows, and each statement is a
-        // round trip to the database (or to sqlx's SQLite worker thread).
-        for chunk in obligations.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO obligations (case_ref, id, rule, state, deadline, body) VALUES {}",
-                placeholders(chunk.len(), 6)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for o in chunk {
-                q = q
-                    .bind(case)
-                    .bind(o.id.as_str())
-                    .bind(o.rule.as_str())
-                    .bind(o.state)
-                    .bind(ms(o.deadline))
-                    .bind(o.body.as_str());
-            }
-            q.execute(&mut *self.tx).await?;
-        }
-        for chunk in new_people.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO obligation_people (case_ref, obligation, role, email) VALUES {} \
-                 ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (obligation, role, email) in chunk {
-                q = q
-                    .bind(case)
-                    .bind(obligation.as_str())
-                    .bind(role.as_str())
-                    .bind(email.as_str());
-            }
-            q.execute(&mut *self.tx).await?;
-        }
         for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO outbox (key, case_ref, rule, channel, lane, send_at, state, \
@@ -1489,6 +1534,12 @@ impl Tx {
             }
             q.execute(&mut *self.tx).await?;
         }
+        Ok(())
+    }
+
+    /// Rows still pending that the plan no longer has are cancelled.
+    async fn retire(&mut self, plan: &CaseWrite) -> Result<(), StoreError> {
+        let now = ms(plan.planned_at);
         for chunk in plan.retire.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
@@ -1501,17 +1552,6 @@ impl Tx {
             }
             q.execute(&mut *self.tx).await?;
         }
-        sqlx::query(
-            "UPDATE cases SET planned_at = $2, replan_at = $3, hold_at = $4, status = $5 \
-             WHERE case_ref = $1",
-        )
-        .bind(case)
-        .bind(now)
-        .bind(plan.replan_at.map(ms))
-        .bind(plan.hold_at.map(ms))
-        .bind(&plan.status)
-        .execute(&mut *self.tx)
-        .await?;
         Ok(())
     }
 }

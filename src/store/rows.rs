@@ -2,8 +2,6 @@
 
 use super::{StoreError, json, time};
 use crate::planner::Notification;
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -24,7 +22,8 @@ pub struct Claimed {
 }
 
 pub use driftwatch_core::outbox::{
-    CaseWrite, Lane, ObligationWrite, OutboxState, OutboxWrite, Person, PlannedState,
+    CaseWrite, InView, Lane, ObligationWrite, OutboxEntry, OutboxState, OutboxWrite, Person,
+    PlannedState, StoredObligation,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -59,76 +58,28 @@ pub struct ObligationFilter {
     pub limit: i64,
 }
 
-/// An outstanding obligation as the digest and the dashboard show it: overdue, or due by a day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InView {
-    pub due: NaiveDate,
-    pub overdue: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoredObligation {
-    pub case: String,
-    pub deadline: DateTime<Utc>,
-    /// Not met or cancelled when last planned.
-    pub open: bool,
-    /// The planner's obligation as JSON.
-    pub body: Value,
-    pub people: Vec<Person>,
-}
-
-impl StoredObligation {
-    /// A text field of the planner's obligation (`rule`, `title`, `source`), or empty.
-    pub fn text(&self, key: &str) -> String {
-        self.body[key].as_str().unwrap_or_default().to_string()
-    }
-
-    /// Whether it is open and overdue at `now` or due by `until`, and its due date. Pure.
-    pub fn in_view(&self, now: DateTime<Utc>, until: NaiveDate) -> Option<InView> {
-        let due = self.text("due").parse::<NaiveDate>().ok()?;
-        let overdue = self.deadline <= now;
-        (self.open && (overdue || due <= until)).then_some(InView { due, overdue })
-    }
-}
-
-/// One row of the outbox, for the API: what went, what is waiting, what died and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutboxEntry {
-    pub idempotency_key: String,
-    pub case: String,
-    pub rule: String,
-    pub channel: String,
-    pub send_at: DateTime<Utc>,
-    pub state: OutboxState,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub notification: Value,
-}
-
-impl OutboxEntry {
-    pub(super) fn from_row(r: &AnyRow) -> Result<OutboxEntry, StoreError> {
-        Ok(OutboxEntry {
-            idempotency_key: r.try_get("key")?,
-            case: r.try_get("case_ref")?,
-            rule: r.try_get("rule")?,
-            channel: r.try_get("channel")?,
-            send_at: time(r.try_get("send_at")?),
-            state: {
-                let word: String = r.try_get("state")?;
-                OutboxState::parse(&word).ok_or(StoreError::UnknownState(word))?
-            },
-            attempts: r.try_get("attempts")?,
-            last_error: r.try_get("last_error")?,
-            sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(time),
-            // As the planner writes it (docs/plan-json.md), whatever record version it is kept in.
-            notification: {
-                let text: String = r.try_get("notification")?;
-                match super::record::decode(&text) {
-                    Ok(n) => serde_json::to_value(n).unwrap_or(Value::Null),
-                    Err(_) => json("notification", &text)?,
-                }
-            },
-        })
-    }
+/// An outbox row as the API shows it, from the store's columns.
+pub(super) fn outbox_entry(r: &AnyRow) -> Result<OutboxEntry, StoreError> {
+    Ok(OutboxEntry {
+        idempotency_key: r.try_get("key")?,
+        case: r.try_get("case_ref")?,
+        rule: r.try_get("rule")?,
+        channel: r.try_get("channel")?,
+        send_at: time(r.try_get("send_at")?),
+        state: {
+            let word: String = r.try_get("state")?;
+            OutboxState::parse(&word).ok_or(StoreError::UnknownState(word))?
+        },
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(time),
+        // As the planner writes it (docs/plan-json.md), whatever record version it is kept in.
+        notification: {
+            let text: String = r.try_get("notification")?;
+            match super::record::decode(&text) {
+                Ok(n) => serde_json::to_value(n).unwrap_or(Value::Null),
+                Err(_) => json("notification", &text)?,
+            }
+        },
+    })
 }

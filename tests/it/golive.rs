@@ -581,3 +581,103 @@ fn the_nightly_import_takes_the_newest_settled_report_and_keeps_every_file() {
         "{out}"
     );
 }
+
+/// The same snapshot under rules whose vocabulary calls the allocations and the meeting's time
+/// by other names: the import learns them from the case model, so the dry run shows the same
+/// obligations and messages, and a contact changed in next week's file is still dated at that
+/// import (it follows the old one).
+#[tokio::test]
+async fn a_snapshot_follows_the_names_in_the_rules_vocabulary() {
+    let renames = [
+        ("social_worker_allocated", "worker_assigned"),
+        ("iro_allocated", "iro_appointed"),
+        ("meeting_at", "starts_at"),
+    ];
+    let rename = |folder: &Path| {
+        let mut files = vec![folder.to_path_buf()];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            for (from, to) in renames {
+                text = text.replace(from, to);
+            }
+            std::fs::write(&path, text).unwrap();
+        }
+    };
+    let default = Setup::new();
+    let default_config = default.write();
+    let mut renamed = Setup::new();
+    // A template of its own makes the setup copy the shipped templates, so they can be renamed.
+    renamed.extra_templates = vec![("unused".into(), "Unused".into(), "Unused.".into())];
+    let renamed_config = renamed.write();
+    rename(&renamed.rules_dir());
+    rename(&renamed.dir.path().join("templates"));
+    let vocabulary = std::fs::read_to_string(renamed.rules_dir().join("vocabulary.yaml")).unwrap();
+    assert!(vocabulary.contains("iro_appointed:") && !vocabulary.contains("iro_allocated"));
+
+    let csv = renamed.dir.path().join("caseload.csv");
+    std::fs::write(&csv, snapshot(60)).unwrap();
+    let mapping = repo().join("config/snapshot-mapping.yaml");
+    let import = |config: &Path, now: &str, extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            "--snapshot",
+            csv.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--now",
+            now,
+        ];
+        args.extend(extra);
+        driftwatch(config, &args)
+    };
+    let (code, default_out, err) = import(&default_config, GO_LIVE, &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, renamed_out, err) = import(&renamed_config, GO_LIVE, &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let expected = preview(&default_out);
+    assert!(
+        expected["review_invitations"][0] + expected["review_invitations"][2] > 0,
+        "{default_out}"
+    );
+    assert_eq!(preview(&renamed_out), expected, "{renamed_out}");
+
+    let (code, out, err) = import(&renamed_config, GO_LIVE, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("iro_appointed 60") && out.contains("worker_assigned 60"),
+        "{out}"
+    );
+
+    // Next week G-0000 has a new IRO: the appointment is dated at that import.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    std::fs::write(
+        &csv,
+        text.replacen("iro0@council.example", "new.iro@council.example", 1),
+    )
+    .unwrap();
+    let week_on = "2027-02-08T08:00:00Z";
+    let (code, out, err) = import(&renamed_config, week_on, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stored by type: iro_appointed 1"), "{out}");
+    let store = driftwatch::store::Store::open(&renamed.database_url)
+        .await
+        .unwrap();
+    let appointed: Vec<driftwatch::event::Event> = store
+        .case_events("G-0000")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "iro_appointed")
+        .collect();
+    store.close().await;
+    assert_eq!(appointed.len(), 2, "{appointed:?}");
+    assert_eq!(
+        appointed[1].at,
+        week_on.parse::<chrono::DateTime<chrono::Utc>>().unwrap()
+    );
+    assert_eq!(appointed[1].data["iro"]["email"], "new.iro@council.example");
+}

@@ -25,6 +25,7 @@ mod message;
 mod model;
 mod outbox;
 mod planner;
+mod preview;
 mod probe14;
 mod report;
 mod rule_tests;

@@ -91,6 +91,31 @@ impl CaseModel {
             })
     }
 
+    /// The event type, and the field in it, that sets a role's contact: the first update that
+    /// does.
+    pub fn contact_set_by(&self, role: &str) -> Option<(&str, &FieldPath)> {
+        self.updates.iter().find_map(|u| {
+            u.contacts
+                .iter()
+                .find(|(r, _)| r == role)
+                .map(|(_, path)| (u.on.as_str(), path))
+        })
+    }
+
+    /// Whether events of this type do nothing to a case but say who its people are (an IRO or
+    /// a social worker allocated): no period of care, meeting or fact changes with them.
+    pub fn only_sets_contacts(&self, kind: &str) -> bool {
+        let mut updates = self.updates.iter().filter(|u| u.on == kind).peekable();
+        updates.peek().is_some()
+            && updates.all(|u| !u.contacts.is_empty() && u.facts.is_empty() && u.clear.is_empty())
+            && !self
+                .opened_by
+                .iter()
+                .chain(&self.closed_by)
+                .any(|e| e == kind)
+            && !self.meeting_events().any(|(_, e)| e == kind)
+    }
+
     /// Every event type that books, moves, cancels or holds a meeting.
     pub fn meeting_events(&self) -> impl Iterator<Item = (&MeetingModel, &str)> {
         self.meetings.iter().flat_map(|m| {

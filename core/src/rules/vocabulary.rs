@@ -380,6 +380,29 @@ impl FieldPath {
         (!current.is_null()).then(|| current.clone())
     }
 
+    /// Sets this path's value in event data, making the objects on the way. Only a `data.`
+    /// path names a place in the data; any other does nothing.
+    pub fn put_in(&self, data: &mut Map<String, Value>, value: Value) {
+        if self.root != Root::Data {
+            return;
+        }
+        let Some((last, on_the_way)) = self.segments.split_last() else {
+            return;
+        };
+        let mut here = data;
+        for seg in on_the_way {
+            let next = here
+                .entry(seg.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !next.is_object() {
+                *next = Value::Object(Map::new());
+            }
+            let Value::Object(inner) = next else { return };
+            here = inner;
+        }
+        here.insert(last.clone(), value);
+    }
+
     /// The type of the value this path names in an event type, checking every step exists.
     /// `item_fields` are the fields of the list a `for_each` walks, if any.
     pub fn type_in(

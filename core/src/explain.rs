@@ -5,7 +5,7 @@
 //! (the planner does) or read files.
 
 use crate::calendar::{Calendar, Offset, OffsetUnit};
-use crate::config::WorkingHours;
+use crate::localtime::WorkingHours;
 use crate::planner::{NotificationKind, step_day};
 use crate::rules::{Action, KeyMatch, Matcher, Recipient, Rule, RuleBody, RuleSet, Send, Step};
 use chrono::{Duration, NaiveDateTime};

@@ -2,15 +2,15 @@
 //! by IRO, by rule and by case, and one case's timeline.
 //!
 //! Pure: the outstanding obligations (as the store keeps them), a case's plan and outbox in;
-//! tables out. The web pages ([`crate::web`]) render these and must not compute them. Nothing
+//! tables out. The shell's web pages render these and must not compute them. Nothing
 //! here reads event data: the dashboard shows case references, rule titles, dates and staff
 //! addresses, never a child's details.
 
 use crate::calendar::Calendar;
 use crate::event::Event;
 use crate::localtime;
+use crate::outbox::{InView, OutboxEntry, StoredObligation};
 use crate::planner::CasePlan;
-use crate::store::{InView, OutboxEntry, StoredObligation};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -232,7 +232,7 @@ pub fn timeline(
                     .rule(&n.rule)
                     .map_or(n.rule.as_str(), |r| r.title.as_str())
             ),
-            alert: row.is_some_and(|r| r.state == crate::store::OutboxState::Dead),
+            alert: row.is_some_and(|r| r.state == crate::outbox::OutboxState::Dead),
             state,
         });
     }
@@ -244,11 +244,11 @@ pub fn timeline(
 mod tests {
     use super::*;
     use crate::calendar::Division;
-    use crate::store::Person;
+    use crate::outbox::Person;
     use serde_json::json;
 
     fn calendar() -> Calendar {
-        let json = include_str!("../config/bank-holidays.json");
+        let json = include_str!("../../config/bank-holidays.json");
         Calendar::from_json(
             "bank-holidays.json",
             json,
