@@ -729,9 +729,11 @@ async fn calendar_feed(
 struct ReportQuery {
     from: Option<String>,
     to: Option<String>,
+    format: Option<String>,
 }
 
-/// `GET /v1/report?from=2026-04-01&to=2027-03-31`: the timeliness figures as JSON.
+/// `GET /v1/report?from=2026-04-01&to=2027-03-31[&format=json|csv|html]`: the annual report's
+/// figures as JSON (the default), CSV, or the page for the board.
 async fn report(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -740,6 +742,35 @@ async fn report(
     authorize(&headers, &s.service.config(), Scope::Read)?;
     let from = date_of("from", q.from.as_deref())?;
     let to = date_of("to", q.to.as_deref())?;
-    let (plans, events) = s.service.all_plans().await.map_err(ApiError::unavailable)?;
-    Ok(Json(crate::report::compute(&plans, &events, from, to)).into_response())
+    if to < from {
+        return Err(ApiError::bad("to", "must not be before `from`"));
+    }
+    let format = q.format.as_deref().unwrap_or("json");
+    if !["json", "csv", "html"].contains(&format) {
+        return Err(ApiError::bad("format", "must be json, csv or html"));
+    }
+    let report = s
+        .service
+        .report(from, to)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(match format {
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::report::csv(&report),
+        )
+            .into_response(),
+        "html" => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                ),
+            ],
+            crate::report::html::page(&report),
+        )
+            .into_response(),
+        _ => Json(report).into_response(),
+    })
 }

@@ -109,8 +109,9 @@ enum Command {
         #[arg(long, env = "DRIFTWATCH_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
-    /// Timeliness figures for a period (the IRO annual report): by rule, due, on time, late,
-    /// overdue; IRO caseloads; events by type.
+    /// The IRO annual report for a period: children looked after, review timeliness by month,
+    /// timeliness by rule, IRO caseloads, escalations, what needs attention (`--format html`
+    /// for the board's page).
     Report {
         #[arg(long, value_parser = date_arg)]
         from: NaiveDate,
@@ -243,6 +244,8 @@ enum ReportFormat {
     Table,
     Csv,
     Json,
+    /// One self-contained page for the corporate parenting board (prints to A4).
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -396,6 +399,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             database_url,
         } => {
             let now = parse_now(now.as_deref())?;
+            if to < from {
+                anyhow::bail!("--to {to} is before --from {from}");
+            }
             let url = database_url
                 .as_deref()
                 .map(from_command_line)
@@ -403,14 +409,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = runtime()?.block_on(async {
                 let store = Store::open(&url).await?;
                 let service = Service::new(store, config, Clock::manual(now));
-                let (plans, events) = service.all_plans().await?;
+                let report = service.report(from, to).await?;
                 service.store().close().await;
-                Ok::<_, anyhow::Error>(driftwatch::report::compute(&plans, &events, from, to))
+                Ok::<_, anyhow::Error>(report)
             })?;
             match format {
                 ReportFormat::Table => emit(&driftwatch::report::table(&r)),
                 ReportFormat::Csv => emit(&driftwatch::report::csv(&r)),
                 ReportFormat::Json => say!("{}", serde_json::to_string_pretty(&r)?),
+                ReportFormat::Html => emit(&driftwatch::report::html::page(&r)),
             }
             Ok(ExitCode::SUCCESS)
         }

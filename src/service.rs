@@ -344,25 +344,42 @@ impl Service {
         }
     }
 
-    /// Every case planned at now, with all the events: for reports.
-    pub async fn all_plans(&self) -> Result<(Vec<CasePlan>, Vec<Event>), StoreError> {
-        let config = self.config();
-        let planner = config.planner();
+    /// Every case planned at now, one at a time, handed to `each` with its events: a national
+    /// caseload is never held in memory at once.
+    pub async fn each_case(
+        &self,
+        planner: &crate::planner::Planner<'_>,
+        mut each: impl FnMut(&CasePlan, &[Event]),
+    ) -> Result<(), StoreError> {
         let now = self.now();
-        let (mut plans, mut all) = (Vec::new(), Vec::new());
         let mut after = String::new();
         loop {
             let cases = self.store.cases_after(&after, REPLAN_BATCH).await?;
             let Some(last) = cases.last() else {
-                return Ok((plans, all));
+                return Ok(());
             };
             after = last.clone();
             for case in &cases {
                 let events = self.store.case_events(case).await?;
-                plans.push(planner.plan_case(case, &events, now));
-                all.extend(events);
+                each(&planner.plan_case(case, &events, now), &events);
             }
         }
+    }
+
+    /// The annual report's figures for obligations due, and events that happened, from `from`
+    /// to `to`, as the caseload stands now.
+    pub async fn report(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<crate::report::Report, StoreError> {
+        let config = self.config();
+        let planner = config.planner();
+        let mut tally =
+            crate::report::Tally::new(&config.rules, &config.calendar, from, to, self.now());
+        self.each_case(&planner, |plan, events| tally.add(plan, events))
+            .await?;
+        Ok(tally.finish())
     }
 
     /// What `changed` would do to every case if it replaced the config in force now: each case
@@ -377,21 +394,11 @@ impl Service {
         let now = self.now();
         let mut comparison =
             crate::preview::Comparison::new(&changed.calendar, now, ids(&config), ids(changed));
-        let mut after_case = String::new();
-        loop {
-            let cases = self.store.cases_after(&after_case, REPLAN_BATCH).await?;
-            let Some(last) = cases.last() else {
-                return Ok(comparison.finish());
-            };
-            after_case = last.clone();
-            for case in &cases {
-                let events = self.store.case_events(case).await?;
-                comparison.add_case(
-                    &before.plan_case(case, &events, now),
-                    &after.plan_case(case, &events, now),
-                );
-            }
-        }
+        self.each_case(&before, |plan, events| {
+            comparison.add_case(plan, &after.plan_case(&plan.case, events, now));
+        })
+        .await?;
+        Ok(comparison.finish())
     }
 
     /// Re-plans one case in a transaction of its own.

@@ -12,7 +12,8 @@
 //! - [`message`]: what a notification says, rendered from its template;
 //! - [`case_write`] and [`outbox`]: what the store keeps of a plan, in the state the go-live and
 //!   catch-up policy gives each message;
-//! - [`checks`] and [`report`]: the cross-case checks and the figures for managers;
+//! - [`checks`] and [`report`]: the cross-case checks and the IRO annual report (figures,
+//!   table, CSV and the board's HTML page);
 //! - [`dashboard`]: the overdue and due-soon tables and a case's timeline, for the web pages;
 //! - [`explain`]: a rule in plain English with an example timeline;
 //! - [`preview`]: what a change of rules would move, case by case;

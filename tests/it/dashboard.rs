@@ -7,49 +7,9 @@
 //! `DRIFTWATCH_UPDATE_SCREENSHOT=1` also copies the screenshot to `docs/images/dashboard.png`
 //! for the README.
 
+use crate::support::browser::browse;
 use crate::support::*;
 use serde_json::Value;
-use std::process::Command;
-
-fn chromium() -> String {
-    std::env::var("DRIFTWATCH_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into())
-}
-
-/// Runs headless Chromium on `url` with extra arguments; returns its standard output.
-fn browse(url: &str, args: &[&str]) -> String {
-    let profile = tempfile::tempdir().expect("a profile folder");
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--hide-scrollbars",
-            "--force-device-scale-factor=1",
-            "--window-size=1280,1600",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{}` ({e}): install Debian's chromium package",
-                chromium()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The text of a table cell's neighbours: the row of the DOM that mentions `needle`.
 fn row_with<'a>(dom: &'a str, needle: &str) -> &'a str {

@@ -46,7 +46,14 @@ fn the_first_review_is_due_twenty_working_days_from_care_whatever_the_council_cl
     let first = obligation(&p, "first_review");
     assert_eq!(first.state, S::MetLate);
     assert_eq!(first.working_days_late, Some(late(due, d("2027-01-06"))));
-    let report = driftwatch::report::compute(&[p], &held, d("2026-12-01"), d("2027-01-31"));
+    let report = driftwatch::report::compute(
+        &c.rules,
+        &c.calendar,
+        [(&p, &held[..])],
+        d("2026-12-01"),
+        d("2027-01-31"),
+        p.now,
+    );
     let row = report
         .rules
         .iter()
@@ -1149,7 +1156,7 @@ fn checks_across_cases_find_siblings_apart_a_parent_and_child_together_and_full_
     };
     // Seeds 000 and 002: siblings share an IRO where possible; a child in care whose parent is
     // also in care has a different IRO.
-    let plans = vec![
+    let plans = [
         case("S-1", "Ira Reviewer", json!({"sibling_group": "G1"})),
         case("S-2", "Oli Officer", json!({"sibling_group": "G1"})),
         case("S-3", "Oli Officer", json!({"sibling_group": "G2"})),
@@ -1157,7 +1164,14 @@ fn checks_across_cases_find_siblings_apart_a_parent_and_child_together_and_full_
         case("M-1", "Ira Reviewer", json!({})),
         case("K-1", "Ira Reviewer", json!({"parent_case": "M-1"})),
     ];
-    let report = driftwatch::report::compute(&plans, &[], d("2027-01-01"), d("2027-02-15"));
+    let report = driftwatch::report::compute(
+        &c.rules,
+        &c.calendar,
+        plans.iter().map(|p| (p, &[][..])),
+        d("2027-01-01"),
+        d("2027-02-15"),
+        plans[0].now,
+    );
     let found: Vec<String> = report.checks.iter().map(ToString::to_string).collect();
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(

@@ -206,7 +206,14 @@ fn a_deadline_missed_on_a_friday_is_a_working_day_late_on_the_saturday_and_in_th
     assert_eq!(first.due, due);
     assert_eq!(first.state, S::MetLate);
     assert_eq!(first.working_days_late, Some(late(due, d("2027-03-06"))));
-    let report = driftwatch::report::compute(&[p], &events, d("2027-03-01"), d("2027-03-31"));
+    let report = driftwatch::report::compute(
+        &c.rules,
+        &c.calendar,
+        [(&p, &events[..])],
+        d("2027-03-01"),
+        d("2027-03-31"),
+        p.now,
+    );
     let row = report
         .rules
         .iter()
@@ -1881,7 +1888,14 @@ fn checks_across_cases_count_only_children_in_care_and_caseloads_above_seventy()
             none.clone(),
         ));
     }
-    let report = driftwatch::report::compute(&plans, &[], d("2027-01-01"), d("2027-02-15"));
+    let report = driftwatch::report::compute(
+        &c.rules,
+        &c.calendar,
+        plans.iter().map(|p| (p, &[][..])),
+        d("2027-01-01"),
+        d("2027-02-15"),
+        plans[0].now,
+    );
     let found: Vec<String> = report.checks.iter().map(ToString::to_string).collect();
     assert_eq!(
         found,

@@ -4,6 +4,8 @@
 //! for each test, and a TCP proxy that can cut a daemon off from its database.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
