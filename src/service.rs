@@ -344,12 +344,13 @@ impl Service {
         }
     }
 
-    /// Every case planned at now, one at a time, handed to `each` with its events: a national
-    /// caseload is never held in memory at once.
+    /// Every case planned at now, one at a time, handed to `each` with its events and when
+    /// driftwatch first received one of them (its go-live): a national caseload is never held
+    /// in memory at once.
     pub async fn each_case(
         &self,
         planner: &crate::planner::Planner<'_>,
-        mut each: impl FnMut(&CasePlan, &[Event]),
+        mut each: impl FnMut(&CasePlan, &[Event], Option<DateTime<Utc>>),
     ) -> Result<(), StoreError> {
         let now = self.now();
         let mut after = String::new();
@@ -361,7 +362,8 @@ impl Service {
             after = last.clone();
             for case in &cases {
                 let events = self.store.case_events(case).await?;
-                each(&planner.plan_case(case, &events, now), &events);
+                let go_live = self.store.first_received(case).await?;
+                each(&planner.plan_case(case, &events, now), &events, go_live);
             }
         }
     }
@@ -377,8 +379,10 @@ impl Service {
         let planner = config.planner();
         let mut tally =
             crate::report::Tally::new(&config.rules, &config.calendar, from, to, self.now());
-        self.each_case(&planner, |plan, events| tally.add(plan, events))
-            .await?;
+        self.each_case(&planner, |plan, events, go_live| {
+            tally.add(plan, events, go_live)
+        })
+        .await?;
         Ok(tally.finish())
     }
 
@@ -394,7 +398,7 @@ impl Service {
         let now = self.now();
         let mut comparison =
             crate::preview::Comparison::new(&changed.calendar, now, ids(&config), ids(changed));
-        self.each_case(&before, |plan, events| {
+        self.each_case(&before, |plan, events, _| {
             comparison.add_case(plan, &after.plan_case(&plan.case, events, now));
         })
         .await?;

@@ -129,6 +129,16 @@ impl<'r> Names<'r> {
             .held_by
             .first()
             .ok_or("the rules' case model names no event that records a review held (`held_by`)")?;
+        if [&meeting.key, &meeting.at]
+            .iter()
+            .any(|p| p.root != crate::rules::vocabulary::Root::Data)
+        {
+            return Err(format!(
+                "the rules' meetings keep a review's id and time elsewhere than in its data \
+                 (`key: {}`, `at: {}`), so a snapshot cannot book one",
+                meeting.key, meeting.at
+            ));
+        }
         Ok(Names {
             case,
             opened,

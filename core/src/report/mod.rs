@@ -154,7 +154,8 @@ pub struct Escalated {
     pub obligations: usize,
     /// Of those, met or ended since.
     pub resolved: usize,
-    /// Statutory working days from the deadline to resolution: the median and the longest.
+    /// Statutory working days from the deadline to resolution: the median (the lower of the two
+    /// middle values when there is an even number) and the longest.
     pub median_working_days: Option<i32>,
     pub longest_working_days: Option<i32>,
 }
@@ -246,11 +247,20 @@ fn month_label(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
 
-/// An event's label in the report: `type`, or `type/kind` when it has a kind.
-fn event_label(e: &Event) -> String {
-    match e.data.get("kind").and_then(|k| k.as_str()) {
-        Some(kind) => format!("{}/{kind}", e.kind),
-        None => e.kind.clone(),
+/// An event's label in the report: `type`, or `type/kind` when its vocabulary declares `kind`
+/// as one of a fixed list (a significant event's kind). Any other `kind` could be free text,
+/// which must not reach the report.
+fn event_label(vocabulary: &crate::rules::Vocabulary, e: &Event) -> String {
+    let listed = vocabulary
+        .events
+        .get(&e.kind)
+        .and_then(|spec| spec.fields.get("kind"))
+        .and_then(|f| f.one_of.as_ref());
+    match (e.data.get("kind").and_then(|k| k.as_str()), listed) {
+        (Some(kind), Some(one_of)) if one_of.iter().any(|k| k == kind) => {
+            format!("{}/{kind}", e.kind)
+        }
+        _ => e.kind.clone(),
     }
 }
 
@@ -329,21 +339,29 @@ impl<'a> Tally<'a> {
         usize::from((d - self.from).num_days() * 2 > days)
     }
 
-    /// One case: its plan at `now` and its events (in any order).
-    pub fn add(&mut self, plan: &CasePlan, events: &[Event]) {
+    /// One case: its plan at `now`, its events (in any order; those after `now` have not
+    /// happened yet and are left out, as the planner leaves them out) and when driftwatch first
+    /// knew the case: messages whose time came before that were never sent (see
+    /// [`crate::case_write`]), so they are not counted as raised or notified.
+    pub fn add(&mut self, plan: &CasePlan, events: &[Event], go_live: Option<DateTime<Utc>>) {
+        let now = self.now;
+        let happened: Vec<&Event> = events.iter().filter(|e| e.at <= now).collect();
         self.checks.add(&plan.case, &plan.status);
-        self.add_periods_of_care(events);
+        self.add_periods_of_care(&happened);
         self.add_obligations(plan);
-        self.add_notifications(plan, events);
-        for e in events {
+        self.add_notifications(plan, &happened, go_live);
+        for e in happened {
             if self.in_period(localtime::date_of(e.at)) && e.source.as_deref() != Some("driftwatch")
             {
-                *self.events.entry(event_label(e)).or_default() += 1;
+                *self
+                    .events
+                    .entry(event_label(&self.rules.vocabulary, e))
+                    .or_default() += 1;
             }
         }
     }
 
-    fn add_periods_of_care(&mut self, events: &[Event]) {
+    fn add_periods_of_care(&mut self, events: &[&Event]) {
         let case = &self.rules.case;
         let mut changes: Vec<(DateTime<Utc>, bool)> = events
             .iter()
@@ -357,7 +375,8 @@ impl<'a> Tally<'a> {
                 }
             })
             .collect();
-        changes.sort();
+        // At the same instant an opening comes first, as in the planner.
+        changes.sort_by_key(|(at, opens)| (*at, !*opens));
         // Periods as (start, end): an opening while already looked after changes nothing.
         let mut periods: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
         for (at, opens) in changes {
@@ -382,6 +401,7 @@ impl<'a> Tally<'a> {
             }
             if let Some(ended) = ended
                 && self.in_period(localtime::date_of(*ended))
+                && *ended <= self.now
             {
                 self.ceased += 1;
             }
@@ -392,12 +412,17 @@ impl<'a> Tally<'a> {
         {
             self.in_period += 1;
         }
+        let today = localtime::date_of(self.now);
         for (i, month) in self.months.iter().enumerate() {
+            if *month > today {
+                break;
+            }
             let month_end = month
                 .checked_add_months(Months::new(1))
                 .map_or(self.to, |next| next.pred_opt().unwrap_or(next))
                 .min(self.to);
-            let at = localtime::end_of(month_end);
+            // A month not over yet counts as it stands now.
+            let at = localtime::end_of(month_end).min(self.now);
             if periods
                 .iter()
                 .any(|(b, e)| *b < at && e.is_none_or(|e| e >= at))
@@ -501,18 +526,27 @@ impl<'a> Tally<'a> {
         self.overdue.truncate(OVERDUE_LONGEST);
     }
 
-    fn add_notifications(&mut self, plan: &CasePlan, events: &[Event]) {
+    fn add_notifications(
+        &mut self,
+        plan: &CasePlan,
+        events: &[&Event],
+        go_live: Option<DateTime<Utc>>,
+    ) {
         // Escalation stages raised in the period, each (obligation, step) once whoever was told.
         let mut raised: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
         let mut notices: BTreeSet<&str> = BTreeSet::new();
         for n in &plan.notifications {
-            if n.status != NotificationStatus::Due || !self.in_period(localtime::date_of(n.send_at))
+            if n.status != NotificationStatus::Due
+                || !self.in_period(localtime::date_of(n.send_at))
+                || go_live.is_some_and(|g| n.send_at < g)
             {
                 continue;
             }
             match (n.kind, &n.obligation) {
                 (NotificationKind::Escalation, Some(obligation)) => {
-                    raised.insert((n.rule.as_str(), obligation.as_str(), n.step.as_str()));
+                    // A step sent again after a snooze is the same stage.
+                    let step = n.step.trim_end_matches(" (snoozed)");
+                    raised.insert((n.rule.as_str(), obligation.as_str(), step));
                 }
                 (NotificationKind::Notice, _) => {
                     notices.insert(n.event.as_str());
@@ -522,7 +556,10 @@ impl<'a> Tally<'a> {
         }
         for id in notices {
             if let Some(e) = events.iter().find(|e| e.id == id) {
-                *self.notified.entry(event_label(e)).or_default() += 1;
+                *self
+                    .notified
+                    .entry(event_label(&self.rules.vocabulary, e))
+                    .or_default() += 1;
             }
         }
         let mut escalated: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -533,7 +570,6 @@ impl<'a> Tally<'a> {
             let RuleBody::Obligation(o) = &rule.body else {
                 continue;
             };
-            let step = step.trim_end_matches(" (snoozed)");
             let Some(stage) = o.escalations.iter().position(|s| s.id == step) else {
                 continue;
             };
@@ -648,10 +684,12 @@ impl<'a> Tally<'a> {
                 })
             })
             .collect();
-        let months = self.looked_after_at_month_end.len();
-        let monthly_average = (months > 0).then(|| {
-            let sum: usize = self.looked_after_at_month_end.iter().sum();
-            (sum as f64 * 10.0 / months as f64).round() / 10.0
+        // Months not begun by `now` have no count yet.
+        let today = localtime::date_of(self.now);
+        let begun = self.months.iter().filter(|m| **m <= today).count();
+        let monthly_average = (begun > 0).then(|| {
+            let sum: usize = self.looked_after_at_month_end.iter().take(begun).sum();
+            (sum as f64 * 10.0 / begun as f64).round() / 10.0
         });
         Report {
             from: Some(self.from),
@@ -664,6 +702,7 @@ impl<'a> Tally<'a> {
                     .months
                     .iter()
                     .zip(&self.looked_after_at_month_end)
+                    .take(begun)
                     .map(|(m, n)| MonthCount {
                         month: month_label(*m),
                         looked_after: *n,
@@ -715,7 +754,7 @@ pub fn compute<'c>(
 ) -> Report {
     let mut tally = Tally::new(rules, calendar, from, to, now);
     for (plan, events) in cases {
-        tally.add(plan, events);
+        tally.add(plan, events, None);
     }
     tally.finish()
 }

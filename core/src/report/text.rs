@@ -115,10 +115,16 @@ fn row(
     value: impl std::fmt::Display,
 ) {
     let cell = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
+        // A spreadsheet takes a cell starting with one of these as a formula.
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{s}")
         } else {
             s.to_string()
+        };
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s
         }
     };
     let _ = writeln!(
@@ -306,4 +312,27 @@ pub fn csv(r: &Report) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Caseload;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_as_a_formula_is_kept_as_text() {
+        let r = Report {
+            caseloads: vec![Caseload {
+                iro: "=HYPERLINK(\"x\",\"y\")".into(),
+                children: 3,
+                guidance: "under",
+            }],
+            ..Report::default()
+        };
+        let csv = csv(&r);
+        assert!(
+            csv.contains("\ncaseloads,\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",,,children,3\n"),
+            "{csv}"
+        );
+    }
 }

@@ -102,8 +102,9 @@ impl CaseModel {
         })
     }
 
-    /// Whether events of this type do nothing to a case but say who its people are (an IRO or
-    /// a social worker allocated): no period of care, meeting or fact changes with them.
+    /// Whether events of this type change nothing the case model keeps but who the case's
+    /// people are (an IRO or a social worker allocated): no period of care, meeting or fact
+    /// changes with them. (Rules may still act on them.)
     pub fn only_sets_contacts(&self, kind: &str) -> bool {
         let mut updates = self.updates.iter().filter(|u| u.on == kind).peekable();
         updates.peek().is_some()
