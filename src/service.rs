@@ -344,12 +344,14 @@ impl Service {
         }
     }
 
-    /// Every case planned at now, one at a time, handed to `each` with its events and when
-    /// driftwatch first received one of them (its go-live): a national caseload is never held
-    /// in memory at once.
+    /// Every case planned at now, one at a time, handed to `each` with its events and, when
+    /// `with_go_live`, when driftwatch first received one of them (its go-live; one more read
+    /// per case, so only for those who need it): a national caseload is never held in memory at
+    /// once.
     pub async fn each_case(
         &self,
         planner: &crate::planner::Planner<'_>,
+        with_go_live: bool,
         mut each: impl FnMut(&CasePlan, &[Event], Option<DateTime<Utc>>),
     ) -> Result<(), StoreError> {
         let now = self.now();
@@ -362,7 +364,11 @@ impl Service {
             after = last.clone();
             for case in &cases {
                 let events = self.store.case_events(case).await?;
-                let go_live = self.store.first_received(case).await?;
+                let go_live = if with_go_live {
+                    self.store.first_received(case).await?
+                } else {
+                    None
+                };
                 each(&planner.plan_case(case, &events, now), &events, go_live);
             }
         }
@@ -379,7 +385,7 @@ impl Service {
         let planner = config.planner();
         let mut tally =
             crate::report::Tally::new(&config.rules, &config.calendar, from, to, self.now());
-        self.each_case(&planner, |plan, events, go_live| {
+        self.each_case(&planner, true, |plan, events, go_live| {
             tally.add(plan, events, go_live)
         })
         .await?;
@@ -398,7 +404,7 @@ impl Service {
         let now = self.now();
         let mut comparison =
             crate::preview::Comparison::new(&changed.calendar, now, ids(&config), ids(changed));
-        self.each_case(&before, |plan, events, _| {
+        self.each_case(&before, false, |plan, events, _| {
             comparison.add_case(plan, &after.plan_case(&plan.case, events, now));
         })
         .await?;

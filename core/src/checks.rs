@@ -13,6 +13,17 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Good practice for a full-time IRO: 50 to 70 children (Hertfordshire procedures, 2023).
 pub const CASELOAD_GUIDANCE: (usize, usize) = (50, 70);
 
+/// Where a caseload of `children` stands against the guidance: `under`, `within` or `over`.
+pub fn guidance_for(children: usize) -> &'static str {
+    if children < CASELOAD_GUIDANCE.0 {
+        "under"
+    } else if children <= CASELOAD_GUIDANCE.1 {
+        "within"
+    } else {
+        "over"
+    }
+}
+
 /// One thing a manager should look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "check", rename_all = "snake_case")]
@@ -147,7 +158,7 @@ impl Checks {
             }
         }
         for (label, cases) in self.caseloads.values() {
-            if cases.len() > CASELOAD_GUIDANCE.1 {
+            if guidance_for(cases.len()) == "over" {
                 out.push(Finding::CaseloadAboveGuidance {
                     iro: label.clone(),
                     children: cases.len(),

@@ -39,6 +39,8 @@ sup { font-size: 7pt; color: #1d4f91; }
 const ON_TIME: &str = "#2e7d32";
 const LATE: &str = "#f9a825";
 const OVERDUE: &str = "#c62828";
+/// Children in care, and caseloads below the band.
+const CARE: &str = "#1d4f91";
 
 /// Text for HTML.
 fn esc(s: &str) -> String {
@@ -56,10 +58,10 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// `2027-01` as `Jan 2027`.
-fn month_in_words(month: &str) -> String {
+/// `2027-01` as `Jan`.
+fn short_month(month: &str) -> String {
     NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-        .map(|d| d.format("%b %Y").to_string())
+        .map(|d| d.format("%b").to_string())
         .unwrap_or_else(|_| month.to_string())
 }
 
@@ -166,72 +168,52 @@ fn children(out: &mut String, r: &Report, period: &str) {
             );
         }
         out.push_str("</div><h3>Looked after at the end of each month</h3>");
-        let bars: Vec<(String, usize)> = c
+        let columns: Vec<(&str, Vec<(usize, &str)>)> = c
             .by_month
             .iter()
-            .map(|m| (month_in_words(&m.month), m.looked_after))
+            .map(|m| (m.month.as_str(), vec![(m.looked_after, CARE)]))
             .collect();
-        column_chart(out, &bars);
+        month_columns(
+            out,
+            "Children looked after at the end of each month",
+            190.0,
+            &columns,
+        );
     }
     notes.render(out);
     out.push_str("</section>");
 }
 
-/// A column chart of one count per label.
-fn column_chart(out: &mut String, bars: &[(String, usize)]) {
-    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
-    let (width, height, base) = (680.0, 190.0, 160.0);
-    let slot = (width - 40.0) / bars.len().max(1) as f64;
-    let _ = write!(
-        out,
-        "<svg viewBox=\"0 0 {width} {height}\" width=\"100%\" role=\"img\" aria-label=\"Children looked after at the end of each month\">"
-    );
-    for (i, (label, n)) in bars.iter().enumerate() {
-        let h = (*n as f64 / max as f64) * (base - 20.0);
-        let x = 30.0 + i as f64 * slot;
-        let _ = write!(
-            out,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#1d4f91\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{n}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
-            base - h,
-            slot * 0.7,
-            x + slot * 0.35,
-            base - h - 3.0,
-            x + slot * 0.35,
-            base + 14.0,
-            esc(label.split(' ').next().unwrap_or_default())
-        );
-    }
-    let _ = write!(
-        out,
-        "<line x1=\"28\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#555\"/></svg>",
-        width - 8.0
-    );
-}
-
-/// A stacked column chart of reviews on time, late and overdue, month by month.
-fn timeliness_chart(out: &mut String, title: &str, months: &[MonthTimeliness]) {
-    let max = months
+/// One column per month (`2027-01`), each a stack of (count, colour) from the bottom, with its
+/// total above it and the month's short name below. `height` is the chart's, in the SVG's units
+/// (680 wide).
+fn month_columns(
+    out: &mut String,
+    label: &str,
+    height: f64,
+    columns: &[(&str, Vec<(usize, &str)>)],
+) {
+    let total = |stack: &[(usize, &str)]| stack.iter().map(|(n, _)| n).sum::<usize>();
+    let max = columns
         .iter()
-        .map(MonthTimeliness::total)
+        .map(|(_, stack)| total(stack))
         .max()
         .unwrap_or(0)
         .max(1);
-    let (width, height, base) = (680.0, 120.0, 98.0);
-    let slot = (width - 40.0) / months.len().max(1) as f64;
+    let (width, base) = (680.0, height - 22.0);
+    let slot = (width - 40.0) / columns.len().max(1) as f64;
     let _ = write!(
         out,
         "<svg viewBox=\"0 0 {width} {height}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
-        esc(title)
+        esc(label)
     );
-    for (i, m) in months.iter().enumerate() {
+    for (i, (month, stack)) in columns.iter().enumerate() {
         let x = 30.0 + i as f64 * slot;
         let mut y = base;
-        for (n, colour) in [(m.on_time, ON_TIME), (m.late, LATE), (m.overdue, OVERDUE)] {
-            let h = n as f64 / max as f64 * (base - 16.0);
+        for (n, colour) in stack {
+            let h = *n as f64 / max as f64 * (base - 16.0);
             y -= h;
-            if n > 0 {
+            if *n > 0 {
                 let _ = write!(
                     out,
                     "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{colour}\"/>",
@@ -245,13 +227,10 @@ fn timeliness_chart(out: &mut String, title: &str, months: &[MonthTimeliness]) {
              <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
             x + slot * 0.35,
             y - 3.0,
-            m.total(),
+            total(stack),
             x + slot * 0.35,
             base + 13.0,
-            esc(month_in_words(&m.month)
-                .split(' ')
-                .next()
-                .unwrap_or_default())
+            esc(&short_month(month))
         );
     }
     let _ = write!(
@@ -293,7 +272,16 @@ fn reviews(out: &mut String, r: &Report) {
             if on_time + late + overdue == 0 {
                 out.push_str("<p class=\"empty\">None fell due in this period.</p>");
             } else {
-                timeliness_chart(out, &series.title, &series.months);
+                let columns: Vec<(&str, Vec<(usize, &str)>)> = series
+                    .months
+                    .iter()
+                    .map(|m| {
+                        let stack =
+                            vec![(m.on_time, ON_TIME), (m.late, LATE), (m.overdue, OVERDUE)];
+                        (m.month.as_str(), stack)
+                    })
+                    .collect();
+                month_columns(out, &series.title, 120.0, &columns);
             }
             let _ = write!(
                 out,
@@ -388,7 +376,7 @@ fn caseloads(out: &mut String, r: &Report) {
             let colour = match c.guidance {
                 "over" => OVERDUE,
                 "within" => ON_TIME,
-                _ => "#1d4f91",
+                _ => CARE,
             };
             let _ = write!(
                 out,

@@ -294,7 +294,7 @@ impl<'a> Tally<'a> {
                 reviews.push(ReviewTimeliness {
                     rule: rule.id.clone(),
                     title: rule.title.clone(),
-                    timescale: timescale(o.due.offset.to_string(), &o.due.from.to_string(), rule),
+                    timescale: timescale(rule, &o.due),
                     source: rule.source.clone(),
                     months: months
                         .iter()
@@ -636,13 +636,7 @@ impl<'a> Tally<'a> {
             .map(|(iro, children)| Caseload {
                 iro,
                 children,
-                guidance: if children < CASELOAD_GUIDANCE.0 {
-                    "under"
-                } else if children <= CASELOAD_GUIDANCE.1 {
-                    "within"
-                } else {
-                    "over"
-                },
+                guidance: crate::checks::guidance_for(children),
             })
             .collect();
         let over_guidance = caseloads
@@ -672,7 +666,7 @@ impl<'a> Tally<'a> {
                             (
                                 step.title
                                     .clone()
-                                    .unwrap_or_else(|| format!("{}", step.offset)),
+                                    .unwrap_or_else(|| step.offset.to_string()),
                                 *n,
                             )
                         })
@@ -731,9 +725,10 @@ impl<'a> Tally<'a> {
 }
 
 /// "Within 20 working days of: looked after began": a rule's deadline as the chart names it.
-fn timescale(offset: String, from: &str, rule: &crate::rules::Rule) -> String {
+fn timescale(rule: &crate::rules::Rule, due: &crate::rules::Due) -> String {
     let event = rule.on.replace('_', " ");
-    match from.strip_prefix("data.") {
+    let offset = &due.offset;
+    match due.from.to_string().strip_prefix("data.") {
         None => format!("Within {offset} of: {event}"),
         Some(field) => format!(
             "Within {offset} of: {event} ({})",
