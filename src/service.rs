@@ -219,48 +219,13 @@ impl Service {
         events: &[Event],
         changed: Changed,
     ) -> Result<Vec<Accepted>, IngestError> {
-        let config = self.config();
-        let now = self.now();
-        let mut tx = self.store.begin().await?;
-        // Every case of the batch taken first, in case order, before any event is stored: two
-        // daemons given overlapping batches never wait on each other in a cycle. (A write
-        // first, too: a SQLite transaction that began by reading could not then write if
-        // another connection had written meanwhile.)
-        let batch_cases: BTreeSet<&str> = events.iter().map(|e| e.case.as_str()).collect();
-        for case in &batch_cases {
-            tx.lock_case(case, now).await?;
-        }
-        OtherRules::check(&config.rules_version, tx.rules_in_force().await?)
-            .map_err(IngestError::OtherRules)?;
-        let mut accepted = Vec::with_capacity(events.len());
-        let mut cases = BTreeSet::new();
-        for event in events {
-            let stored = tx.append(event, now).await?;
-            if stored {
-                cases.insert(event.case.as_str());
-            } else if changed == Changed::Refuse
-                && tx.event(&event.id).await?.is_some_and(|s| s != *event)
-            {
-                // Dropped without a commit: nothing of the batch is kept.
-                return Err(IngestError::Conflict {
-                    id: event.id.clone(),
-                    stored: true,
-                });
-            }
-            accepted.push(Accepted {
-                id: event.id.clone(),
-                status: if stored {
-                    AcceptedStatus::Stored
-                } else {
-                    AcceptedStatus::Duplicate
-                },
-            });
-        }
-        // In case order, so two daemons taking case locks never wait on each other in a cycle.
-        for case in cases {
-            replan(&mut tx, &config, case, now).await?;
-        }
-        tx.commit().await?;
+        let (config, now, events) = (self.config(), self.now(), events.to_vec());
+        let accepted = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move { ingest_in(tx, &config, &events, changed, now).await })
+            })
+            .await?;
         self.wake();
         Ok(accepted)
     }
@@ -303,7 +268,7 @@ impl Service {
 
     async fn replan_batch(
         &self,
-        config: &Config,
+        config: &Arc<Config>,
         cases: &[String],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
@@ -417,17 +382,23 @@ impl Service {
     /// order, so two daemons taking case locks never wait on each other in a cycle.
     async fn replan_cases(
         &self,
-        config: &Config,
+        config: &Arc<Config>,
         cases: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut sorted: Vec<&str> = cases.iter().map(String::as_str).collect();
+        let mut sorted = cases.to_vec();
         sorted.sort_unstable();
-        let mut tx = self.store.begin().await?;
-        for case in sorted {
-            replan(&mut tx, config, case, now).await?;
-        }
-        tx.commit().await
+        let config = Arc::clone(config);
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    for case in &sorted {
+                        replan(tx, &config, case, now).await?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
     }
 
     /// The planner's view of a case from its stored events, or `None` for an unknown case.
@@ -439,6 +410,56 @@ impl Service {
         let config = self.config();
         Ok(Some(config.planner().plan_case(case, &events, self.now())))
     }
+}
+
+/// Stores a batch of events and re-plans their cases, in the caller's transaction (see
+/// [`Service::ingest`]).
+async fn ingest_in(
+    tx: &mut Tx,
+    config: &Config,
+    events: &[Event],
+    changed: Changed,
+    now: DateTime<Utc>,
+) -> Result<Vec<Accepted>, IngestError> {
+    // Every case of the batch taken first, in case order, before any event is stored: two
+    // daemons given overlapping batches never wait on each other in a cycle. (A write
+    // first, too: a SQLite transaction that began by reading could not then write if
+    // another connection had written meanwhile.)
+    let batch_cases: BTreeSet<&str> = events.iter().map(|e| e.case.as_str()).collect();
+    for case in &batch_cases {
+        tx.lock_case(case, now).await?;
+    }
+    OtherRules::check(&config.rules_version, tx.rules_in_force().await?)
+        .map_err(IngestError::OtherRules)?;
+    let mut accepted = Vec::with_capacity(events.len());
+    let mut cases = BTreeSet::new();
+    for event in events {
+        let stored = tx.append(event, now).await?;
+        if stored {
+            cases.insert(event.case.as_str());
+        } else if changed == Changed::Refuse
+            && tx.event(&event.id).await?.is_some_and(|s| s != *event)
+        {
+            // An error: nothing of the batch is kept.
+            return Err(IngestError::Conflict {
+                id: event.id.clone(),
+                stored: true,
+            });
+        }
+        accepted.push(Accepted {
+            id: event.id.clone(),
+            status: if stored {
+                AcceptedStatus::Stored
+            } else {
+                AcceptedStatus::Duplicate
+            },
+        });
+    }
+    // In case order, so two daemons taking case locks never wait on each other in a cycle.
+    for case in cases {
+        replan(tx, config, case, now).await?;
+    }
+    Ok(accepted)
 }
 
 async fn replan(

@@ -226,11 +226,17 @@ async fn raw_insert(url: &str, streams: Vec<Vec<Event>>, batch: usize) -> Result
         let store = store.clone();
         tasks.spawn(async move {
             for chunk in stream.chunks(batch) {
-                let mut tx = store.begin().await?;
-                for e in chunk {
-                    tx.append(e, now).await?;
-                }
-                tx.commit().await?;
+                let chunk = chunk.to_vec();
+                store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            for e in &chunk {
+                                tx.append(e, now).await?;
+                            }
+                            Ok::<_, driftwatch::store::StoreError>(())
+                        })
+                    })
+                    .await?;
             }
             Ok::<_, driftwatch::store::StoreError>(())
         });

@@ -11,8 +11,13 @@
 
 pub mod record;
 mod rows;
+mod tx;
+mod writer;
 
 pub use rows::*;
+pub use tx::Tx;
+pub use writer::Work;
+use writer::Writer;
 
 use crate::event::Event;
 use chrono::{DateTime, Utc};
@@ -27,6 +32,8 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Native(#[from] NativeError),
     #[error("database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the stored {what} is not valid JSON: {source}")]
@@ -46,6 +53,34 @@ pub enum StoreError {
     },
 }
 
+/// An error from the SQLite writer's own connection (see [`writer`]): kept whole, so every write
+/// of a group that failed together is told the same.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct NativeError {
+    /// SQLite's extended result code, when SQLite gave one.
+    code: Option<i32>,
+    message: String,
+}
+
+impl NativeError {
+    fn other(message: String) -> NativeError {
+        NativeError {
+            code: None,
+            message,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for NativeError {
+    fn from(e: rusqlite::Error) -> NativeError {
+        NativeError {
+            code: e.sqlite_error().map(|f| f.extended_code),
+            message: e.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -59,6 +94,11 @@ pub struct Store {
     /// however busy, never holds what the scheduler needs to send what is due.
     scheduler: AnyPool,
     backend: Backend,
+    /// SQLite: the writer thread that runs every write of events and plans (see [`writer`]),
+    /// started once the migrations have run; until then (and on PostgreSQL, or for an
+    /// in-memory database) writes run through the pool.
+    writer: Arc<std::sync::OnceLock<Writer>>,
+    sqlite_path: Option<String>,
     /// PostgreSQL: a connection of its own that only asks whether the server answers (see
     /// [`Store::probe`]), so a busy API never makes it look down.
     prober: Option<AnyPool>,
@@ -135,6 +175,9 @@ impl StoreError {
     /// Whether the database's disk is full (SQLite's SQLITE_FULL, PostgreSQL's disk_full): an
     /// operator must free space, and nothing written since the last commit was kept.
     pub fn is_disk_full(&self) -> bool {
+        if let StoreError::Native(e) = self {
+            return e.code.is_some_and(|n| n & 0xff == 13);
+        }
         let StoreError::Database(sqlx::Error::Database(d)) = self else {
             return false;
         };
@@ -160,6 +203,10 @@ impl StoreError {
     /// hanging up) may pass, and is worth waiting for.
     pub fn needs_operator(&self) -> bool {
         use sqlx::migrate::MigrateError;
+        if let StoreError::Native(e) = self {
+            // SQLITE_CORRUPT, SQLITE_NOTADB, as below.
+            return e.code.is_some_and(|n| matches!(n & 0xff, 11 | 26));
+        }
         let e = match self {
             StoreError::Database(e)
             | StoreError::Migrate(MigrateError::Execute(e))
@@ -285,6 +332,11 @@ impl Store {
         Ok(Store {
             pool,
             scheduler,
+            writer: Arc::default(),
+            sqlite_path: match backend {
+                Backend::Sqlite => sqlite_file(url).map(str::to_string),
+                Backend::Postgres => None,
+            },
             backend,
             prober,
             answering: Arc::new(AtomicBool::new(true)),
@@ -294,7 +346,14 @@ impl Store {
     /// Runs the migrations shipped in the binary; the first call that needs the database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+                if let Some(path) = self.sqlite_path.as_deref()
+                    && self.writer.get().is_none()
+                {
+                    let _ = self.writer.set(Writer::start(path)?);
+                }
+            }
             Backend::Postgres => {
                 sqlx::migrate!("migrations/postgres")
                     .run(&self.pool)
@@ -308,11 +367,26 @@ impl Store {
         self.backend
     }
 
-    pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx {
-            tx: self.pool.begin().await?,
-            backend: self.backend,
-        })
+    /// Runs `work` in a write transaction and commits it: `Ok` only once what it wrote is on
+    /// disk; on `Err` nothing of it is kept. On SQLite the work runs on the writer thread,
+    /// committed with the other writes queued beside it (see [`writer`]); it must await nothing
+    /// but the transaction.
+    pub async fn write<R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> Work<'t, R, E> + Send + 'static,
+    {
+        if let Some(writer) = self.writer.get() {
+            return writer.run(work).await;
+        }
+        let mut tx = Tx::sqlx(
+            self.pool.begin().await.map_err(StoreError::from)?,
+            self.backend,
+        );
+        let done = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Asks a PostgreSQL server whether it answers, waiting at most two seconds, and records
@@ -1136,15 +1210,21 @@ fn sqlite_pool(options: AnyPoolOptions, url: &str) -> Result<AnyPool, StoreError
         .connect_lazy(url)?)
 }
 
-fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
+/// The file a `sqlite:` URL names; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or_default();
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+    let (path, options) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path == ":memory:" || options.contains("mode=memory");
+    (!memory).then_some(path)
+}
+
+fn create_sqlite_folder(url: &str) -> Result<(), StoreError> {
+    let Some(path) = sqlite_file(url) else {
         return Ok(());
-    }
+    };
     match std::path::Path::new(path).parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
@@ -1189,369 +1269,4 @@ async fn first_received<'e, E: Executor<'e, Database = Any>>(
             .await?
             .try_get("t")?;
     Ok(first.map(time))
-}
-
-/// One transaction: events appended and the plans they change written together, or nothing.
-pub struct Tx {
-    tx: Transaction<'static, Any>,
-    backend: Backend,
-}
-
-impl Tx {
-    pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
-    }
-
-    /// Appends an event; `false` if an event with its id is already stored (it changes nothing).
-    pub async fn append(
-        &mut self,
-        event: &Event,
-        received_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let body = serde_json::to_string(event).map_err(|source| StoreError::Corrupt {
-            what: "event",
-            source,
-        })?;
-        let done = sqlx::query(
-            "INSERT INTO events (id, case_ref, type, at, received_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.case)
-        .bind(&event.kind)
-        .bind(ms(event.at))
-        .bind(ms(received_at))
-        .bind(body)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// The stored event with this id, as this transaction sees it.
-    pub async fn event(&mut self, id: &str) -> Result<Option<Event>, StoreError> {
-        let row = sqlx::query("SELECT body FROM events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.map(|r| json("event", &r.try_get::<String, _>("body")?))
-            .transpose()
-    }
-
-    /// The rules version in force, held (on PostgreSQL) until this transaction ends, so no
-    /// daemon puts other rules in force while this one plans with these.
-    pub async fn rules_in_force(&mut self) -> Result<Option<String>, StoreError> {
-        rules_in_force(&mut *self.tx, self.backend == Backend::Postgres).await
-    }
-
-    /// Takes the case for this transaction, so two daemons never plan one case at once.
-    pub async fn lock_case(&mut self, case: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO cases (case_ref, planned_at) VALUES ($1, $2) ON CONFLICT (case_ref) DO NOTHING",
-        )
-        .bind(case)
-        .bind(ms(now))
-        .execute(&mut *self.tx)
-        .await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT case_ref FROM cases WHERE case_ref = $1 FOR UPDATE")
-                .bind(case)
-                .fetch_one(&mut *self.tx)
-                .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn case_events(&mut self, case: &str) -> Result<Vec<Event>, StoreError> {
-        case_events(&mut *self.tx, case).await
-    }
-
-    /// When driftwatch first received an event of the case: its go-live.
-    pub async fn first_received(
-        &mut self,
-        case: &str,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        first_received(&mut *self.tx, case).await
-    }
-
-    /// The case's plan as stored: what a new plan is compared with, and which of its
-    /// notifications are still waiting to go.
-    pub async fn stored_plan(&mut self, case: &str) -> Result<StoredPlan, StoreError> {
-        let mut stored = StoredPlan::default();
-        let rows = sqlx::query(
-            "SELECT id, rule, state, deadline, body FROM obligations WHERE case_ref = $1",
-        )
-        .bind(case)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        for r in &rows {
-            stored.obligations.insert(
-                r.try_get("id")?,
-                (
-                    r.try_get("rule")?,
-                    r.try_get("state")?,
-                    r.try_get("deadline")?,
-                    r.try_get("body")?,
-                ),
-            );
-        }
-        let rows = sqlx::query(
-            "SELECT obligation, role, email FROM obligation_people WHERE case_ref = $1",
-        )
-        .bind(case)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        for r in &rows {
-            stored.people.insert((
-                r.try_get("obligation")?,
-                r.try_get("role")?,
-                r.try_get("email")?,
-            ));
-        }
-        let rows = sqlx::query(
-            "SELECT key, state, send_at, notification, data, hold_at FROM outbox \
-             WHERE case_ref = $1",
-        )
-        .bind(case)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        for r in &rows {
-            stored.outbox.insert(
-                r.try_get("key")?,
-                (
-                    r.try_get("state")?,
-                    r.try_get("send_at")?,
-                    r.try_get("notification")?,
-                    r.try_get("data")?,
-                    r.try_get("hold_at")?,
-                ),
-            );
-        }
-        Ok(stored)
-    }
-
-    /// Writes a case's new plan: its obligations and their people replaced, outbox rows added or
-    /// updated (never one already sent, being sent or dead), rows no longer planned retired.
-    /// `stored` is the case's plan as [`Tx::stored_plan`] read it in this transaction.
-    pub async fn write_plan(
-        &mut self,
-        plan: &CaseWrite,
-        stored: &StoredPlan,
-    ) -> Result<(), StoreError> {
-        // Only what changed is written. A new event re-plans its whole case, and most of the
-        // plan comes out as stored: rewriting every row was most of the cost of ingest.
-        self.write_obligations(plan, stored).await?;
-        self.write_people(plan, stored).await?;
-        self.write_outbox(plan, stored).await?;
-        self.retire(plan).await?;
-        sqlx::query(
-            "UPDATE cases SET planned_at = $2, replan_at = $3, hold_at = $4, status = $5 \
-             WHERE case_ref = $1",
-        )
-        .bind(plan.case.as_str())
-        .bind(ms(plan.planned_at))
-        .bind(plan.replan_at.map(ms))
-        .bind(plan.hold_at.map(ms))
-        .bind(&plan.status)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    /// The obligations that are new or changed replace their stored rows; those no longer
-    /// planned go.
-    async fn write_obligations(
-        &mut self,
-        plan: &CaseWrite,
-        stored: &StoredPlan,
-    ) -> Result<(), StoreError> {
-        let case = plan.case.as_str();
-        let obligations: Vec<&ObligationWrite> = plan
-            .obligations
-            .iter()
-            .filter(|o| match stored.obligations.get(&o.id) {
-                None => true,
-                Some((rule, state, deadline, body)) => {
-                    rule != &o.rule
-                        || state != o.state
-                        || *deadline != ms(o.deadline)
-                        || body != &o.body
-                }
-            })
-            .collect();
-        let planned_ids: HashSet<&str> = plan.obligations.iter().map(|o| o.id.as_str()).collect();
-        let gone: Vec<&str> = stored
-            .obligations
-            .keys()
-            .map(String::as_str)
-            .filter(|id| !planned_ids.contains(id))
-            .chain(
-                obligations
-                    .iter()
-                    .filter(|o| stored.obligations.contains_key(&o.id))
-                    .map(|o| o.id.as_str()),
-            )
-            .collect();
-        for chunk in gone.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM obligations WHERE case_ref = $1 AND id IN ({})",
-                numbered(2, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(case);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *self.tx).await?;
-        }
-        // Many rows to a statement: a case's plan is tens of rows, and each statement is a
-        // round trip to the database (or to sqlx's SQLite worker thread).
-        for chunk in obligations.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO obligations (case_ref, id, rule, state, deadline, body) VALUES {}",
-                placeholders(chunk.len(), 6)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for o in chunk {
-                q = q
-                    .bind(case)
-                    .bind(o.id.as_str())
-                    .bind(o.rule.as_str())
-                    .bind(o.state)
-                    .bind(ms(o.deadline))
-                    .bind(o.body.as_str());
-            }
-            q.execute(&mut *self.tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Who is told of each obligation: people no longer told go, new ones are added.
-    async fn write_people(
-        &mut self,
-        plan: &CaseWrite,
-        stored: &StoredPlan,
-    ) -> Result<(), StoreError> {
-        let case = plan.case.as_str();
-        let people: Vec<(String, String, String)> = plan
-            .people
-            .iter()
-            .map(|(o, p)| (o.clone(), p.role.clone(), p.email.to_lowercase()))
-            .collect();
-        let planned_people: HashSet<&(String, String, String)> = people.iter().collect();
-        for (obligation, role, email) in
-            stored.people.iter().filter(|p| !planned_people.contains(p))
-        {
-            sqlx::query(
-                "DELETE FROM obligation_people WHERE case_ref = $1 AND obligation = $2 \
-                 AND role = $3 AND email = $4",
-            )
-            .bind(case)
-            .bind(obligation)
-            .bind(role)
-            .bind(email)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        let new_people: Vec<&(String, String, String)> = people
-            .iter()
-            .filter(|p| !stored.people.contains(p))
-            .collect();
-        for chunk in new_people.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO obligation_people (case_ref, obligation, role, email) VALUES {} \
-                 ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (obligation, role, email) in chunk {
-                q = q
-                    .bind(case)
-                    .bind(obligation.as_str())
-                    .bind(role.as_str())
-                    .bind(email.as_str());
-            }
-            q.execute(&mut *self.tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Outbox rows added or updated, never one already sent, being sent or dead.
-    async fn write_outbox(
-        &mut self,
-        plan: &CaseWrite,
-        stored: &StoredPlan,
-    ) -> Result<(), StoreError> {
-        let case = plan.case.as_str();
-        let now = ms(plan.planned_at);
-        // Each row with its notification in the store's own record format (see `record`),
-        // encoded once.
-        let outbox: Vec<(&OutboxWrite, String)> = plan
-            .outbox
-            .iter()
-            .map(|n| (n, record::encode(&n.notification)))
-            .filter(|(n, record)| match stored.outbox.get(&n.key) {
-                None => true,
-                // Never rewritten: the upsert below would leave them as they are.
-                Some((state, ..)) if ["sent", "sending", "dead"].contains(&state.as_str()) => false,
-                Some((state, send_at, notification, data, hold_at)) => {
-                    state != n.state.as_str()
-                        || *send_at != ms(n.send_at)
-                        || notification != record
-                        || data != &n.data
-                        || *hold_at != n.hold_at.map(ms)
-                }
-            })
-            .collect();
-        for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO outbox (key, case_ref, rule, channel, lane, send_at, state, \
-                 attempt_at, notification, data, updated_at, hold_at) VALUES {} \
-                 ON CONFLICT (key) DO UPDATE SET send_at = excluded.send_at, \
-                 state = excluded.state, notification = excluded.notification, \
-                 data = excluded.data, updated_at = excluded.updated_at, lane = excluded.lane, \
-                 hold_at = excluded.hold_at, \
-                 attempt_at = CASE WHEN outbox.attempts > 0 AND outbox.attempt_at > excluded.attempt_at \
-                 THEN outbox.attempt_at ELSE excluded.attempt_at END \
-                 WHERE outbox.state IN ('pending', 'cancelled', 'acknowledged') \
-                 OR (outbox.state IN ('superseded', 'before_go_live', 'in_digest') \
-                     AND excluded.state <> 'pending')",
-                placeholders(chunk.len(), 12)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (n, record) in chunk {
-                q = q
-                    .bind(n.key.as_str())
-                    .bind(case)
-                    .bind(n.rule.as_str())
-                    .bind(n.channel)
-                    .bind(n.lane.as_str())
-                    .bind(ms(n.send_at))
-                    .bind(n.state.as_str())
-                    .bind(ms(n.send_at))
-                    .bind(record.as_str())
-                    .bind(n.data.as_str())
-                    .bind(now)
-                    .bind(n.hold_at.map(ms));
-            }
-            q.execute(&mut *self.tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Rows still pending that the plan no longer has are cancelled.
-    async fn retire(&mut self, plan: &CaseWrite) -> Result<(), StoreError> {
-        let now = ms(plan.planned_at);
-        for chunk in plan.retire.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
-                 WHERE state = 'pending' AND key IN ({})",
-                numbered(2, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
-            for key in chunk {
-                q = q.bind(key.as_str());
-            }
-            q.execute(&mut *self.tx).await?;
-        }
-        Ok(())
-    }
 }

@@ -8,7 +8,9 @@ use crate::common::{config, outbox_keys, root, t};
 use chrono::{DateTime, Duration, Utc};
 use driftwatch::clock::Clock;
 use driftwatch::service::{AcceptedStatus, Service};
-use driftwatch::store::{ClaimTerms, Claimed, Lane, NotificationFilter, OutboxState, Store};
+use driftwatch::store::{
+    ClaimTerms, Claimed, Lane, NotificationFilter, OutboxState, Store, StoreError,
+};
 use std::collections::BTreeSet;
 
 /// Late on 11 February 2027: the example case has reminders and escalations due.
@@ -73,15 +75,62 @@ async fn an_event_is_stored_once_and_read_back(store: Store) {
 async fn a_transaction_not_committed_leaves_nothing(store: Store) {
     store.migrate().await.expect("migrate");
     let event = example_events().remove(0);
-    let mut tx = store.begin().await.expect("begin");
-    assert!(tx.append(&event, t(NOW)).await.expect("append"));
-    drop(tx);
+    let append = |event: driftwatch::event::Event, fail: bool| {
+        store.write(move |tx| {
+            Box::pin(async move {
+                assert!(tx.append(&event, t(NOW)).await?);
+                if fail {
+                    return Err(StoreError::Url("refused on purpose".into()));
+                }
+                Ok(())
+            })
+        })
+    };
+    assert!(append(event.clone(), true).await.is_err());
     assert!(!store.has_event(&event.id).await.expect("has event"));
-    // The connection given back after the dropped transaction works as new.
-    let mut tx = store.begin().await.expect("begin again");
-    assert!(tx.append(&event, t(NOW)).await.expect("append again"));
-    tx.commit().await.expect("commit");
+    // The connection that ran the failed write works as new.
+    append(event.clone(), false).await.expect("append again");
     assert!(store.has_event(&event.id).await.expect("has event"));
+}
+
+/// Writes sent at once (on SQLite, committed together in one transaction): each is kept or not
+/// on its own, and each caller hears only once its own write is on disk.
+async fn writes_at_once_each_stand_or_fall_alone(store: Store) {
+    store.migrate().await.expect("migrate");
+    let events = example_events();
+    let mut writes = tokio::task::JoinSet::new();
+    for (i, event) in events.iter().cloned().enumerate() {
+        let store = store.clone();
+        writes.spawn(async move {
+            let id = event.id.clone();
+            let done = store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tx.append(&event, t(NOW)).await?;
+                        if i % 3 == 0 {
+                            return Err(StoreError::Url("refused on purpose".into()));
+                        }
+                        Ok(())
+                    })
+                })
+                .await;
+            // Answered: what it wrote is already there for every other connection, or not at
+            // all.
+            let stored = store.has_event(&id).await.expect("has event");
+            assert_eq!(stored, done.is_ok(), "event {i}");
+            (i, done.is_ok())
+        });
+    }
+    let mut kept = 0;
+    while let Some(done) = writes.join_next().await {
+        let (i, ok) = done.expect("write task");
+        assert_eq!(ok, i % 3 != 0, "write {i}");
+        kept += usize::from(ok);
+    }
+    assert_eq!(
+        store.count_events().await.expect("count"),
+        i64::try_from(kept).unwrap_or_default()
+    );
 }
 
 async fn a_claim_is_one_daemons_until_its_lease_runs_out(store: Store) {
@@ -252,6 +301,7 @@ macro_rules! conformance {
 conformance!(
     an_event_is_stored_once_and_read_back,
     a_transaction_not_committed_leaves_nothing,
+    writes_at_once_each_stand_or_fall_alone,
     a_claim_is_one_daemons_until_its_lease_runs_out,
     a_failed_attempt_waits_for_its_retry_and_a_dead_one_goes_again,
     only_the_rules_in_force_claim,

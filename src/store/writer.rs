@@ -1,0 +1,182 @@
+//! The SQLite writer: one thread owning the one connection that writes events and plans, running
+//! each write to the end synchronously, and committing the writes that arrived together in one
+//! transaction (group commit).
+//!
+//! Why: through sqlx, every statement and every row of the write path crossed a channel to
+//! sqlx's SQLite worker thread and back, and each ingest paid its own commit. Here a write (all
+//! its statements, cached and prepared) runs on this thread with no hand-off, and writes that
+//! queue while one group commits share the next group's single sync to disk. Each caller is
+//! answered after the commit that holds its write: "accepted" still means "on disk".
+//!
+//! Each write runs inside a savepoint, so one that fails (a conflicting id, other rules in force)
+//! leaves nothing and the others of its group still commit. If SQLite ends the transaction
+//! itself (a full disk), every write of the group fails with that error. Owns no SQL of its
+//! own but `BEGIN`, `SAVEPOINT`, `RELEASE`, `ROLLBACK` and `COMMIT`.
+
+use super::{NativeError, StoreError, Tx};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::task::{Context, Poll, Waker};
+
+/// A write's work: a future over the transaction that never waits on anything but the
+/// database, which on this thread answers at once.
+pub type Work<'t, R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send + 't>>;
+
+/// What a job hands back after running: whether its work succeeded (so its savepoint is kept),
+/// and how to answer its caller once the group's commit is known.
+type Finish = Box<dyn FnOnce(Result<(), NativeError>) + Send>;
+type Job = Box<dyn FnOnce(Result<&mut Tx, NativeError>) -> (bool, Finish) + Send>;
+
+/// Writes queued at most in one group: bounds how long the first of them waits for the commit.
+const GROUP_MAX: usize = 64;
+
+/// The handle to the writer thread; the thread ends when every handle is dropped.
+#[derive(Debug)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Opens the writer's own connection to the SQLite file at `path` (after the migrations
+    /// ran) and starts its thread.
+    pub fn start(path: &str) -> Result<Writer, StoreError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(NativeError::from)?;
+        // As the sqlx connections (see `sqlite_pool`): WAL and synchronous=FULL make a commit
+        // durable before the API answers.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(NativeError::from)?;
+        // The write path's statements, multi-row ones by row count: all of them stay prepared.
+        conn.set_prepared_statement_cache_capacity(512);
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || serve(Tx::native(conn), &queue))
+            .map_err(|e| NativeError::other(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` in the writer's next group; answers once the group is committed (or with the
+    /// error that stopped it, having kept nothing of it).
+    pub async fn run<R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> Work<'t, R, E> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<R, E>>();
+        let job: Job = Box::new(move |tx| {
+            let outcome = match tx {
+                Err(e) => Err(E::from(e.into())),
+                Ok(tx) => run_now(work(tx)),
+            };
+            let kept = outcome.is_ok();
+            let finish: Finish = Box::new(move |committed| {
+                let answer = match (outcome, committed) {
+                    (Ok(done), Ok(())) => Ok(done),
+                    (Ok(_), Err(e)) => Err(E::from(e.into())),
+                    (Err(e), _) => Err(e),
+                };
+                // The caller may have gone (a client hung up): its write stands all the same.
+                let _ = reply.send(answer);
+            });
+            (kept, finish)
+        });
+        let stopped = || E::from(NativeError::other("the SQLite writer has stopped".into()).into());
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// Polls a write's future once: on the writer's connection nothing it awaits can wait.
+fn run_now<R, E: From<StoreError>>(work: Work<'_, R, E>) -> Result<R, E> {
+    let mut work = work;
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }));
+    match polled {
+        Ok(Poll::Ready(done)) => done,
+        Ok(Poll::Pending) => Err(E::from(
+            NativeError::other("a write waited on something other than the database".into()).into(),
+        )),
+        Err(_) => Err(E::from(
+            NativeError::other("a write stopped with a panic; nothing of it was kept".into())
+                .into(),
+        )),
+    }
+}
+
+/// The writer thread: takes what is queued, up to [`GROUP_MAX`], runs it in one transaction,
+/// commits, answers each caller; until every [`Writer`] is dropped.
+fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = run_group(&mut tx, group);
+        for finish in committed.1 {
+            finish(committed.0.clone());
+        }
+    }
+}
+
+/// One group in one transaction: each job in a savepoint of its own. Returns the commit's
+/// outcome and how to answer each job.
+fn run_group(tx: &mut Tx, group: Vec<Job>) -> (Result<(), NativeError>, Vec<Finish>) {
+    let mut finishes = Vec::with_capacity(group.len());
+    if let Err(e) = tx.native_batch("BEGIN IMMEDIATE") {
+        for job in group {
+            finishes.push(job(Err(e.clone())).1);
+        }
+        return (Err(e), finishes);
+    }
+    let mut failed: Option<NativeError> = None;
+    for job in group {
+        if let Some(e) = &failed {
+            finishes.push(job(Err(e.clone())).1);
+            continue;
+        }
+        if let Err(e) = tx.native_batch("SAVEPOINT write") {
+            finishes.push(job(Err(e.clone())).1);
+            failed = Some(e);
+            continue;
+        }
+        let (kept, finish) = job(Ok(tx));
+        finishes.push(finish);
+        let job_error = tx.take_native_error();
+        let ended = if kept {
+            tx.native_batch("RELEASE write")
+        } else {
+            tx.native_batch("ROLLBACK TO write; RELEASE write")
+        };
+        // SQLite may end the whole transaction itself (a full disk): then what ran before in
+        // this group is gone too, and the rest must not run outside a transaction.
+        if ended.is_err() || tx.native_autocommit() {
+            failed = Some(
+                job_error
+                    .or(ended.err())
+                    .unwrap_or_else(|| NativeError::other("the transaction ended".into())),
+            );
+        }
+    }
+    let committed = match failed {
+        Some(e) => Err(e),
+        None => tx.native_batch("COMMIT"),
+    };
+    if committed.is_err() && !tx.native_autocommit() {
+        // Nothing of a failed group is kept; the connection is ready for the next one.
+        let _ = tx.native_batch("ROLLBACK");
+    }
+    (committed, finishes)
+}
