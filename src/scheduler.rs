@@ -21,14 +21,14 @@ use crate::store::{ClaimTerms, Claimed, Lane, StoreError};
 use crate::telemetry;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// The most notifications one lane claims at a time.
-const BATCH: i64 = 64;
+/// The most notifications one lane has in flight.
+const BATCH: usize = 64;
 
 /// The most rounds [`Scheduler::step`] runs.
 const MAX_STEP_ROUNDS: usize = 10_000;
@@ -87,11 +87,44 @@ impl Progress {
     }
 }
 
-/// The lanes delivering a batch now, each as a task of its own.
+/// Whether `lane` may send at `now`: what is not urgent goes only inside working hours on a day
+/// the council is open, even when it is late (after downtime, a retry, or a clock moved by
+/// hand), so outside them only the urgent lanes send.
+fn lane_open(config: &crate::config::Config, lane: Lane, now: DateTime<Utc>) -> bool {
+    lane.is_urgent() || config.planner().placement().place(now, false) <= now
+}
+
+/// Sends a lane has in flight at most (`delivery.concurrency`, at most [`BATCH`]).
+fn concurrency(config: &crate::config::Config) -> usize {
+    config.delivery.concurrency.clamp(1, BATCH)
+}
+
+/// The terms of a claim by `owner` at `now` of at most `limit`.
+fn claim_terms<'a>(
+    config: &'a crate::config::Config,
+    owner: &'a str,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> ClaimTerms<'a> {
+    let lease =
+        chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
+    ClaimTerms {
+        owner,
+        lease_until: now + lease,
+        stale: stale_after(config),
+        limit: i64::try_from(limit).unwrap_or(1),
+        rules: &config.rules_version,
+    }
+}
+
+/// The lanes delivering now, each as a task of its own that claims more as its sends finish.
 #[derive(Default)]
 struct Lanes {
     tasks: JoinSet<()>,
     by_task: HashMap<tokio::task::Id, Lane>,
+    /// Set when the scheduler is stopping: the lanes claim nothing more and finish what they
+    /// hold.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Lanes {
@@ -138,6 +171,7 @@ impl Scheduler {
                 self.lane_ended(&mut lanes, done).await;
             }
             if *stop.borrow() {
+                lanes.stopping.store(true, Ordering::SeqCst);
                 break;
             }
             let round = self.progress.started.fetch_add(1, Ordering::SeqCst) + 1;
@@ -257,17 +291,15 @@ impl Scheduler {
         }
     }
 
-    /// The lanes that may send at `now`, and when the others open: what is not urgent goes only
-    /// inside working hours on a day the council is open, even when it is late (after
-    /// downtime, a retry, or a clock moved by hand), so outside them only the urgent lanes send.
+    /// The lanes that may send at `now` (see [`lane_open`]), and when the others open.
     fn open_lanes(&self, now: DateTime<Utc>) -> (Vec<Lane>, Option<DateTime<Utc>>) {
         let config = self.service.config();
+        let open = Lane::ALL
+            .into_iter()
+            .filter(|l| lane_open(&config, *l, now))
+            .collect();
         let opens = config.planner().placement().place(now, false);
-        if opens <= now {
-            return (Lane::ALL.to_vec(), None);
-        }
-        let urgent = Lane::ALL.into_iter().filter(|l| l.is_urgent()).collect();
-        (urgent, Some(opens))
+        (open, (opens > now).then_some(opens))
     }
 
     /// A lane's batch ended: the lane may claim again. Had the batch ended without recording
@@ -309,40 +341,28 @@ impl Scheduler {
             );
         }
         let held = self.service.replan_held().await?;
-        let lease =
-            chrono::Duration::seconds(i64::try_from(config.delivery.lease_seconds).unwrap_or(300));
-        // As many as go at once: every claimed notification starts sending straight away, so
-        // its lease covers its own send, not a wait behind others.
-        let batch = i64::try_from(config.delivery.concurrency)
-            .unwrap_or(BATCH)
-            .clamp(1, BATCH);
         let courier = courier_of(&self.courier);
         let mut claimed_any = false;
         for lane in self.open_lanes(now).0 {
             if lanes.is_busy(lane) {
                 continue;
             }
-            let terms = ClaimTerms {
-                owner: &self.owner,
-                lease_until: now + lease,
-                stale: stale_after(&config),
-                limit: batch,
-                rules: &config.rules_version,
-            };
+            // As many as go at once: every claimed notification starts sending straight away,
+            // so its lease covers its own send, not a wait behind others.
+            let terms = claim_terms(&config, &self.owner, now, concurrency(&config));
             let claimed = store.claim(lane, now, &terms).await?;
             if claimed.is_empty() {
                 continue;
             }
             claimed_any = true;
-            lanes.start(
+            let refill = Refill {
+                service: Arc::clone(&self.service),
+                config: Arc::clone(&config),
+                owner: self.owner.clone(),
                 lane,
-                deliver(
-                    Arc::clone(&self.service),
-                    Arc::clone(&courier),
-                    Arc::clone(&config),
-                    claimed,
-                ),
-            );
+                stopping: Arc::clone(&lanes.stopping),
+            };
+            lanes.start(lane, deliver(Arc::clone(&courier), refill, claimed));
         }
         let due = if claimed_any || !lanes.is_empty() {
             0
@@ -359,14 +379,48 @@ impl Scheduler {
     }
 }
 
-/// Delivers one lane's batch through the courier: see [`deliver_with`].
-async fn deliver(
+/// Sends recorded together at most: one commit (one sync to disk) for many deliveries...
+const RECORD_SENT_MAX: usize = 256;
+
+/// ...and none waits longer than this to be recorded (its lease runs for minutes).
+const RECORD_SENT_EVERY: Duration = Duration::from_millis(20);
+
+/// What a lane's pipeline needs to claim more as its sends finish.
+struct Refill {
     service: Arc<Service>,
-    courier: Arc<Courier>,
     config: Arc<crate::config::Config>,
-    claimed: Vec<Claimed>,
-) {
-    let policy = RetryPolicy::from_config(&config.delivery);
+    owner: String,
+    lane: Lane,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Refill {
+    /// Claims up to `room` more for the lane, at the clock's present moment: nothing once the
+    /// scheduler is stopping or the lane has closed (working hours ended), and nothing that the
+    /// claim itself would not give the main loop (a case waiting to be planned again, another
+    /// daemon's rules in force).
+    async fn claim(&self, room: usize) -> Vec<Claimed> {
+        let now = self.service.now();
+        if self.stopping.load(Ordering::SeqCst) || !lane_open(&self.config, self.lane, now) {
+            return Vec::new();
+        }
+        let terms = claim_terms(&self.config, &self.owner, now, room);
+        match self.service.store().claim(self.lane, now, &terms).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // The main loop claims again (and reports a store that stays down).
+                tracing::warn!(error = %e, lane = self.lane.as_str(), "claiming more failed");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Delivers one lane through the courier: see [`deliver_with`].
+async fn deliver(courier: Arc<Courier>, refill: Refill, claimed: Vec<Claimed>) {
+    let policy = RetryPolicy::from_config(&refill.config.delivery);
+    let service = Arc::clone(&refill.service);
+    let config = Arc::clone(&refill.config);
     let send = |c: Claimed| {
         let (service, courier, config) = (
             Arc::clone(&service),
@@ -375,7 +429,11 @@ async fn deliver(
         );
         async move { courier.deliver(&config, &c, service.now()).await }
     };
-    deliver_with(&service, &policy, claimed, send).await;
+    let concurrency = concurrency(&config);
+    deliver_with(&service, &policy, concurrency, claimed, send, |room| {
+        refill.claim(room)
+    })
+    .await;
 }
 
 /// What a notification whose attempt panicked is kept as (dead) says. The panic's own message is
@@ -383,45 +441,56 @@ async fn deliver(
 const PANICKED: &str = "driftwatch failed unexpectedly while building or sending this message \
                         (a bug: see the log under this key)";
 
-/// Delivers a batch, every notification at once, each attempt (`send`) a task of its own, and
-/// records every outcome where it is known: the sent ones in one transaction, each failure as a
-/// retry or dead. Whatever goes wrong with one message, a panic while building or sending it
-/// included, ends with its row recorded (a panic makes it dead, with its reason), never with the
-/// row left claimed to be tried again at every lease's end.
-async fn deliver_with<S, F>(service: &Service, policy: &RetryPolicy, claimed: Vec<Claimed>, send: S)
-where
-    S: Fn(Claimed) -> F,
-    F: std::future::Future<Output = Outcome> + Send + 'static,
-{
-    let mut tasks = JoinSet::new();
-    let mut by_task = HashMap::new();
-    for c in claimed {
+/// A lane's sends in flight, and those sent but not yet recorded.
+struct Pipeline {
+    in_flight: JoinSet<(Outcome, f64)>,
+    by_task: HashMap<tokio::task::Id, Claimed>,
+    sent: Vec<Claimed>,
+    /// When the oldest of `sent` was sent.
+    sent_since: Option<std::time::Instant>,
+}
+
+impl Pipeline {
+    /// Starts sending one notification, as a task of its own.
+    fn start<S, F>(&mut self, service: &Service, c: Claimed, send: &S)
+    where
+        S: Fn(Claimed) -> F,
+        F: std::future::Future<Output = Outcome> + Send + 'static,
+    {
         if c.attempts == 1 {
             let lag = (service.now() - c.notification.send_at).num_milliseconds() as f64 / 1000.0;
             telemetry::scheduler_lag(lag);
         }
         let attempt = send(c.clone());
-        let task = tasks.spawn(async move {
+        let task = self.in_flight.spawn(async move {
             let started = std::time::Instant::now();
             let outcome = attempt.await;
             (outcome, started.elapsed().as_secs_f64())
         });
-        by_task.insert(task.id(), c);
+        self.by_task.insert(task.id(), c);
     }
-    let mut sent = Vec::new();
-    while let Some(done) = tasks.join_next_with_id().await {
+
+    /// One send ended: sent ones wait to be recorded together; a failure (a panic included) is
+    /// recorded at once, as a retry or dead.
+    async fn ended(
+        &mut self,
+        service: &Service,
+        policy: &RetryPolicy,
+        done: Result<(tokio::task::Id, (Outcome, f64)), tokio::task::JoinError>,
+    ) {
         let (id, result) = match done {
             Ok((id, attempt)) => (id, Ok(attempt)),
             Err(e) => (e.id(), Err(e)),
         };
-        let Some(c) = by_task.remove(&id) else {
-            continue;
+        let Some(c) = self.by_task.remove(&id) else {
+            return;
         };
         let (outcome, took) = match result {
             Ok((Outcome::Delivered, took)) => {
                 telemetry::delivery(c.notification.recipient.channel(), "sent", took);
-                sent.push(c);
-                continue;
+                self.sent_since.get_or_insert_with(std::time::Instant::now);
+                self.sent.push(c);
+                return;
             }
             Ok(attempt) => attempt,
             Err(e) => {
@@ -442,9 +511,95 @@ where
             tracing::error!(error = %e, "could not record a failed delivery");
         }
     }
-    if let Err(e) = record_sent(service, &sent).await {
-        // The leases run out and they go again under the same keys.
-        tracing::error!(error = %e, "could not record deliveries as sent");
+
+    /// When what was sent must be recorded by.
+    fn record_by(&self) -> Option<std::time::Instant> {
+        self.sent_since.map(|t| t + RECORD_SENT_EVERY)
+    }
+
+    /// Records everything sent so far, in one transaction.
+    async fn record(&mut self, service: &Service) {
+        let sent = std::mem::take(&mut self.sent);
+        self.sent_since = None;
+        if let Err(e) = record_sent(service, &sent).await {
+            // The leases run out and they go again under the same keys.
+            tracing::error!(error = %e, "could not record deliveries as sent");
+        }
+    }
+}
+
+/// Delivers a lane as a pipeline: `claimed` start at once, each attempt (`send`) a task of its
+/// own, and as they finish `claim_more(room)` tops the lane up to `concurrency` in flight, until
+/// it has nothing more to give. So the lane never waits for its slowest send before the next
+/// claim, and each claim's lease covers only its own send (it is claimed when a slot is free,
+/// not queued behind others). Sent ones are recorded together (at most [`RECORD_SENT_MAX`], at
+/// most [`RECORD_SENT_EVERY`] after the first), each failure where it is known, as a retry or
+/// dead. Whatever goes wrong with one message, a panic while building or sending it included,
+/// ends with its row recorded (a panic makes it dead, with its reason), never with the row left
+/// claimed to be tried again at every lease's end.
+async fn deliver_with<S, F, M, MF>(
+    service: &Service,
+    policy: &RetryPolicy,
+    concurrency: usize,
+    claimed: Vec<Claimed>,
+    send: S,
+    mut claim_more: M,
+) where
+    S: Fn(Claimed) -> F,
+    F: std::future::Future<Output = Outcome> + Send + 'static,
+    M: FnMut(usize) -> MF,
+    MF: std::future::Future<Output = Vec<Claimed>>,
+{
+    let mut pipeline = Pipeline {
+        in_flight: JoinSet::new(),
+        by_task: HashMap::new(),
+        sent: Vec::new(),
+        sent_since: None,
+    };
+    for c in claimed {
+        pipeline.start(service, c, &send);
+    }
+    // Topped up a quarter of the lane at a time: each claim is a commit of its own.
+    let top_up_at = (concurrency / 4).max(1);
+    let mut more = true;
+    loop {
+        let room = concurrency.saturating_sub(pipeline.in_flight.len());
+        if more && room >= top_up_at {
+            let claimed = claim_more(room).await;
+            // Fewer than asked for: nothing more is waiting now (the main loop looks again).
+            more = claimed.len() >= room;
+            for c in claimed {
+                pipeline.start(service, c, &send);
+            }
+        }
+        if pipeline.in_flight.is_empty() {
+            break;
+        }
+        let record_by = pipeline.record_by();
+        tokio::select! {
+            Some(done) = pipeline.in_flight.join_next_with_id() => {
+                pipeline.ended(service, policy, done).await;
+            }
+            _ = sleep_until_instant(record_by), if record_by.is_some() => {}
+        }
+        while let Some(done) = pipeline.in_flight.try_join_next_with_id() {
+            pipeline.ended(service, policy, done).await;
+        }
+        if pipeline.sent.len() >= RECORD_SENT_MAX
+            || pipeline
+                .record_by()
+                .is_some_and(|t| t <= std::time::Instant::now())
+        {
+            pipeline.record(service).await;
+        }
+    }
+    pipeline.record(service).await;
+}
+
+async fn sleep_until_instant(t: Option<std::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -612,7 +767,8 @@ mod tests {
             }
         };
         let policy = RetryPolicy::from_config(&service.config().delivery);
-        deliver_with(&service, &policy, claimed.clone(), send).await;
+        let claim_more = |_room: usize| async { Vec::new() };
+        deliver_with(&service, &policy, 8, claimed.clone(), send, claim_more).await;
 
         let state = |state: OutboxState| NotificationFilter {
             state: Some(state),
