@@ -254,7 +254,7 @@ async fn post_events(
     })?;
     let accepted = s
         .service
-        .ingest_with(&events, Changed::Refuse)
+        .ingest_with(events.into(), Changed::Refuse)
         .await
         .map_err(|e| match e {
             IngestError::Store(e) => {

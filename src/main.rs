@@ -830,22 +830,20 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
         let store = Store::open(&url).await?;
-        let mut known = BTreeSet::new();
-        for case in &cases {
-            if store.has_case(case).await? {
-                known.insert(case.clone());
-            }
-        }
+        let known = store.known_cases(cases.iter().map(String::as_str)).await?;
         if options.snapshot.is_some() {
             // What an earlier import stored stays as it was: a row that has not changed stores
             // nothing, whenever the file is imported again.
+            let stored = store
+                .known_events(events.iter().map(|e| e.id.as_str()))
+                .await?;
             let mut fresh = Vec::with_capacity(events.len());
             for mut e in std::mem::take(&mut events) {
-                if store.has_event(&e.id).await? {
+                if stored.contains(&e.id) {
                     continue;
                 }
                 if snapshot::dated_at_import_when_new(&e.kind, &config.rules.case)
-                    && store.has_case(&e.case).await?
+                    && known.contains(&e.case)
                 {
                     e.at = options.now;
                 }
@@ -856,7 +854,13 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
         let service = Service::new(store, config, Clock::manual(options.now));
         // One transaction: the whole file is stored with its plans, or nothing is.
         let read = events_read;
-        let accepted = service.ingest(&events).await?;
+        let events: std::sync::Arc<[Event]> = events.into();
+        let accepted = service
+            .ingest_with(
+                std::sync::Arc::clone(&events),
+                driftwatch::service::Changed::KeepStored,
+            )
+            .await?;
         let stored: BTreeSet<&str> = accepted
             .iter()
             .filter(|a| a.status == driftwatch::service::AcceptedStatus::Stored)

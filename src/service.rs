@@ -188,16 +188,18 @@ impl Service {
     /// events is refused; an event whose id is stored already counts as a duplicate (the stored
     /// one stands, whatever the new one holds).
     pub async fn ingest(&self, events: &[Event]) -> Result<Vec<Accepted>, IngestError> {
-        self.ingest_with(events, Changed::KeepStored).await
+        self.ingest_with(events.into(), Changed::KeepStored).await
     }
 
     /// As [`Service::ingest`], with `changed` saying what an id stored with other contents does.
+    /// The events are shared, not copied, with the store's writer (an import's can be a
+    /// million).
     pub async fn ingest_with(
         &self,
-        events: &[Event],
+        events: Arc<[Event]>,
         changed: Changed,
     ) -> Result<Vec<Accepted>, IngestError> {
-        if let Some(id) = crate::event::conflicting_id(events) {
+        if let Some(id) = crate::event::conflicting_id(&events) {
             return Err(IngestError::Conflict {
                 id: id.to_string(),
                 stored: false,
@@ -207,7 +209,7 @@ impl Service {
         // orders; PostgreSQL ends one transaction of such a cycle, which is tried again.
         let mut attempt = 1;
         loop {
-            match self.ingest_once(events, changed).await {
+            match self.ingest_once(Arc::clone(&events), changed).await {
                 Err(IngestError::Store(e)) if e.is_deadlock() && attempt < 3 => attempt += 1,
                 done => return done,
             }
@@ -216,10 +218,10 @@ impl Service {
 
     async fn ingest_once(
         &self,
-        events: &[Event],
+        events: Arc<[Event]>,
         changed: Changed,
     ) -> Result<Vec<Accepted>, IngestError> {
-        let (config, now, events) = (self.config(), self.now(), events.to_vec());
+        let (config, now) = (self.config(), self.now());
         let accepted = self
             .store
             .write(move |tx| {
@@ -433,8 +435,7 @@ async fn ingest_in(
         .map_err(IngestError::OtherRules)?;
     let mut accepted = Vec::with_capacity(events.len());
     let mut cases = BTreeSet::new();
-    for event in events {
-        let stored = tx.append(event, now).await?;
+    for (event, stored) in events.iter().zip(tx.append_all(events, now).await?) {
         if stored {
             cases.insert(event.case.as_str());
         } else if changed == Changed::Refuse

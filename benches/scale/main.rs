@@ -214,8 +214,8 @@ fn events(values: &[Value]) -> Result<Vec<Event>> {
         .collect()
 }
 
-/// The raw insert rate: the same rows, through the same `INSERT`, in transactions of `batch`,
-/// `clients` at once, with no planning.
+/// The raw insert rate: the same rows, through the same `INSERT` (driftwatch's `append_all`), in
+/// transactions of `batch`, `clients` at once, with no planning.
 async fn raw_insert(url: &str, streams: Vec<Vec<Event>>, batch: usize) -> Result<f64> {
     let store = Store::open(url).await?;
     let now = synth::default_as_of();
@@ -230,9 +230,7 @@ async fn raw_insert(url: &str, streams: Vec<Vec<Event>>, batch: usize) -> Result
                 store
                     .write(move |tx| {
                         Box::pin(async move {
-                            for e in &chunk {
-                                tx.append(e, now).await?;
-                            }
+                            tx.append_all(&chunk, now).await?;
                             Ok::<_, driftwatch::store::StoreError>(())
                         })
                     })

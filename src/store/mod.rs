@@ -581,6 +581,44 @@ impl Store {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
+    /// Which of `cases` the store knows (a hundred to a query: an import asks of every case in
+    /// its file).
+    pub async fn known_cases<'a>(
+        &self,
+        cases: impl IntoIterator<Item = &'a str>,
+    ) -> Result<HashSet<String>, StoreError> {
+        self.known("SELECT case_ref FROM cases WHERE case_ref IN", cases)
+            .await
+    }
+
+    /// Which of `ids` are stored events' ids.
+    pub async fn known_events<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<HashSet<String>, StoreError> {
+        self.known("SELECT id FROM events WHERE id IN", ids).await
+    }
+
+    async fn known<'a>(
+        &self,
+        select: &str,
+        keys: impl IntoIterator<Item = &'a str>,
+    ) -> Result<HashSet<String>, StoreError> {
+        let keys: Vec<&str> = keys.into_iter().collect();
+        let mut known = HashSet::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("{select} ({})", numbered(1, chunk.len()));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for key in chunk {
+                q = q.bind(*key);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                known.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(known)
+    }
+
     /// Every event of a case, oldest first.
     pub async fn case_events(&self, case: &str) -> Result<Vec<Event>, StoreError> {
         case_events(&self.pool, case).await

@@ -197,25 +197,56 @@ impl Tx {
         event: &Event,
         received_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let body = serde_json::to_string(event).map_err(|source| StoreError::Corrupt {
-            what: "event",
-            source,
-        })?;
         let stored = self
-            .exec(
-                "INSERT INTO events (id, case_ref, type, at, received_at, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-                &[
+            .append_all(std::slice::from_ref(event), received_at)
+            .await?;
+        Ok(stored.first().copied().unwrap_or(false))
+    }
+
+    /// Appends events, many to a statement (one round trip to PostgreSQL for a hundred): for
+    /// each, whether it was stored, `false` when an event with its id was stored already (it
+    /// changes nothing), in this call or before.
+    pub async fn append_all(
+        &mut self,
+        events: &[Event],
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let bodies = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|source| StoreError::Corrupt {
+                what: "event",
+                source,
+            })?;
+        let rows: Vec<(&Event, &String)> = events.iter().zip(&bodies).collect();
+        let received_at = ms(received_at);
+        let mut inserted: HashSet<String> = HashSet::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO events (id, case_ref, type, at, received_at, body) VALUES {} \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                placeholders(chunk.len(), 6)
+            );
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 6);
+            for (event, body) in chunk {
+                args.extend::<[Arg; 6]>([
                     event.id.as_str().into(),
                     event.case.as_str().into(),
                     event.kind.as_str().into(),
                     ms(event.at).into(),
-                    ms(received_at).into(),
+                    received_at.into(),
                     body.as_str().into(),
-                ],
-            )
+                ]);
+            }
+            self.each_row(&sql, &args, |r| {
+                inserted.insert(r.text(0)?);
+                Ok(())
+            })
             .await?;
-        Ok(stored == 1)
+        }
+        // An id twice in the call: only its first is the one stored.
+        Ok(events.iter().map(|e| inserted.remove(&e.id)).collect())
     }
 
     /// The stored event with this id, as this transaction sees it.
