@@ -448,6 +448,8 @@ struct Pipeline {
     sent: Vec<Claimed>,
     /// When the oldest of `sent` was sent.
     sent_since: Option<std::time::Instant>,
+    /// Batches of sent ones being recorded.
+    recording: JoinSet<()>,
 }
 
 impl Pipeline {
@@ -517,14 +519,23 @@ impl Pipeline {
         self.sent_since.map(|t| t + RECORD_SENT_EVERY)
     }
 
-    /// Records everything sent so far, in one transaction.
-    async fn record(&mut self, service: &Service) {
+    /// Records everything sent so far, in one transaction, as a task of its own: the lane goes
+    /// on claiming and sending meanwhile.
+    fn record(&mut self, service: &Arc<Service>) {
         let sent = std::mem::take(&mut self.sent);
         self.sent_since = None;
-        if let Err(e) = record_sent(service, &sent).await {
-            // The leases run out and they go again under the same keys.
-            tracing::error!(error = %e, "could not record deliveries as sent");
+        if sent.is_empty() {
+            return;
         }
+        let service = Arc::clone(service);
+        self.recording.spawn(async move {
+            if let Err(e) = record_sent(&service, &sent).await {
+                // The leases run out and they go again under the same keys.
+                tracing::error!(error = %e, "could not record deliveries as sent");
+            }
+        });
+        // Those recorded already are done with.
+        while self.recording.try_join_next().is_some() {}
     }
 }
 
@@ -538,7 +549,7 @@ impl Pipeline {
 /// ends with its row recorded (a panic makes it dead, with its reason), never with the row left
 /// claimed to be tried again at every lease's end.
 async fn deliver_with<S, F, M, MF>(
-    service: &Service,
+    service: &Arc<Service>,
     policy: &RetryPolicy,
     concurrency: usize,
     claimed: Vec<Claimed>,
@@ -555,6 +566,7 @@ async fn deliver_with<S, F, M, MF>(
         by_task: HashMap::new(),
         sent: Vec::new(),
         sent_since: None,
+        recording: JoinSet::new(),
     };
     for c in claimed {
         pipeline.start(service, c, &send);
@@ -590,10 +602,12 @@ async fn deliver_with<S, F, M, MF>(
                 .record_by()
                 .is_some_and(|t| t <= std::time::Instant::now())
         {
-            pipeline.record(service).await;
+            pipeline.record(service);
         }
     }
-    pipeline.record(service).await;
+    pipeline.record(service);
+    // The lane ends once everything it sent is recorded.
+    while pipeline.recording.join_next().await.is_some() {}
 }
 
 async fn sleep_until_instant(t: Option<std::time::Instant>) {
@@ -731,7 +745,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_while_building_or_sending_one_message_makes_that_row_dead() {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let service = example_service(dir.path()).await;
+        let service = Arc::new(example_service(dir.path()).await);
         let store = service.store();
         let now = service.now();
         let stale = stale_after(&service.config());

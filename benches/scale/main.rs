@@ -636,7 +636,7 @@ async fn raw_http(receiver: &Receiver, count: usize, concurrency: usize) -> Resu
     let started = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..count {
+    for i in 0..count {
         let (http, url, body, limit) = (
             http.clone(),
             receiver.url.clone(),
@@ -645,9 +645,24 @@ async fn raw_http(receiver: &Receiver, count: usize, concurrency: usize) -> Resu
         );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await?;
+            // Signed as a Standard Webhooks sender signs (the receiver checks, as for the
+            // daemon's): HMAC-SHA256 over id, timestamp and body.
+            use base64::Engine;
+            use hmac::{KeyInit, Mac};
+            let (id, body) = (format!("msg_raw_{i}"), body.to_string());
+            let timestamp = Utc::now().timestamp().to_string();
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(support::WEBHOOK_SECRET.trim_start_matches("whsec_"))?;
+            let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key)?;
+            mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+            let signature =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
             http.post(url)
                 .header("content-type", "application/json")
-                .body(body.to_string())
+                .header("webhook-id", id)
+                .header("webhook-timestamp", timestamp)
+                .header("webhook-signature", format!("v1,{signature}"))
+                .body(body)
                 .send()
                 .await?
                 .error_for_status()?;
