@@ -50,11 +50,13 @@ impl Writer {
         // durable before the API answers.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
-             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
         )
         .map_err(NativeError::from)?;
-        // The write path's statements, multi-row ones by row count: all of them stay prepared.
-        conn.set_prepared_statement_cache_capacity(512);
+        // The write path's statements stay prepared; a multi-row one is prepared for each row
+        // count it meets, and a hundred-row statement's program is large, so only the most
+        // recently used are kept: resident memory is capped (8 MB of pages, these statements).
+        conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
