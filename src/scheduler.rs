@@ -120,7 +120,8 @@ fn claim_terms<'a>(
 /// The lanes delivering now, each as a task of its own that claims more as its sends finish.
 #[derive(Default)]
 struct Lanes {
-    tasks: JoinSet<()>,
+    /// Each lane's task ends `true` when it could not record every outcome of what it claimed.
+    tasks: JoinSet<bool>,
     by_task: HashMap<tokio::task::Id, Lane>,
     /// Set when the scheduler is stopping: the lanes claim nothing more and finish what they
     /// hold.
@@ -136,19 +137,23 @@ impl Lanes {
         self.by_task.is_empty()
     }
 
-    fn start(&mut self, lane: Lane, batch: impl std::future::Future<Output = ()> + Send + 'static) {
+    fn start(
+        &mut self,
+        lane: Lane,
+        batch: impl std::future::Future<Output = bool> + Send + 'static,
+    ) {
         let id = self.tasks.spawn(batch).id();
         self.by_task.insert(id, lane);
     }
 
     /// The lane whose batch just ended, and whether it ended without recording its outcomes
-    /// (a bug: its claims are put back).
+    /// (a panic, or a store that failed it: its claims are put back).
     fn ended(
         &mut self,
-        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+        done: Result<(tokio::task::Id, bool), tokio::task::JoinError>,
     ) -> Option<(Lane, bool)> {
         let (id, failed) = match done {
-            Ok((id, ())) => (id, false),
+            Ok((id, unrecorded)) => (id, unrecorded),
             Err(e) => {
                 // Not the panic's message: it may quote what was being sent.
                 tracing::error!(panicked = e.is_panic(), "a lane's deliveries failed");
@@ -166,6 +171,13 @@ impl Scheduler {
         let clock = self.service.clock().clone();
         let mut lanes = Lanes::default();
         let mut other_rules: Option<OtherRules> = None;
+        // The lanes stop claiming as soon as the daemon is told to stop, not when the loop next
+        // comes round.
+        let (stopping, mut told) = (Arc::clone(&lanes.stopping), stop.clone());
+        tokio::spawn(async move {
+            let _ = told.wait_for(|stop| *stop).await;
+            stopping.store(true, Ordering::SeqCst);
+        });
         loop {
             while let Some(done) = lanes.tasks.try_join_next_with_id() {
                 self.lane_ended(&mut lanes, done).await;
@@ -308,7 +320,7 @@ impl Scheduler {
     async fn lane_ended(
         &self,
         lanes: &mut Lanes,
-        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+        done: Result<(tokio::task::Id, bool), tokio::task::JoinError>,
     ) {
         let Some((lane, true)) = lanes.ended(done) else {
             return;
@@ -361,6 +373,7 @@ impl Scheduler {
                 owner: self.owner.clone(),
                 lane,
                 stopping: Arc::clone(&lanes.stopping),
+                failed: AtomicBool::new(false),
             };
             lanes.start(lane, deliver(Arc::clone(&courier), refill, claimed));
         }
@@ -392,6 +405,8 @@ struct Refill {
     owner: String,
     lane: Lane,
     stopping: Arc<AtomicBool>,
+    /// Set when a claim failed: it may have claimed rows it could not hand over.
+    failed: AtomicBool,
 }
 
 impl Refill {
@@ -408,16 +423,19 @@ impl Refill {
         match self.service.store().claim(self.lane, now, &terms).await {
             Ok(claimed) => claimed,
             Err(e) => {
-                // The main loop claims again (and reports a store that stays down).
+                // The main loop claims again (and reports a store that stays down); what this
+                // claim may have taken is put back when the lane ends.
                 tracing::warn!(error = %e, lane = self.lane.as_str(), "claiming more failed");
+                self.failed.store(true, Ordering::SeqCst);
                 Vec::new()
             }
         }
     }
 }
 
-/// Delivers one lane through the courier: see [`deliver_with`].
-async fn deliver(courier: Arc<Courier>, refill: Refill, claimed: Vec<Claimed>) {
+/// Delivers one lane through the courier: see [`deliver_with`]. `true` when some outcome may be
+/// unrecorded (the lane's claims are then put back).
+async fn deliver(courier: Arc<Courier>, refill: Refill, claimed: Vec<Claimed>) -> bool {
     let policy = RetryPolicy::from_config(&refill.config.delivery);
     let service = Arc::clone(&refill.service);
     let config = Arc::clone(&refill.config);
@@ -430,10 +448,11 @@ async fn deliver(courier: Arc<Courier>, refill: Refill, claimed: Vec<Claimed>) {
         async move { courier.deliver(&config, &c, service.now()).await }
     };
     let concurrency = concurrency(&config);
-    deliver_with(&service, &policy, concurrency, claimed, send, |room| {
+    let unrecorded = deliver_with(&service, &policy, concurrency, claimed, send, |room| {
         refill.claim(room)
     })
     .await;
+    unrecorded || refill.failed.load(Ordering::SeqCst)
 }
 
 /// What a notification whose attempt panicked is kept as (dead) says. The panic's own message is
@@ -448,8 +467,13 @@ struct Pipeline {
     sent: Vec<Claimed>,
     /// When the oldest of `sent` was sent.
     sent_since: Option<std::time::Instant>,
-    /// Batches of sent ones being recorded.
-    recording: JoinSet<()>,
+    /// Batches of sent ones being recorded; each ends with whether it could not be, and its
+    /// size.
+    recording: JoinSet<(bool, usize)>,
+    /// How many sent ones are being recorded.
+    being_recorded: usize,
+    /// Whether some outcome could not be recorded.
+    unrecorded: bool,
 }
 
 impl Pipeline {
@@ -509,8 +533,9 @@ impl Pipeline {
             }
         };
         if let Err(e) = record_failure(service, policy, &c, outcome, took).await {
-            // The lease runs out and the notification goes again under its key.
+            // Put back when the lane ends: it goes again under its key.
             tracing::error!(error = %e, "could not record a failed delivery");
+            self.unrecorded = true;
         }
     }
 
@@ -528,14 +553,36 @@ impl Pipeline {
             return;
         }
         let service = Arc::clone(service);
+        self.being_recorded += sent.len();
         self.recording.spawn(async move {
-            if let Err(e) = record_sent(&service, &sent).await {
-                // The leases run out and they go again under the same keys.
-                tracing::error!(error = %e, "could not record deliveries as sent");
+            let failed = record_sent(&service, &sent).await.is_err();
+            if failed {
+                // Put back when the lane ends: they go again under the same keys.
+                tracing::error!("could not record deliveries as sent");
             }
+            (failed, sent.len())
         });
-        // Those recorded already are done with.
-        while self.recording.try_join_next().is_some() {}
+    }
+
+    /// A batch's recording ended.
+    fn recorded(&mut self, done: Result<(bool, usize), tokio::task::JoinError>) {
+        match done {
+            Ok((failed, size)) => {
+                self.unrecorded |= failed;
+                self.being_recorded -= size;
+            }
+            // A recording task cannot panic but by a bug: say nothing is known of its rows.
+            Err(_) => {
+                self.unrecorded = true;
+                self.being_recorded = 0;
+            }
+        }
+    }
+
+    /// Claimed and not yet recorded: in flight, sent, or being recorded. Never more than the
+    /// lane's concurrency, so a daemon killed at any moment sends at most that many again.
+    fn unsettled(&self) -> usize {
+        self.in_flight.len() + self.sent.len() + self.being_recorded
     }
 }
 
@@ -543,11 +590,14 @@ impl Pipeline {
 /// own, and as they finish `claim_more(room)` tops the lane up to `concurrency` in flight, until
 /// it has nothing more to give. So the lane never waits for its slowest send before the next
 /// claim, and each claim's lease covers only its own send (it is claimed when a slot is free,
-/// not queued behind others). Sent ones are recorded together (at most [`RECORD_SENT_MAX`], at
+/// not queued behind others). A notification counts against `concurrency` from its claim until
+/// it is recorded, so a daemon killed at any moment sends at most that many again. Sent ones are
+/// recorded together (at most [`RECORD_SENT_MAX`], at
 /// most [`RECORD_SENT_EVERY`] after the first), each failure where it is known, as a retry or
 /// dead. Whatever goes wrong with one message, a panic while building or sending it included,
 /// ends with its row recorded (a panic makes it dead, with its reason), never with the row left
-/// claimed to be tried again at every lease's end.
+/// claimed to be tried again at every lease's end. Returns `true` when some outcome could not be
+/// recorded (the store failed): the caller puts the lane's claims back.
 async fn deliver_with<S, F, M, MF>(
     service: &Arc<Service>,
     policy: &RetryPolicy,
@@ -555,7 +605,8 @@ async fn deliver_with<S, F, M, MF>(
     claimed: Vec<Claimed>,
     send: S,
     mut claim_more: M,
-) where
+) -> bool
+where
     S: Fn(Claimed) -> F,
     F: std::future::Future<Output = Outcome> + Send + 'static,
     M: FnMut(usize) -> MF,
@@ -567,15 +618,18 @@ async fn deliver_with<S, F, M, MF>(
         sent: Vec::new(),
         sent_since: None,
         recording: JoinSet::new(),
+        being_recorded: 0,
+        unrecorded: false,
     };
     for c in claimed {
         pipeline.start(service, c, &send);
     }
-    // Topped up a quarter of the lane at a time: each claim is a commit of its own.
+    // Topped up a quarter of the lane at a time (each claim is a commit of its own), and sends
+    // recorded as often.
     let top_up_at = (concurrency / 4).max(1);
     let mut more = true;
     loop {
-        let room = concurrency.saturating_sub(pipeline.in_flight.len());
+        let room = concurrency.saturating_sub(pipeline.unsettled());
         if more && room >= top_up_at {
             let claimed = claim_more(room).await;
             // Fewer than asked for: nothing more is waiting now (the main loop looks again).
@@ -585,19 +639,29 @@ async fn deliver_with<S, F, M, MF>(
             }
         }
         if pipeline.in_flight.is_empty() {
-            break;
+            // Nothing else to wait for before recording.
+            pipeline.record(service);
+            if pipeline.recording.is_empty() {
+                break;
+            }
         }
         let record_by = pipeline.record_by();
         tokio::select! {
-            Some(done) = pipeline.in_flight.join_next_with_id() => {
+            Some(done) = pipeline.in_flight.join_next_with_id(), if !pipeline.in_flight.is_empty() => {
                 pipeline.ended(service, policy, done).await;
+            }
+            Some(done) = pipeline.recording.join_next(), if !pipeline.recording.is_empty() => {
+                pipeline.recorded(done);
             }
             _ = sleep_until_instant(record_by), if record_by.is_some() => {}
         }
         while let Some(done) = pipeline.in_flight.try_join_next_with_id() {
             pipeline.ended(service, policy, done).await;
         }
-        if pipeline.sent.len() >= RECORD_SENT_MAX
+        while let Some(done) = pipeline.recording.try_join_next() {
+            pipeline.recorded(done);
+        }
+        if pipeline.sent.len() >= top_up_at.min(RECORD_SENT_MAX)
             || pipeline
                 .record_by()
                 .is_some_and(|t| t <= std::time::Instant::now())
@@ -605,9 +669,7 @@ async fn deliver_with<S, F, M, MF>(
             pipeline.record(service);
         }
     }
-    pipeline.record(service);
-    // The lane ends once everything it sent is recorded.
-    while pipeline.recording.join_next().await.is_some() {}
+    pipeline.unrecorded
 }
 
 async fn sleep_until_instant(t: Option<std::time::Instant>) {
@@ -782,7 +844,9 @@ mod tests {
         };
         let policy = RetryPolicy::from_config(&service.config().delivery);
         let claim_more = |_room: usize| async { Vec::new() };
-        deliver_with(&service, &policy, 8, claimed.clone(), send, claim_more).await;
+        let unrecorded =
+            deliver_with(&service, &policy, 8, claimed.clone(), send, claim_more).await;
+        assert!(!unrecorded, "every outcome recorded");
 
         let state = |state: OutboxState| NotificationFilter {
             state: Some(state),

@@ -77,7 +77,7 @@ impl Writer {
         let job: Job = Box::new(move |tx| {
             let outcome = match tx {
                 Err(e) => Err(E::from(e.into())),
-                Ok(tx) => run_now(work(tx)),
+                Ok(tx) => run_now(|| work(tx)),
             };
             let kept = outcome.is_ok();
             let finish: Finish = Box::new(move |committed| {
@@ -97,11 +97,13 @@ impl Writer {
     }
 }
 
-/// Polls a write's future once: on the writer's connection nothing it awaits can wait.
-fn run_now<R, E: From<StoreError>>(work: Work<'_, R, E>) -> Result<R, E> {
-    let mut work = work;
+/// Makes a write's future and polls it once: on the writer's connection nothing it awaits can
+/// wait. A panic in either is that write's error, never the writer thread's end.
+fn run_now<'t, R, E: From<StoreError>>(work: impl FnOnce() -> Work<'t, R, E>) -> Result<R, E> {
     let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        work.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        work()
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
     }));
     match polled {
         Ok(Poll::Ready(done)) => done,
@@ -137,7 +139,14 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
 /// outcome and how to answer each job.
 fn run_group(tx: &mut Tx, group: Vec<Job>) -> (Result<(), NativeError>, Vec<Finish>) {
     let mut finishes = Vec::with_capacity(group.len());
-    if let Err(e) = tx.native_batch("BEGIN IMMEDIATE") {
+    // A transaction a failed ROLLBACK left open would hold the write lock for ever.
+    let begun = match tx.native_autocommit() {
+        true => tx.native_batch("BEGIN IMMEDIATE"),
+        false => tx
+            .native_batch("ROLLBACK")
+            .and_then(|()| tx.native_batch("BEGIN IMMEDIATE")),
+    };
+    if let Err(e) = begun {
         for job in group {
             finishes.push(job(Err(e.clone())).1);
         }
@@ -164,12 +173,17 @@ fn run_group(tx: &mut Tx, group: Vec<Job>) -> (Result<(), NativeError>, Vec<Fini
         };
         // SQLite may end the whole transaction itself (a full disk): then what ran before in
         // this group is gone too, and the rest must not run outside a transaction.
-        if ended.is_err() || tx.native_autocommit() {
-            failed = Some(
-                job_error
-                    .or(ended.err())
-                    .unwrap_or_else(|| NativeError::other("the transaction ended".into())),
-            );
+        // The job's own error explains the group's end only when SQLite ended the transaction
+        // itself; otherwise it was the job's alone, and the savepoint's end failed.
+        let ended = match (ended, tx.native_autocommit()) {
+            (_, true) => Some(
+                job_error.unwrap_or_else(|| NativeError::other("the transaction ended".into())),
+            ),
+            (Err(e), false) => Some(e),
+            (Ok(()), false) => None,
+        };
+        if ended.is_some() {
+            failed = ended;
         }
     }
     let committed = match failed {
