@@ -563,15 +563,6 @@ impl Store {
         strings(&rows, "email")
     }
 
-    /// Whether any event of the case is stored.
-    pub async fn has_case(&self, case: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE case_ref = $1")
-            .bind(case)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
-    }
-
     /// Whether an event with this id is stored.
     pub async fn has_event(&self, id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE id = $1")
