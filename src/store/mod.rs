@@ -953,17 +953,25 @@ impl Store {
     /// one per notification. Until it commits, a crash sends them again under the same keys.
     pub async fn mark_sent(&self, sent: &[&Claimed], now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.scheduler.begin().await?;
-        for c in sent {
-            sqlx::query(
-                "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, \
-                 last_error = NULL, updated_at = $2 \
-                 WHERE key = $1 AND state = 'sending' AND claimed_by = $3",
-            )
-            .bind(&c.key)
-            .bind(ms(now))
-            .bind(&c.owner)
-            .execute(&mut *tx)
-            .await?;
+        // A statement for a hundred rows of one owner (a batch has one: the lane's daemon).
+        let mut by_owner: Vec<&&Claimed> = sent.iter().collect();
+        by_owner.sort_by(|a, b| a.owner.cmp(&b.owner));
+        for group in by_owner.chunk_by(|a, b| a.owner == b.owner) {
+            for chunk in group.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_by = NULL, \
+                     last_error = NULL, updated_at = $1 \
+                     WHERE state = 'sending' AND claimed_by = $2 AND key IN ({})",
+                    numbered(3, chunk.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql))
+                    .bind(ms(now))
+                    .bind(&chunk[0].owner);
+                for c in chunk {
+                    q = q.bind(&c.key);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -1218,7 +1226,7 @@ async fn replan_now(
 }
 
 /// How a SQLite connection's commits reach the disk.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Sync {
     /// `synchronous = FULL`: on disk when the commit returns, before the API answers.
     Full,
@@ -1248,6 +1256,11 @@ fn sqlite_pool(options: AnyPoolOptions, url: &str, sync: Sync) -> Result<AnyPool
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute(synchronous).await?;
+                if sync == Sync::Normal {
+                    // The scheduler's connection leaves checkpoints to the writer thread (see
+                    // `writer::CHECKPOINT_WHEN_IDLE`): a wave's claims do not wait for them.
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                }
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
                 conn.execute("PRAGMA cache_size = -16384").await?;
                 conn.execute("PRAGMA temp_store = MEMORY").await?;
