@@ -17,12 +17,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
-/// How many cases one pass of re-planning reads, and plans in one transaction.
 pub use driftwatch_core::case_write::{
     CaseHistory, CatchUp, GoLiveCounts, Routing, case_write, case_write_with, closing_actions,
     go_live_preview, go_live_table,
 };
 
+/// How many cases one pass of re-planning reads, and plans in one transaction.
 const REPLAN_BATCH: i64 = 200;
 const REPLAN_BATCH_SIZE: usize = REPLAN_BATCH as usize;
 

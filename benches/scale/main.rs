@@ -383,6 +383,22 @@ async fn scale(shape: &synth::Shape, backend: Backend) -> Result<()> {
     let startup = started.elapsed().as_secs_f64();
     let after_start = memory(daemon.pid())?;
 
+    // A rules reload in the running daemon (every case re-planned, as after an admin changes a
+    // rule), while an IRO's page of the overdue list is read over and over: each read's time is
+    // how the API answers during a reload.
+    let (reload, reads) = reload_under_reads(&daemon).await?;
+    println!(
+        "| re-plan every case on a reload, in the daemon ({backend:?}, {cases} cases) | {reload:.1} s | {:.0} cases/s | target ≥ 2,000 cases/s |",
+        cases as f64 / reload
+    );
+    println!(
+        "| API reads during that reload ({backend:?}, {} reads of 100 overdue obligations) | p50 {:.1} ms, p99 {:.1} ms, slowest {:.1} ms | | target p99 < 100 ms |",
+        reads.len(),
+        percentile(&reads, 0.50),
+        percentile(&reads, 0.99),
+        percentile(&reads, 1.0)
+    );
+
     // A working day: the morning's notifications go out, IROs look at what is overdue.
     let evening = shape.as_of + Duration::hours(11);
     settle(&daemon, evening).await?;
@@ -408,6 +424,54 @@ async fn scale(shape: &synth::Shape, backend: Backend) -> Result<()> {
         after_start.0, after_day.0, after_day.1
     );
     Ok(())
+}
+
+/// A reload of the running daemon's rules, timed, with the overdue list read again and again
+/// meanwhile: (the reload's seconds, each read's milliseconds, sorted).
+async fn reload_under_reads(daemon: &Daemon) -> Result<(f64, Vec<f64>)> {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reload = async {
+        let started = Instant::now();
+        let answer = daemon
+            .request(reqwest::Method::POST, "/v1/admin/reload", Some(TOKEN), None)
+            .await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (answer, started.elapsed().as_secs_f64())
+    };
+    let reads = async {
+        let mut took = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let started = Instant::now();
+            let (status, _) = daemon
+                .request(
+                    reqwest::Method::GET,
+                    "/v1/obligations?state=overdue&limit=100",
+                    Some(TOKEN),
+                    None,
+                )
+                .await;
+            took.push((status, started.elapsed().as_secs_f64() * 1000.0));
+        }
+        took
+    };
+    let (((status, body), seconds), reads) = tokio::join!(reload, reads);
+    if status != 200 || body["reloaded"] != true {
+        bail!("the reload failed: {status} {body}");
+    }
+    if let Some((status, _)) = reads.iter().find(|(status, _)| *status != 200) {
+        bail!("a read during the reload answered {status}");
+    }
+    let mut millis: Vec<f64> = reads.into_iter().map(|(_, ms)| ms).collect();
+    millis.sort_by(f64::total_cmp);
+    Ok((seconds, millis))
+}
+
+/// The `q` quantile (0 to 1) of sorted figures; 0 when there are none.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n => sorted[((n - 1) as f64 * q).round() as usize],
+    }
 }
 
 /// (resident, peak resident) in MB, from `/proc`.

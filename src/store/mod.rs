@@ -1262,7 +1262,10 @@ fn sqlite_pool(options: AnyPoolOptions, url: &str, sync: Sync) -> Result<AnyPool
                     conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                 }
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
-                conn.execute("PRAGMA cache_size = -16384").await?;
+                // 4 MB of pages: the API's reads and the scheduler's claims touch few pages
+                // each (the writer thread, which reads whole cases, keeps 8 MB). Resident
+                // memory counts every connection's cache once it has filled.
+                conn.execute("PRAGMA cache_size = -4096").await?;
                 conn.execute("PRAGMA temp_store = MEMORY").await?;
                 Ok(())
             })
