@@ -331,19 +331,24 @@ async fn scale(shape: &synth::Shape, backend: Backend) -> Result<()> {
 
     // import, one transaction, beside the raw insert of the same rows in one transaction.
     let started = Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .arg("--config")
-        .arg(&config)
-        .arg("import")
-        .arg(&file)
-        .args(["--now", &rfc(shape.as_of)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()?;
+    let (status, import_peak) = run_measured(
+        std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .arg("--config")
+            .arg(&config)
+            .arg("import")
+            .arg(&file)
+            .args(["--now", &rfc(shape.as_of)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )?;
     if !status.success() {
         bail!("driftwatch import failed: {status}");
     }
     let import = total as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "| `import` peak resident memory ({backend:?}, {cases} cases, {total} events) | {} | | target < 500 MB at 100,000 cases |",
+        import_peak.map_or("not measured here".to_string(), |mb| format!("{mb:.0} MB"))
+    );
     let mut sorted = events(&all)?;
     drop(all);
     sorted.sort_by(|a, b| (&a.case, a.at).cmp(&(&b.case, b.at)));
@@ -471,6 +476,35 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     match sorted.len() {
         0 => 0.0,
         n => sorted[((n - 1) as f64 * q).round() as usize],
+    }
+}
+
+/// Runs `command` to its end: its exit status and, where the platform gives it, its peak
+/// resident memory in MB (the kernel's own account of the child, from `wait4`).
+fn run_measured(
+    command: &mut std::process::Command,
+) -> Result<(std::process::ExitStatus, Option<f64>)> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        let child = command.spawn()?;
+        let pid = libc::pid_t::try_from(child.id())?;
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid one; wait4 fills it and the status for this
+        // child of ours, which `child` (dropped unwaited) never waits for again.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+            bail!("waiting for the child: {}", std::io::Error::last_os_error());
+        }
+        // ru_maxrss is in kilobytes on Linux.
+        Ok((
+            std::process::ExitStatus::from_raw(status),
+            Some(usage.ru_maxrss as f64 / 1024.0),
+        ))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        Ok((command.status()?, None))
     }
 }
 
