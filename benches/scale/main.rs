@@ -646,19 +646,22 @@ async fn wave(
     let extra = delivered() - count;
     daemon.terminate();
     let rate = count as f64 / all;
-    let (raw, kind) = match transport {
+    // The targets: a wave of 50,000 within 10 s at the default concurrency; webhooks at 80% of
+    // a bare client's rate, email at 90%.
+    let (raw, kind, share) = match transport {
         Transport::Smtp => (
             raw_smtp(mailbox.port, count, &mailbox, concurrency).await?,
             "SMTP",
+            90,
         ),
-        Transport::Webhook => (raw_http(&receiver, count, concurrency).await?, "HTTP"),
+        Transport::Webhook => (raw_http(&receiver, count, concurrency).await?, "HTTP", 80),
     };
     println!(
-        "| 09:00 wave ({backend:?}, {count} {kind} notifications) | all handed over in {all:.1} s (first after {:.2} s, {extra} beyond the wave, {baseline} at going live) | | target ≤ 60 s |",
+        "| 09:00 wave ({backend:?}, {count} {kind} notifications, concurrency {concurrency}) | all handed over in {all:.1} s (first after {:.2} s, {extra} beyond the wave, {baseline} at going live) | | target ≤ 10 s for 50,000 at the default concurrency |",
         first.unwrap_or(all)
     );
     println!(
-        "| delivery throughput ({backend:?}, {kind}, concurrency {concurrency}) | {rate:.0}/s | plain client {raw:.0}/s | {:.0}% (target ≥ 80%) |",
+        "| delivery throughput ({backend:?}, {kind}, concurrency {concurrency}) | {rate:.0}/s | plain client {raw:.0}/s | {:.0}% (target ≥ {share}%) |",
         100.0 * rate / raw
     );
     Ok(())
