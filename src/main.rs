@@ -695,11 +695,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// contention these threads hardly have (they hand work to each other rather than allocate side
 /// by side).
 fn limit_malloc_arenas() {
+    // An operator's own MALLOC_ARENA_MAX (read by glibc itself) stands.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets one of the allocator's tunables, and is called first thing in
-    // main, before any other thread exists. Its answer (0 if refused) changes nothing here.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets one of the allocator's tunables, and is called first thing
+        // in main, before any other thread exists. Its answer (0 if refused) changes nothing.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 

@@ -35,7 +35,9 @@ const GROUP_MAX: usize = 64;
 /// does not checkpoint (see `sqlite_pool`): a checkpoint copies pages into the database file
 /// and syncs it, milliseconds that held up every claim and record of a delivery wave behind it.
 /// While the writer is busy its own commits checkpoint as SQLite does by default (every
-/// thousand pages), so the WAL stays bounded either way.
+/// thousand pages), so the WAL stays bounded either way, but for one long transaction (an
+/// `import`): the file it grew to is cut back to 64 MB (`journal_size_limit`) once a
+/// checkpoint has copied it all and the WAL starts again.
 const CHECKPOINT_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The handle to the writer thread; the thread ends when every handle is dropped.
@@ -57,7 +59,8 @@ impl Writer {
         // durable before the API answers.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
-             PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; \
+             PRAGMA journal_size_limit = 67108864;",
         )
         .map_err(NativeError::from)?;
         // The write path's statements stay prepared; a multi-row one is prepared for each row
@@ -128,14 +131,26 @@ fn run_now<'t, R, E: From<StoreError>>(work: impl FnOnce() -> Work<'t, R, E>) ->
 /// commits, answers each caller; checkpoints the WAL when idle; until every [`Writer`] is
 /// dropped.
 fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
+    // Whether the last checkpoint failed: a failure (a full disk) is logged once, not every
+    // 200 ms, until a checkpoint works again.
+    let mut checkpoint_failing = false;
     loop {
         let first = match queue.recv_timeout(CHECKPOINT_WHEN_IDLE) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // PASSIVE: never waits for a reader or a writer; what it cannot copy now is
                 // copied next time. Nothing to copy costs a look at the WAL's header.
-                if let Err(e) = tx.native_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                    tracing::warn!(error = %e, "checkpointing the SQLite WAL failed");
+                match tx.native_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    Ok(()) if checkpoint_failing => {
+                        checkpoint_failing = false;
+                        tracing::info!("checkpointing the SQLite WAL works again");
+                    }
+                    Ok(()) => {}
+                    Err(e) if !checkpoint_failing => {
+                        checkpoint_failing = true;
+                        tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; tried again every 200 ms, said again once it works");
+                    }
+                    Err(_) => {}
                 }
                 continue;
             }
