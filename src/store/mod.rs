@@ -953,30 +953,19 @@ impl Store {
     /// one per notification. Until it commits, a crash sends them again under the same keys.
     pub async fn mark_sent(&self, sent: &[&Claimed], now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.scheduler.begin().await?;
-        if self.backend == Backend::Postgres {
-            // A row at a time, in the caller's (case, key) order: row locks taken in a known
-            // order, so two daemons never wait on each other in a cycle.
-            for c in sent {
-                sqlx::query(
-                    "UPDATE outbox SET state = 'sent', sent_at = $2, claimed_by = NULL, \
-                     last_error = NULL, updated_at = $2 \
-                     WHERE key = $1 AND state = 'sending' AND claimed_by = $3",
-                )
-                .bind(&c.key)
-                .bind(ms(now))
-                .bind(&c.owner)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            return Ok(());
-        }
-        // SQLite (one writer at a time, no row locks): a statement for a hundred rows of one
-        // owner (a batch has one: the lane's daemon).
+        // On SQLite (one writer at a time, no row locks) a statement for a hundred rows of one
+        // owner (a batch has one: the lane's daemon). On PostgreSQL a row a statement, in the
+        // caller's (case, key) order: row locks taken in a known order, so two daemons never
+        // wait on each other in a cycle.
+        let per_statement = match self.backend {
+            Backend::Sqlite => ROWS_PER_STATEMENT,
+            Backend::Postgres => 1,
+        };
+        // A stable sort: within an owner, the caller's order stands.
         let mut by_owner: Vec<&&Claimed> = sent.iter().collect();
         by_owner.sort_by(|a, b| a.owner.cmp(&b.owner));
         for group in by_owner.chunk_by(|a, b| a.owner == b.owner) {
-            for chunk in group.chunks(ROWS_PER_STATEMENT) {
+            for chunk in group.chunks(per_statement) {
                 let sql = format!(
                     "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_by = NULL, \
                      last_error = NULL, updated_at = $1 \
