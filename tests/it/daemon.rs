@@ -1631,9 +1631,11 @@ async fn a_rules_change_is_previewed_before_it_is_reloaded() {
     );
 }
 
-/// Posts a significant event for case `OA-n` at `at` (its notice goes at once) and moves the
-/// clock there.
-async fn post_and_move(daemon: &Daemon, n: u32, at: &str) {
+/// Moves the clock to `at`, then posts a significant event for case `OA-n` at `at` and waits
+/// until what it makes due has been sent. The clock moves first: what the event makes due goes
+/// at once, so posted at the earlier time it would go then, with that time's token.
+async fn move_and_post(daemon: &Daemon, n: u32, at: &str) {
+    daemon.clock(at).await;
     let events = significant_event(&format!("OA-{n}"), &format!("oa-{n}"), at);
     assert_eq!(daemon.post_events(&events).await.0, 202);
     daemon.clock(at).await;
@@ -1666,7 +1668,7 @@ async fn smtp_signs_in_with_an_oauth2_token_renewed_before_it_expires() {
     let daemon = Daemon::start(&setup, "2027-02-03T11:00:00Z");
 
     // The first message: one token asked for, and the message signed in with it as the mailbox.
-    post_and_move(&daemon, 1, "2027-02-03T11:00:00Z").await;
+    move_and_post(&daemon, 1, "2027-02-03T11:00:00Z").await;
     let first = daemon.outbox("sent").await.len();
     assert!(first >= 1);
     let mail = smtp.mail_when(first);
@@ -1678,14 +1680,14 @@ async fn smtp_signs_in_with_an_oauth2_token_renewed_before_it_expires() {
     );
 
     // Forty minutes on, the hour's token is still good: no new one.
-    post_and_move(&daemon, 2, "2027-02-03T11:40:00Z").await;
+    move_and_post(&daemon, 2, "2027-02-03T11:40:00Z").await;
     let second = daemon.outbox("sent").await.len();
     assert!(second > first);
     smtp.mail_when(second);
     assert_eq!(endpoint.issued(), std::slice::from_ref(&token_1));
 
     // Fifty-six minutes after it was issued it is renewed before it lapses.
-    post_and_move(&daemon, 3, "2027-02-03T11:56:00Z").await;
+    move_and_post(&daemon, 3, "2027-02-03T11:56:00Z").await;
     let third = daemon.outbox("sent").await.len();
     let mail = smtp.mail_when(third);
     assert_eq!(endpoint.issued().len(), 2);
@@ -1697,7 +1699,7 @@ async fn smtp_signs_in_with_an_oauth2_token_renewed_before_it_expires() {
 
     // Revoked by the identity provider: the server refuses it, and a new one is fetched at once.
     endpoint.revoke(&token_2);
-    post_and_move(&daemon, 4, "2027-02-03T12:00:00Z").await;
+    move_and_post(&daemon, 4, "2027-02-03T12:00:00Z").await;
     let fourth = daemon.outbox("sent").await.len();
     assert!(fourth > third);
     let mail = smtp.mail_when(fourth);
@@ -1708,7 +1710,7 @@ async fn smtp_signs_in_with_an_oauth2_token_renewed_before_it_expires() {
     // The endpoint refuses the client (a secret rotated and not updated): nothing goes, the
     // outbox says why in a way an admin can act on, and no secret is shown anywhere.
     endpoint.refuse(true);
-    post_and_move(&daemon, 5, "2027-02-03T13:00:00Z").await;
+    move_and_post(&daemon, 5, "2027-02-03T13:00:00Z").await;
     assert_eq!(daemon.outbox("sent").await.len(), fourth);
     let waiting = daemon.outbox("pending").await;
     let refused = waiting
