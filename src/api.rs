@@ -261,6 +261,14 @@ async fn post_events(
                 telemetry::events_rejected("unavailable");
                 ApiError::unavailable(e)
             }
+            // Posted events are handed over whole, never a chunk at a time.
+            IngestError::Source(_) => {
+                telemetry::events_rejected("unavailable");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the events could not be handed to the store; nothing was stored",
+                )
+            }
             IngestError::OtherRules(other) => {
                 telemetry::events_rejected("unavailable");
                 ApiError::other_rules(&other)

@@ -16,7 +16,8 @@
 //! the test names).
 //!
 //! The shell reads files and talks to people: [`config`] loads what the core needs; [`store`]
-//! keeps events, obligations and the outbox; [`service`] stores events and re-plans their cases;
+//! keeps events, obligations and the outbox; [`service`] stores events and re-plans their cases
+//! ([`caseload`] hands it an imported file a few cases at a time);
 //! [`scheduler`] sends what is due through [`notify`]; [`api`] is the HTTP interface, which
 //! [`serve`] serves within limits; [`daemon`] wires them together with the injectable [`clock`];
 //! [`telemetry`] exports metrics.
@@ -28,6 +29,7 @@ pub use driftwatch_core::{
 
 pub mod api;
 pub mod app;
+pub mod caseload;
 pub mod clock;
 pub mod config;
 pub mod daemon;

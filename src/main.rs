@@ -5,13 +5,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwatch::api::hex;
 use driftwatch::calendar::Reckoning;
+use driftwatch::caseload::{self, Caseload, InMemory};
 use driftwatch::clock::Clock;
 use driftwatch::config::service::resolve_database_url;
 use driftwatch::config::{Config, ConfigSource};
 use driftwatch::daemon::{self, RunOptions};
 use driftwatch::event::{Event, numbered_json_lines};
 use driftwatch::planner::table;
-use driftwatch::service::{self, Service};
+use driftwatch::service::{self, CaseChunks, Changed, Service};
 use driftwatch::store::Store;
 use driftwatch::{inbox, snapshot};
 use driftwatch::{localtime, rules::RuleBody};
@@ -795,22 +796,184 @@ fn read_snapshot(
 }
 
 fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCode> {
-    let events = match &options.snapshot {
-        Some(mapping) => read_snapshot(&config, file, mapping.as_deref(), options.now)?,
-        None => read_events(&config, file)?,
-    };
-    let Some(mut events) = events else {
-        return Ok(ExitCode::from(1));
-    };
-    events.sort_by(|a, b| (&a.case, a.at, &a.id).cmp(&(&b.case, b.at, &b.id)));
-    let cases: BTreeSet<String> = events.iter().map(|e| e.case.clone()).collect();
-    let events_read = events.len();
+    // A snapshot (a row a child) is read whole; a history of events is read a few cases at a
+    // time, so a whole council's takes little memory.
+    match &options.snapshot {
+        Some(mapping) => match read_snapshot(&config, file, mapping.as_deref(), options.now)? {
+            Some(events) => import_events(config, file, options, Imported::Snapshot(events)),
+            None => Ok(ExitCode::from(1)),
+        },
+        None => match read_caseload(&config, file)? {
+            Some(caseload) => import_events(config, file, options, Imported::History(caseload)),
+            None => Ok(ExitCode::from(1)),
+        },
+    }
+}
+
+/// What `import` read.
+enum Imported {
+    Snapshot(Vec<Event>),
+    History(Caseload),
+}
+
+/// Reads and checks a JSON Lines file of events for `import`: every bad line is reported as
+/// `FILE:line N:` and then nothing is returned.
+fn read_caseload(config: &Config, path: &Path) -> Result<Option<Caseload>> {
+    let vocabulary = &config.rules.vocabulary;
+    let read = Caseload::read(path, |e| vocabulary.validate(e).map_err(|e| e.to_string()))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    match read {
+        Ok(caseload) => Ok(Some(caseload)),
+        Err(caseload::Refused::Lines(bad)) => {
+            for e in &bad {
+                eprintln!("{}:{e}", path.display());
+            }
+            eprintln!(
+                "driftwatch: {} bad event(s); nothing was changed",
+                bad.len()
+            );
+            Ok(None)
+        }
+        Err(caseload::Refused::Conflict(why)) => {
+            eprintln!("{}: {why}", path.display());
+            Ok(None)
+        }
+    }
+}
+
+fn import_events(
+    config: Config,
+    file: &Path,
+    options: ImportOptions,
+    read: Imported,
+) -> Result<ExitCode> {
     let stale = service::stale_after(&config);
     if options.dry_run {
-        // As if every case in the file were new to driftwatch.
+        let preview = match read {
+            Imported::Snapshot(events) => {
+                go_live_preview(&config, InMemory::new(events), &options, stale)
+            }
+            Imported::History(caseload) => go_live_preview(&config, caseload, &options, stale),
+        }?;
+        say!(
+            "{}: {} event(s) for {} case(s) are valid; nothing was changed (dry run).",
+            file.display(),
+            preview.events,
+            preview.cases
+        );
+        say!(
+            "Going live at {}, as if these cases were new to driftwatch:",
+            localtime::display(options.now)
+        );
+        say!("{}", first_batch(&config, options.now));
+        emit(&service::go_live_table(&preview.by_rule));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let url = options
+        .database_url
+        .as_deref()
+        .map(from_command_line)
+        .unwrap_or_else(|| config.database_url.clone());
+    runtime()?.block_on(async {
+        let store = Store::open(&url).await?;
+        let (known, ingested, read, cases) = match read {
+            Imported::Snapshot(mut events) => {
+                let read = events.len();
+                let cases: BTreeSet<String> = events.iter().map(|e| e.case.clone()).collect();
+                let known = store.known_cases(cases.iter().map(String::as_str)).await?;
+                // What an earlier import stored stays as it was: a row that has not changed
+                // stores nothing, whenever the file is imported again.
+                let stored = store
+                    .known_events(events.iter().map(|e| e.id.as_str()))
+                    .await?;
+                events.retain(|e| !stored.contains(&e.id));
+                for e in &mut events {
+                    if snapshot::dated_at_import_when_new(&e.kind, &config.rules.case)
+                        && known.contains(&e.case)
+                    {
+                        e.at = options.now;
+                    }
+                }
+                if let Some(id) = driftwatch::event::conflicting_id(&events) {
+                    bail!(service::IngestError::Conflict {
+                        id: id.to_string(),
+                        stored: false,
+                    });
+                }
+                let service = Service::new(store, config, Clock::manual(options.now));
+                let ingested = service
+                    .ingest_chunks(InMemory::new(events), Changed::KeepStored)
+                    .await?;
+                (known, (service, ingested), read, cases.len())
+            }
+            Imported::History(caseload) => {
+                let (read, cases) = (caseload.len(), caseload.cases().len());
+                let known = store
+                    .known_cases(caseload.cases().iter().map(String::as_str))
+                    .await?;
+                let service = Service::new(store, config, Clock::manual(options.now));
+                // One transaction: the whole file is stored with its plans, or nothing is.
+                let ingested = service.ingest_chunks(caseload, Changed::KeepStored).await?;
+                (known, (service, ingested), read, cases)
+            }
+        };
+        let (service, ingested) = ingested;
+        say!(
+            "{}: {} event(s) stored, {} already stored, {} case(s) planned",
+            file.display(),
+            ingested.stored,
+            read - ingested.stored,
+            cases
+        );
+        // What changed, in counts only: case references and contents stay out of the journal.
+        let new = ingested
+            .changed
+            .iter()
+            .filter(|c| !known.contains(*c))
+            .count();
+        say!(
+            "  cases: {new} new, {} changed, {} unchanged",
+            ingested.changed.len() - new,
+            cases - ingested.changed.len()
+        );
+        if !ingested.stored_by_kind.is_empty() {
+            let kinds: Vec<String> = ingested
+                .stored_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            say!("  stored by type: {}", kinds.join(", "));
+        }
+        service.store().close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What going live with a file's cases would send, as if every case were new to driftwatch.
+struct Preview {
+    events: usize,
+    cases: usize,
+    by_rule: BTreeMap<String, service::GoLiveCounts>,
+}
+
+/// The go-live preview of `source`, planned a few cases at a time.
+fn go_live_preview(
+    config: &Config,
+    mut source: impl CaseChunks,
+    options: &ImportOptions,
+    stale: chrono::Duration,
+) -> Result<Preview> {
+    let mut preview = Preview {
+        events: 0,
+        cases: source.cases().len(),
+        by_rule: BTreeMap::new(),
+    };
+    while let Some(events) = source.next_chunk().map_err(anyhow::Error::msg)? {
+        preview.events += events.len();
         let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-        for e in &events {
-            by_case.entry(e.case.clone()).or_default().push(e.clone());
+        for e in events {
+            by_case.entry(e.case.clone()).or_default().push(e);
         }
         let input: Vec<_> = by_case
             .into_iter()
@@ -821,98 +984,18 @@ fn import(config: Config, file: &Path, options: ImportOptions) -> Result<ExitCod
                 settled: Default::default(),
             })
             .collect();
-        let preview = service::go_live_preview(
+        let chunk = service::go_live_preview(
             &config.planner(),
             config.routing(),
             &input,
             options.now,
             stale,
         );
-        say!(
-            "{}: {} event(s) for {} case(s) are valid; nothing was changed (dry run).",
-            file.display(),
-            events.len(),
-            cases.len()
-        );
-        say!(
-            "Going live at {}, as if these cases were new to driftwatch:",
-            localtime::display(options.now)
-        );
-        say!("{}", first_batch(&config, options.now));
-        emit(&service::go_live_table(&preview));
-        return Ok(ExitCode::SUCCESS);
+        for (rule, counts) in chunk {
+            preview.by_rule.entry(rule).or_default().add(&counts);
+        }
     }
-    let url = options
-        .database_url
-        .as_deref()
-        .map(from_command_line)
-        .unwrap_or_else(|| config.database_url.clone());
-    runtime()?.block_on(async {
-        let store = Store::open(&url).await?;
-        let known = store.known_cases(cases.iter().map(String::as_str)).await?;
-        if options.snapshot.is_some() {
-            // What an earlier import stored stays as it was: a row that has not changed stores
-            // nothing, whenever the file is imported again.
-            let stored = store
-                .known_events(events.iter().map(|e| e.id.as_str()))
-                .await?;
-            let mut fresh = Vec::with_capacity(events.len());
-            for mut e in std::mem::take(&mut events) {
-                if stored.contains(&e.id) {
-                    continue;
-                }
-                if snapshot::dated_at_import_when_new(&e.kind, &config.rules.case)
-                    && known.contains(&e.case)
-                {
-                    e.at = options.now;
-                }
-                fresh.push(e);
-            }
-            events = fresh;
-        }
-        let service = Service::new(store, config, Clock::manual(options.now));
-        // One transaction: the whole file is stored with its plans, or nothing is.
-        let read = events_read;
-        let events: std::sync::Arc<[Event]> = events.into();
-        let accepted = service
-            .ingest_with(
-                std::sync::Arc::clone(&events),
-                driftwatch::service::Changed::KeepStored,
-            )
-            .await?;
-        let stored: BTreeSet<&str> = accepted
-            .iter()
-            .filter(|a| a.status == driftwatch::service::AcceptedStatus::Stored)
-            .map(|a| a.id.as_str())
-            .collect();
-        say!(
-            "{}: {} event(s) stored, {} already stored, {} case(s) planned",
-            file.display(),
-            stored.len(),
-            read - stored.len(),
-            cases.len()
-        );
-        // What changed, in counts only: case references and contents stay out of the journal.
-        let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut changed: BTreeSet<&str> = BTreeSet::new();
-        for e in events.iter().filter(|e| stored.contains(e.id.as_str())) {
-            *by_kind.entry(e.kind.as_str()).or_default() += 1;
-            changed.insert(e.case.as_str());
-        }
-        let new = changed.iter().filter(|c| !known.contains(**c)).count();
-        say!(
-            "  cases: {new} new, {} changed, {} unchanged",
-            changed.len() - new,
-            cases.len() - changed.len()
-        );
-        if !by_kind.is_empty() {
-            let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-            say!("  stored by type: {}", kinds.join(", "));
-        }
-        service.store().close().await;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(preview)
 }
 
 /// The nightly import: the newest settled report in `folder`, filed away afterwards (see

@@ -48,6 +48,35 @@ pub enum IngestError {
     /// Another daemon sharing the database put other rules in force.
     #[error("{}", OtherRules::MESSAGE)]
     OtherRules(OtherRules),
+    /// A batch handed over in chunks could not give the next one (a file that changed after
+    /// it was checked, or could no longer be read).
+    #[error("{0}")]
+    Source(String),
+}
+
+/// A batch of events too large to hold at once (a whole caseload imported), handed to
+/// [`Service::ingest_chunks`] a few cases at a time.
+pub trait CaseChunks: Send {
+    /// Every case of the batch, in order, each once.
+    fn cases(&self) -> &[String];
+    /// Starts again from the first case (the transaction is being tried again).
+    fn rewind(&mut self);
+    /// The events of the next few cases, each case's in one chunk and the chunks in case
+    /// order; `None` once all have been given. An error says why the batch cannot be given
+    /// whole, and nothing of it is stored.
+    fn next_chunk(&mut self) -> Result<Option<Vec<Event>>, String>;
+}
+
+/// What [`Service::ingest_chunks`] stored, counted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// Events handed over.
+    pub read: usize,
+    /// Events stored now (the rest were stored already).
+    pub stored: usize,
+    pub stored_by_kind: std::collections::BTreeMap<String, usize>,
+    /// The cases with an event stored now, in order.
+    pub changed: Vec<String>,
 }
 
 /// The rules this daemon holds are not those in force in the database it shares: another daemon
@@ -205,31 +234,61 @@ impl Service {
                 stored: false,
             });
         }
-        // Two daemons given the same events in other orders take the same locks in other
-        // orders; PostgreSQL ends one transaction of such a cycle, which is tried again.
-        let mut attempt = 1;
-        loop {
-            match self.ingest_once(Arc::clone(&events), changed).await {
-                Err(IngestError::Store(e)) if e.is_deadlock() && attempt < 3 => attempt += 1,
-                done => return done,
+        self.write_retried(|config, now| {
+            let events = Arc::clone(&events);
+            move |tx: &mut Tx| -> Work<'_, Vec<Accepted>> {
+                Box::pin(async move { ingest_in(tx, &config, &events, changed, now).await })
             }
-        }
+        })
+        .await
     }
 
-    async fn ingest_once(
+    /// As [`Service::ingest_with`] for a batch too large to hold at once, such as a whole
+    /// caseload imported: `source` hands it over a few cases at a time, still in one
+    /// transaction (all of it is stored with its consequences, or none of it). `source` has
+    /// checked the batch for ids used twice; what is stored is counted, not listed.
+    pub async fn ingest_chunks<S: CaseChunks + 'static>(
         &self,
-        events: Arc<[Event]>,
+        source: S,
         changed: Changed,
-    ) -> Result<Vec<Accepted>, IngestError> {
-        let (config, now) = (self.config(), self.now());
-        let accepted = self
-            .store
-            .write(move |tx| {
-                Box::pin(async move { ingest_in(tx, &config, &events, changed, now).await })
-            })
-            .await?;
-        self.wake();
-        Ok(accepted)
+    ) -> Result<Ingested, IngestError> {
+        let source = Arc::new(tokio::sync::Mutex::new(source));
+        self.write_retried(|config, now| {
+            let source = Arc::clone(&source);
+            move |tx: &mut Tx| -> Work<'_, Ingested> {
+                Box::pin(async move {
+                    let mut source = source.lock().await;
+                    // From the start again when the transaction is tried again.
+                    source.rewind();
+                    chunks_in(tx, &config, &mut *source, changed, now).await
+                })
+            }
+        })
+        .await
+    }
+
+    /// Runs an ingest's transaction, made by `work` for the configuration in force and the
+    /// present moment, and wakes the scheduler once it is on disk. Two daemons given the same
+    /// events in other orders take the same locks in other orders; PostgreSQL ends one
+    /// transaction of such a cycle, which is tried again.
+    async fn write_retried<R, W, F>(&self, work: W) -> Result<R, IngestError>
+    where
+        R: Send + 'static,
+        W: Fn(Arc<Config>, DateTime<Utc>) -> F,
+        F: for<'t> FnOnce(&'t mut Tx) -> Work<'t, R> + Send + 'static,
+    {
+        let mut attempt = 1;
+        loop {
+            let (config, now) = (self.config(), self.now());
+            match self.store.write(work(config, now)).await {
+                Err(IngestError::Store(e)) if e.is_deadlock() && attempt < 3 => attempt += 1,
+                Err(e) => return Err(e),
+                Ok(done) => {
+                    self.wake();
+                    return Ok(done);
+                }
+            }
+        }
     }
 
     /// Re-plans one batch of the cases whose notifications wait for it: their plans changed with
@@ -416,6 +475,10 @@ impl Service {
 
 /// Stores a batch of events and re-plans their cases, in the caller's transaction (see
 /// [`Service::ingest`]).
+/// An ingest's transaction's work.
+type Work<'t, R> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, IngestError>> + Send + 't>>;
+
 async fn ingest_in(
     tx: &mut Tx,
     config: &Config,
@@ -423,16 +486,67 @@ async fn ingest_in(
     changed: Changed,
     now: DateTime<Utc>,
 ) -> Result<Vec<Accepted>, IngestError> {
-    // Every case of the batch taken first, in case order, before any event is stored: two
-    // daemons given overlapping batches never wait on each other in a cycle. (A write
-    // first, too: a SQLite transaction that began by reading could not then write if
-    // another connection had written meanwhile.)
     let batch_cases: BTreeSet<&str> = events.iter().map(|e| e.case.as_str()).collect();
-    for case in &batch_cases {
+    take_cases(tx, config, batch_cases, now).await?;
+    store_and_replan(tx, config, events, changed, now).await
+}
+
+/// [`ingest_in`] a few cases at a time: every case taken first, then each chunk stored and its
+/// cases planned again before the next is read.
+async fn chunks_in(
+    tx: &mut Tx,
+    config: &Config,
+    source: &mut dyn CaseChunks,
+    changed: Changed,
+    now: DateTime<Utc>,
+) -> Result<Ingested, IngestError> {
+    take_cases(tx, config, source.cases().iter().map(String::as_str), now).await?;
+    let mut ingested = Ingested::default();
+    while let Some(events) = source.next_chunk().map_err(IngestError::Source)? {
+        let accepted = store_and_replan(tx, config, &events, changed, now).await?;
+        for (event, accepted) in events.iter().zip(&accepted) {
+            ingested.read += 1;
+            if accepted.status == AcceptedStatus::Stored {
+                ingested.stored += 1;
+                *ingested
+                    .stored_by_kind
+                    .entry(event.kind.clone())
+                    .or_default() += 1;
+                if ingested.changed.last() != Some(&event.case) {
+                    ingested.changed.push(event.case.clone());
+                }
+            }
+        }
+    }
+    Ok(ingested)
+}
+
+/// Takes `cases` (in order) for the transaction and checks the rules in force are this
+/// daemon's. Every case of a batch is taken first, in case order, before any event is stored:
+/// two daemons given overlapping batches never wait on each other in a cycle. (A write first,
+/// too: a SQLite transaction that began by reading could not then write if another connection
+/// had written meanwhile.)
+async fn take_cases<'a>(
+    tx: &mut Tx,
+    config: &Config,
+    cases: impl IntoIterator<Item = &'a str>,
+    now: DateTime<Utc>,
+) -> Result<(), IngestError> {
+    for case in cases {
         tx.lock_case(case, now).await?;
     }
     OtherRules::check(&config.rules_version, tx.rules_in_force().await?)
-        .map_err(IngestError::OtherRules)?;
+        .map_err(IngestError::OtherRules)
+}
+
+/// Stores `events` (their cases taken) and plans again the cases of those newly stored.
+async fn store_and_replan(
+    tx: &mut Tx,
+    config: &Config,
+    events: &[Event],
+    changed: Changed,
+    now: DateTime<Utc>,
+) -> Result<Vec<Accepted>, IngestError> {
     let mut accepted = Vec::with_capacity(events.len());
     let mut cases = BTreeSet::new();
     for (event, stored) in events.iter().zip(tx.append_all(events, now).await?) {

@@ -564,7 +564,7 @@ impl GoLiveCounts {
         ]
     }
 
-    fn add(&mut self, other: &GoLiveCounts) {
+    pub fn add(&mut self, other: &GoLiveCounts) {
         self.send_now += other.send_now;
         self.next_working_day += other.next_working_day;
         self.later += other.later;

@@ -323,27 +323,10 @@ pub fn numbered_json_lines(text: &str) -> Result<Vec<(usize, Event)>, Vec<LineEr
     let mut events = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let number = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fallback = format!("on line {number}");
-        let parsed = serde_json::from_str::<Value>(line)
-            .map_err(|e| {
-                EventError::new(
-                    &fallback,
-                    "(json)",
-                    format!("is not valid JSON (column {})", e.column()),
-                )
-            })
-            .and_then(|v| Event::from_value(&v, &fallback));
-        match parsed {
-            Ok(e) => events.push((number, e)),
-
-            Err(error) => errors.push(LineError {
-                line: number,
-                error,
-            }),
+        match json_line(line, i + 1) {
+            Some(Ok(e)) => events.push((i + 1, e)),
+            Some(Err(error)) => errors.push(error),
+            None => {}
         }
     }
     if errors.is_empty() {
@@ -351,6 +334,28 @@ pub fn numbered_json_lines(text: &str) -> Result<Vec<(usize, Event)>, Vec<LineEr
     } else {
         Err(errors)
     }
+}
+
+/// Line `number` of a JSON Lines file as an event; `None` when it is blank. For a reader that
+/// goes through a file a line at a time rather than holding it.
+pub fn json_line(line: &str, number: usize) -> Option<Result<Event, LineError>> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    let fallback = format!("on line {number}");
+    let parsed = serde_json::from_str::<Value>(line)
+        .map_err(|e| {
+            EventError::new(
+                &fallback,
+                "(json)",
+                format!("is not valid JSON (column {})", e.column()),
+            )
+        })
+        .and_then(|v| Event::from_value(&v, &fallback));
+    Some(parsed.map_err(|error| LineError {
+        line: number,
+        error,
+    }))
 }
 
 #[cfg(test)]
