@@ -134,6 +134,8 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
     // Whether the last checkpoint failed: a failure (a full disk) is logged once, not every
     // 200 ms, until a checkpoint works again.
     let mut checkpoint_failing = false;
+    // Whether anything was written since memory was last given back.
+    let mut worked = false;
     loop {
         let first = match queue.recv_timeout(CHECKPOINT_WHEN_IDLE) {
             Ok(job) => job,
@@ -152,6 +154,10 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
                     }
                     Err(_) => {}
                 }
+                if worked {
+                    worked = false;
+                    release_freed_memory();
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -163,6 +169,7 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        worked = true;
         let committed = run_group(&mut tx, group);
         for finish in committed.1 {
             finish(committed.0.clone());
@@ -170,7 +177,21 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
     }
 }
 
-/// One group in one transaction: each job in a savepoint of its own. Returns the commit's
+/// Gives the memory freed since the last call back to the system, once the writer has been idle
+/// for a moment after working. glibc's malloc keeps what a burst of work freed (a reload's
+/// re-planning, a morning's catch-up) for re-use, and resident memory stays at the burst's
+/// high-water mark: 150 MB at 10,000 cases, 50 MB once given back. It takes milliseconds and
+/// runs only after work, never on the write path.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory held by the allocator to the system; it
+    // takes the allocator's own locks and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// One group in one transaction: each job in a savepoint of its own when it has company. Returns the commit's
 /// outcome and how to answer each job.
 fn run_group(tx: &mut Tx, group: Vec<Job>) -> (Result<(), NativeError>, Vec<Finish>) {
     let mut finishes = Vec::with_capacity(group.len());
@@ -187,13 +208,18 @@ fn run_group(tx: &mut Tx, group: Vec<Job>) -> (Result<(), NativeError>, Vec<Fini
         }
         return (Err(e), finishes);
     }
+    // A write alone in its group needs no savepoint: if it fails, the whole transaction is
+    // rolled back. A savepoint keeps, in memory, the original of every page its write changes
+    // (`temp_store = MEMORY`): a re-planned batch of cases changes thousands, so the scheduler's
+    // re-planning, which queues one write at a time, held a hundred megabytes at 10,000 cases.
+    let alone = group.len() == 1;
     let mut failed: Option<NativeError> = None;
     for job in group {
         if let Some(e) = &failed {
             finishes.push(job(Err(e.clone())).1);
             continue;
         }
-        if let Err(e) = tx.native_batch("SAVEPOINT write") {
+        if !alone && let Err(e) = tx.native_batch("SAVEPOINT write") {
             finishes.push(job(Err(e.clone())).1);
             failed = Some(e);
             continue;
@@ -201,10 +227,12 @@ fn run_group(tx: &mut Tx, group: Vec<Job>) -> (Result<(), NativeError>, Vec<Fini
         let (kept, finish) = job(Ok(tx));
         finishes.push(finish);
         let job_error = tx.take_native_error();
-        let ended = if kept {
-            tx.native_batch("RELEASE write")
-        } else {
-            tx.native_batch("ROLLBACK TO write; RELEASE write")
+        let ended = match (kept, alone) {
+            (true, true) => Ok(()),
+            (true, false) => tx.native_batch("RELEASE write"),
+            // The transaction ends here, so nothing is committed.
+            (false, true) => tx.native_batch("ROLLBACK"),
+            (false, false) => tx.native_batch("ROLLBACK TO write; RELEASE write"),
         };
         // SQLite may end the whole transaction itself (a full disk): then what ran before in
         // this group is gone too, and the rest must not run outside a transaction.
