@@ -16,7 +16,7 @@
 use super::{NativeError, StoreError, Tx};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Waker};
 
 /// A write's work: a future over the transaction that never waits on anything but the
@@ -49,7 +49,7 @@ pub struct Writer {
 impl Writer {
     /// Opens the writer's own connection to the SQLite file at `path` (after the migrations
     /// ran) and starts its thread.
-    pub fn start(path: &str) -> Result<Writer, StoreError> {
+    pub fn start(path: &str, turn: Arc<tokio::sync::Mutex<()>>) -> Result<Writer, StoreError> {
         let conn = rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -70,7 +70,7 @@ impl Writer {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || serve(Tx::native(conn), &queue))
+            .spawn(move || serve(Tx::native(conn), &queue, &turn))
             .map_err(|e| NativeError::other(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Writer { jobs })
     }
@@ -130,7 +130,7 @@ fn run_now<'t, R, E: From<StoreError>>(work: impl FnOnce() -> Work<'t, R, E>) ->
 /// The writer thread: takes what is queued, up to [`GROUP_MAX`], runs it in one transaction,
 /// commits, answers each caller; checkpoints the WAL when idle; until every [`Writer`] is
 /// dropped.
-fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
+fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>, turn: &tokio::sync::Mutex<()>) {
     // Whether the last checkpoint failed: a failure (a full disk) is logged once, not every
     // 200 ms, until a checkpoint works again.
     let mut checkpoint_failing = false;
@@ -170,7 +170,10 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>) {
             }
         }
         worked = true;
+        // Our turn to write, after whoever asked first (see `Store::write_turn`).
+        let my_turn = turn.blocking_lock();
         let committed = run_group(&mut tx, group);
+        drop(my_turn);
         for finish in committed.1 {
             finish(committed.0.clone());
         }
