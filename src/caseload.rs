@@ -33,10 +33,34 @@ struct Entry {
     digest: u64,
 }
 
+/// Where the lines are read again from.
+enum Text {
+    /// A regular file, read again where each event is.
+    File(std::fs::File),
+    /// Anything that cannot be read twice (a pipe, `/dev/stdin`), kept whole as it was read.
+    Kept(Vec<u8>),
+}
+
+impl Text {
+    fn read_exact_at(&self, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            Text::File(file) => file.read_exact_at(bytes, offset),
+            Text::Kept(all) => {
+                let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+                let line = all
+                    .get(start..start + bytes.len())
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+                bytes.copy_from_slice(line);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A checked caseload file, its events in case order (then time, then id).
 pub struct Caseload {
     path: PathBuf,
-    file: std::fs::File,
+    text: Text,
     cases: Vec<String>,
     entries: Vec<Entry>,
     next: usize,
@@ -65,8 +89,18 @@ impl Caseload {
         path: &Path,
         check: impl Fn(&Event) -> Result<(), String>,
     ) -> std::io::Result<Result<Caseload, Refused>> {
-        let file = std::fs::File::open(path)?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+        let mut file = std::fs::File::open(path)?;
+        let text = if file.metadata()?.is_file() {
+            Text::File(file)
+        } else {
+            let mut all = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut all)?;
+            Text::Kept(all)
+        };
+        let mut reader: Box<dyn BufRead> = match &text {
+            Text::File(file) => Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            Text::Kept(all) => Box::new(all.as_slice()),
+        };
         let mut bad = Vec::new();
         let mut by_name: HashMap<String, u32> = HashMap::new();
         let mut entries = Vec::new();
@@ -104,6 +138,7 @@ impl Caseload {
                 line: u32::try_from(number).map_err(std::io::Error::other)?,
             });
         }
+        drop(reader);
         if !bad.is_empty() {
             return Ok(Err(Refused::Lines(bad)));
         }
@@ -136,7 +171,7 @@ impl Caseload {
         entries.sort_by(|a, b| (a.case, a.at, &a.id, a.line).cmp(&(b.case, b.at, &b.id, b.line)));
         Ok(Ok(Caseload {
             path: path.to_path_buf(),
-            file,
+            text,
             cases: cases.into_iter().map(|(name, _)| name).collect(),
             entries,
             next: 0,
@@ -162,7 +197,7 @@ impl Caseload {
             )
         };
         let mut bytes = vec![0; e.len as usize];
-        self.file
+        self.text
             .read_exact_at(&mut bytes, e.offset)
             .map_err(|err| format!("{}: cannot be read again: {err}", self.path.display()))?;
         let text = String::from_utf8(bytes).map_err(|_| changed())?;
@@ -332,6 +367,30 @@ mod tests {
         let f = file(&lines[..2]);
         let read = Caseload::read(f.path(), |e| Err(format!("no {}", e.kind))).expect("read");
         assert!(matches!(read, Err(Refused::Lines(bad)) if bad[1] == "line 2: no review_held"));
+    }
+
+    #[test]
+    fn a_pipe_is_read_once_and_kept() {
+        let lines = [
+            line("b", "C-2", "2027-01-04T10:00:00Z"),
+            line("a", "C-1", "2027-01-04T10:00:00Z"),
+        ];
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("events");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let writer = {
+            let (fifo, text) = (fifo.clone(), lines.join("\n"));
+            std::thread::spawn(move || std::fs::write(fifo, text).expect("write the pipe"))
+        };
+        let mut c = Caseload::read(&fifo, |_| Ok(()))
+            .expect("read")
+            .expect("valid");
+        writer.join().expect("writer");
+        assert_eq!(all(&mut c), [["a", "b"]]);
     }
 
     #[test]

@@ -257,7 +257,13 @@ impl Service {
             let source = Arc::clone(&source);
             move |tx: &mut Tx| -> Work<'_, Ingested> {
                 Box::pin(async move {
-                    let mut source = source.lock().await;
+                    // Never contended (one attempt at a time), and a write must await
+                    // nothing but the database.
+                    let Ok(mut source) = source.try_lock() else {
+                        return Err(IngestError::Source(
+                            "the events being imported were in use elsewhere".into(),
+                        ));
+                    };
                     // From the start again when the transaction is tried again.
                     source.rewind();
                     chunks_in(tx, &config, &mut *source, changed, now).await
@@ -473,12 +479,12 @@ impl Service {
     }
 }
 
-/// Stores a batch of events and re-plans their cases, in the caller's transaction (see
-/// [`Service::ingest`]).
 /// An ingest's transaction's work.
 type Work<'t, R> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, IngestError>> + Send + 't>>;
 
+/// Stores a batch of events and re-plans their cases, in the caller's transaction (see
+/// [`Service::ingest`]).
 async fn ingest_in(
     tx: &mut Tx,
     config: &Config,

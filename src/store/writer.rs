@@ -8,8 +8,9 @@
 //! queue while one group commits share the next group's single sync to disk. Each caller is
 //! answered after the commit that holds its write: "accepted" still means "on disk".
 //!
-//! Each write runs inside a savepoint, so one that fails (a conflicting id, other rules in force)
-//! leaves nothing and the others of its group still commit. If SQLite ends the transaction
+//! Each write that shares its group runs inside a savepoint, so one that fails (a conflicting
+//! id, other rules in force) leaves nothing and the others of its group still commit; a write
+//! alone in its group that fails rolls the transaction back. If SQLite ends the transaction
 //! itself (a full disk), every write of the group fails with that error. Owns no SQL of its
 //! own but `BEGIN`, `SAVEPOINT`, `RELEASE`, `ROLLBACK` and `COMMIT`.
 
