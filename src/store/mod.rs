@@ -676,15 +676,27 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT case_ref FROM cases WHERE hold_at <= $1 UNION \
-             SELECT case_ref FROM outbox WHERE state = 'pending' AND hold_at <= $1 \
-             AND attempt_at <= $1 ORDER BY case_ref LIMIT $2",
-        )
-        .bind(ms(now))
-        .bind(limit)
-        .fetch_all(&self.scheduler)
-        .await?;
+        // Each side read from its index up to `limit`, the earliest held first: ordered by case
+        // over the union, every call sorted all that was held (4 to 6 s a batch of 200, most of
+        // a morning, at 100,000 cases). The batch is sorted by case before it is planned.
+        // SQLite would otherwise read the outbox by `outbox_waiting` (every pending row due)
+        // and sort.
+        let by_hold = match self.backend {
+            Backend::Sqlite => "INDEXED BY outbox_pending_by_hold",
+            Backend::Postgres => "",
+        };
+        let sql = format!(
+            "SELECT case_ref FROM (SELECT case_ref FROM cases WHERE hold_at <= $1 \
+             ORDER BY hold_at LIMIT $2) AS held UNION \
+             SELECT case_ref FROM (SELECT case_ref FROM outbox {by_hold} \
+             WHERE state = 'pending' AND hold_at <= $1 AND attempt_at <= $1 \
+             ORDER BY hold_at LIMIT $2) AS waiting LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(ms(now))
+            .bind(limit)
+            .fetch_all(&self.scheduler)
+            .await?;
         strings(&rows, "case_ref")
     }
 
