@@ -609,13 +609,20 @@ impl Tx {
     /// Rows still pending that the plan no longer has are cancelled.
     async fn retire(&mut self, plan: &CaseWrite) -> Result<(), StoreError> {
         let now = ms(plan.planned_at);
+        // By key: SQLite otherwise took `state = 'pending'` to `outbox_waiting` and read every
+        // pending row of every case for each case re-planned (8 cases a second at 100,000
+        // cases); `+state` keeps it off that index.
+        let state = match self.backend {
+            Backend::Sqlite => "+state",
+            Backend::Postgres => "state",
+        };
         self.each_chunk(
             &plan.retire,
             &[now.into()],
             |n| {
                 format!(
                     "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
-                     WHERE state = 'pending' AND key IN ({})",
+                     WHERE key IN ({}) AND {state} = 'pending'",
                     numbered(2, n)
                 )
             },
