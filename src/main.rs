@@ -875,7 +875,9 @@ fn import_events(
         .map(from_command_line)
         .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
-        let store = Store::open(&url).await?;
+        let service = Service::new(Store::open(&url).await?, config, Clock::manual(options.now));
+        let store = service.store();
+        // One transaction: the whole file is stored with its plans, or nothing is.
         let (known, ingested, read, cases) = match read {
             Imported::Snapshot(mut events) => {
                 let read = events.len();
@@ -887,8 +889,9 @@ fn import_events(
                     .known_events(events.iter().map(|e| e.id.as_str()))
                     .await?;
                 events.retain(|e| !stored.contains(&e.id));
+                let case_model = &service.config().rules.case;
                 for e in &mut events {
-                    if snapshot::dated_at_import_when_new(&e.kind, &config.rules.case)
+                    if snapshot::dated_at_import_when_new(&e.kind, case_model)
                         && known.contains(&e.case)
                     {
                         e.at = options.now;
@@ -900,24 +903,20 @@ fn import_events(
                         stored: false,
                     });
                 }
-                let service = Service::new(store, config, Clock::manual(options.now));
                 let ingested = service
                     .ingest_chunks(InMemory::new(events), Changed::KeepStored)
                     .await?;
-                (known, (service, ingested), read, cases.len())
+                (known, ingested, read, cases.len())
             }
             Imported::History(caseload) => {
                 let (read, cases) = (caseload.len(), caseload.cases().len());
                 let known = store
                     .known_cases(caseload.cases().iter().map(String::as_str))
                     .await?;
-                let service = Service::new(store, config, Clock::manual(options.now));
-                // One transaction: the whole file is stored with its plans, or nothing is.
                 let ingested = service.ingest_chunks(caseload, Changed::KeepStored).await?;
-                (known, (service, ingested), read, cases)
+                (known, ingested, read, cases)
             }
         };
-        let (service, ingested) = ingested;
         say!(
             "{}: {} event(s) stored, {} already stored, {} case(s) planned",
             file.display(),

@@ -352,13 +352,12 @@ async fn scale(shape: &synth::Shape, backend: Backend) -> Result<()> {
         "| `import` peak resident memory ({backend:?}, {cases} cases, {total} events) | {} | | target < 500 MB at 100,000 cases |",
         import_peak.map_or("not measured here".to_string(), |mb| format!("{mb:.0} MB"))
     );
-    let mut sorted = std::fs::read_to_string(&file)?
+    let values = std::fs::read_to_string(&file)?
         .lines()
-        .map(|line| {
-            let value: Value = serde_json::from_str(line)?;
-            Event::from_value(&value, "synthetic").map_err(|e| anyhow::anyhow!("{e}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<Value>, _>>()?;
+    let mut sorted = events(&values)?;
+    drop(values);
     sorted.sort_by(|a, b| (&a.case, a.at).cmp(&(&b.case, b.at)));
     let raw = raw_insert(
         &raw_database(backend, &setup).await,
