@@ -105,12 +105,12 @@ pub struct Store {
     /// Whether the database answered the latest probe. While it does not, the API answers
     /// `503` at once rather than after waiting out a connection attempt.
     answering: Arc<AtomicBool>,
-    /// SQLite: whose turn it is to write, between the writer thread and the scheduler's
-    /// connection, first come first served. SQLite's own wait for its write lock polls, with
+    /// SQLite: whose turn it is to write, between the writer thread and every write made
+    /// outside it (the scheduler's, the API's own: see `turn_to_write`), first come first served. SQLite's own wait for its write lock polls, with
     /// sleeps growing to 100 ms, and the writer, re-planning batch after batch, takes the lock
     /// again within microseconds of each commit: at 100,000 cases the scheduler's claims and
     /// records waited out their 10 s and failed ("database is locked") all through a
-    /// re-plan. With a turn each, the scheduler waits for at most the group being written.
+    /// re-plan. With a turn each, a write waits for at most the group being written.
     write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -351,10 +351,11 @@ impl Store {
         })
     }
 
-    /// The scheduler's turn to write (see `write_turn`), taken before its connection is: held
-    /// for one statement or transaction. Nothing to wait for on PostgreSQL, whose writers
-    /// queue for row locks.
-    async fn scheduler_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    /// A turn to write outside the writer thread (see `write_turn`): the scheduler's claims and
+    /// records, and the API's few writes of its own (a digest taken, a dead notification sent
+    /// again, the rules put in force). Taken before the connection is, held for one statement
+    /// or transaction. Nothing to wait for on PostgreSQL, whose writers queue for row locks.
+    async fn turn_to_write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_turn.lock().await),
             Backend::Postgres => None,
@@ -430,11 +431,16 @@ impl Store {
         self.answering.load(Ordering::SeqCst)
     }
 
+    /// Closes every connection. On SQLite the readers go first, then the writer, once what was
+    /// queued is written, copies the WAL into the database file (see [`Writer::close`]).
     pub async fn close(&self) {
         self.pool.close().await;
         self.scheduler.close().await;
         if let Some(prober) = &self.prober {
             prober.close().await;
+        }
+        if let Some(writer) = self.writer.get() {
+            writer.close().await;
         }
     }
 
@@ -522,6 +528,7 @@ impl Store {
         day: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let _turn = self.turn_to_write().await;
         let done = sqlx::query(
             "INSERT INTO digests (key, day, claimed_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
         )
@@ -535,6 +542,7 @@ impl Store {
 
     /// Gives back a digest that could not be sent, so the next run tries again.
     pub async fn release_digest(&self, key: &str) -> Result<(), StoreError> {
+        let _turn = self.turn_to_write().await;
         sqlx::query("DELETE FROM digests WHERE key = $1")
             .bind(key)
             .execute(&self.pool)
@@ -553,6 +561,7 @@ impl Store {
         // Read apart from the write (only the log says what it replaced): a SQLite transaction
         // that began by reading could not then write if the scheduler had written meanwhile.
         let before = rules_in_force(&self.pool, false).await?;
+        let _turn = self.turn_to_write().await;
         sqlx::query(
             "INSERT INTO rules_in_force (id, version, recorded_by, recorded_at) VALUES (1, $1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET version = $1, recorded_by = $2, recorded_at = $3",
@@ -801,7 +810,7 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
         let sql = CLAIM_SQL.replace("{lock}", lock);
-        let turn = self.scheduler_turn().await;
+        let turn = self.turn_to_write().await;
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(owner)
             .bind(ms(lease_until))
@@ -963,7 +972,7 @@ impl Store {
         binds: &[&str],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _turn = self.scheduler_turn().await;
+        let _turn = self.turn_to_write().await;
         let mut tx = self.scheduler.begin().await?;
         let sql = format!(
             "UPDATE outbox SET state = 'pending', attempt_at = $1, claimed_by = NULL, \
@@ -987,7 +996,7 @@ impl Store {
     /// Marks a round's deliveries sent in one transaction: one sync to disk for the round, not
     /// one per notification. Until it commits, a crash sends them again under the same keys.
     pub async fn mark_sent(&self, sent: &[&Claimed], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let _turn = self.scheduler_turn().await;
+        let _turn = self.turn_to_write().await;
         let mut tx = self.scheduler.begin().await?;
         // On SQLite (one writer at a time, no row locks) a statement for a hundred rows of one
         // owner (a batch has one: the lane's daemon). On PostgreSQL a row a statement, in the
@@ -1030,7 +1039,7 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _turn = self.scheduler_turn().await;
+        let _turn = self.turn_to_write().await;
         sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, last_error = $3, \
              claimed_by = NULL, updated_at = $4 WHERE key = $1 AND state = 'sending' AND claimed_by = $5",
@@ -1051,7 +1060,7 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _turn = self.scheduler_turn().await;
+        let _turn = self.turn_to_write().await;
         sqlx::query(
             "UPDATE outbox SET state = 'dead', last_error = $2, claimed_by = NULL, updated_at = $3 \
              WHERE key = $1 AND state = 'sending' AND claimed_by = $4",
@@ -1068,6 +1077,7 @@ impl Store {
     /// A dead notification goes again at once, with a fresh count of attempts, if its case's
     /// plan (planned again first) still wants it.
     pub async fn retry_dead(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, attempts = 0, updated_at = $2 \

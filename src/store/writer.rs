@@ -29,6 +29,12 @@ pub type Work<'t, R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send + 't>
 type Finish = Box<dyn FnOnce(Result<(), NativeError>) + Send>;
 type Job = Box<dyn FnOnce(Result<&mut Tx, NativeError>) -> (bool, Finish) + Send>;
 
+/// What the writer thread is asked: a write, or to finish (see [`Writer::close`]).
+enum Ask {
+    Write(Job),
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
 /// Writes queued at most in one group: bounds how long the first of them waits for the commit.
 const GROUP_MAX: usize = 64;
 
@@ -44,7 +50,7 @@ const CHECKPOINT_WHEN_IDLE: std::time::Duration = std::time::Duration::from_mill
 /// The handle to the writer thread; the thread ends when every handle is dropped.
 #[derive(Debug)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Ask>,
 }
 
 impl Writer {
@@ -103,8 +109,21 @@ impl Writer {
             (kept, finish)
         });
         let stopped = || E::from(NativeError::other("the SQLite writer has stopped".into()).into());
-        self.jobs.send(job).map_err(|_| stopped())?;
+        self.jobs.send(Ask::Write(job)).map_err(|_| stopped())?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Finishes the writer once what is queued before this is written: copies the whole WAL
+    /// into the database file, empties it, and ends the thread, closing its connection. Later
+    /// writes answer that the writer has stopped. Why: a command that wrote much and then exits
+    /// (an `import` of a national caseload, whose one transaction grows the WAL to gigabytes)
+    /// otherwise leaves the copying to whoever opens the file next: the daemon, which then
+    /// answers `503` for a minute while its first reads wait on it.
+    pub async fn close(&self) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        if self.jobs.send(Ask::Close(done)).is_ok() {
+            let _ = finished.await;
+        }
     }
 }
 
@@ -131,7 +150,7 @@ fn run_now<'t, R, E: From<StoreError>>(work: impl FnOnce() -> Work<'t, R, E>) ->
 /// The writer thread: takes what is queued, up to [`GROUP_MAX`], runs it in one transaction,
 /// commits, answers each caller; checkpoints the WAL when idle; until every [`Writer`] is
 /// dropped.
-fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>, turn: &tokio::sync::Mutex<()>) {
+fn serve(mut tx: Tx, queue: &mpsc::Receiver<Ask>, turn: &tokio::sync::Mutex<()>) {
     // Whether the last checkpoint failed: a failure (a full disk) is logged once, not every
     // 200 ms, until a checkpoint works again.
     let mut checkpoint_failing = false;
@@ -139,7 +158,8 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>, turn: &tokio::sync::Mutex<()>)
     let mut worked = false;
     loop {
         let first = match queue.recv_timeout(CHECKPOINT_WHEN_IDLE) {
-            Ok(job) => job,
+            Ok(Ask::Write(job)) => job,
+            Ok(Ask::Close(done)) => return close_now(&mut tx, done),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // PASSIVE: never waits for a reader or a writer; what it cannot copy now is
                 // copied next time. Nothing to copy costs a look at the WAL's header.
@@ -164,9 +184,15 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>, turn: &tokio::sync::Mutex<()>)
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         let mut group = vec![first];
+        // A close asked for while a group gathers waits for that group's commit.
+        let mut close = None;
         while group.len() < GROUP_MAX {
             match queue.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(Ask::Write(job)) => group.push(job),
+                Ok(Ask::Close(done)) => {
+                    close = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -178,7 +204,20 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Job>, turn: &tokio::sync::Mutex<()>)
         for finish in committed.1 {
             finish(committed.0.clone());
         }
+        if let Some(done) = close {
+            return close_now(&mut tx, done);
+        }
     }
+}
+
+/// The writer's last act (see [`Writer::close`]). TRUNCATE waits (up to the busy timeout) for
+/// readers still in the WAL, copies it all and empties the file. A failure leaves the WAL for
+/// the next opener to copy, as it would have been without this.
+fn close_now(tx: &mut Tx, done: tokio::sync::oneshot::Sender<()>) {
+    if let Err(e) = tx.native_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "checkpointing the SQLite WAL at close failed; the next start copies it");
+    }
+    let _ = done.send(());
 }
 
 /// Gives the memory freed since the last call back to the system, once the writer has been idle

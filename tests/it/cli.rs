@@ -303,6 +303,11 @@ fn import_loads_a_json_lines_file_once_and_a_bad_file_not_at_all() {
         out.contains("15 event(s) stored, 0 already stored, 1 case(s) planned"),
         "{out}"
     );
+    // What was imported is in the database file itself, not left in its write-ahead log for the
+    // daemon to copy when it starts.
+    let wal = dir.path().join("dw.db-wal");
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(left, 0, "the import left {left} bytes in {}", wal.display());
     let (code, out, _) = driftwatch(&["import", example, "--database-url", &url]);
     assert_eq!(code, 0);
     assert!(
