@@ -876,77 +876,89 @@ fn import_events(
         .unwrap_or_else(|| config.database_url.clone());
     runtime()?.block_on(async {
         let service = Service::new(Store::open(&url).await?, config, Clock::manual(options.now));
-        let store = service.store();
-        // One transaction: the whole file is stored with its plans, or nothing is.
-        let (known, ingested, read, cases) = match read {
-            Imported::Snapshot(mut events) => {
-                let read = events.len();
-                let cases: BTreeSet<String> = events.iter().map(|e| e.case.clone()).collect();
-                let known = store.known_cases(cases.iter().map(String::as_str)).await?;
-                // What an earlier import stored stays as it was: a row that has not changed
-                // stores nothing, whenever the file is imported again.
-                let stored = store
-                    .known_events(events.iter().map(|e| e.id.as_str()))
-                    .await?;
-                events.retain(|e| !stored.contains(&e.id));
-                let case_model = &service.config().rules.case;
-                for e in &mut events {
-                    if snapshot::dated_at_import_when_new(&e.kind, case_model)
-                        && known.contains(&e.case)
-                    {
-                        e.at = options.now;
-                    }
-                }
-                if let Some(id) = driftwatch::event::conflicting_id(&events) {
-                    bail!(service::IngestError::Conflict {
-                        id: id.to_string(),
-                        stored: false,
-                    });
-                }
-                let ingested = service
-                    .ingest_chunks(InMemory::new(events), Changed::KeepStored)
-                    .await?;
-                (known, ingested, read, cases.len())
-            }
-            Imported::History(caseload) => {
-                let (read, cases) = (caseload.len(), caseload.cases().len());
-                let known = store
-                    .known_cases(caseload.cases().iter().map(String::as_str))
-                    .await?;
-                let ingested = service.ingest_chunks(caseload, Changed::KeepStored).await?;
-                (known, ingested, read, cases)
-            }
-        };
-        say!(
-            "{}: {} event(s) stored, {} already stored, {} case(s) planned",
-            file.display(),
-            ingested.stored,
-            read - ingested.stored,
-            cases
-        );
-        // What changed, in counts only: case references and contents stay out of the journal.
-        let new = ingested
-            .changed
-            .iter()
-            .filter(|c| !known.contains(*c))
-            .count();
-        say!(
-            "  cases: {new} new, {} changed, {} unchanged",
-            ingested.changed.len() - new,
-            cases - ingested.changed.len()
-        );
-        if !ingested.stored_by_kind.is_empty() {
-            let kinds: Vec<String> = ingested
-                .stored_by_kind
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            say!("  stored by type: {}", kinds.join(", "));
-        }
+        // Closed however the import ends: an import refused halfway leaves no WAL to copy.
+        let imported = store_imported(&service, file, &options, read).await;
         service.store().close().await;
-        Ok::<_, anyhow::Error>(())
+        imported
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stores what `import` read, with its cases' plans, and says what it did.
+async fn store_imported(
+    service: &Service,
+    file: &Path,
+    options: &ImportOptions,
+    read: Imported,
+) -> Result<()> {
+    let store = service.store();
+    // One transaction: the whole file is stored with its plans, or nothing is.
+    let (known, ingested, read, cases) = match read {
+        Imported::Snapshot(mut events) => {
+            let read = events.len();
+            let cases: BTreeSet<String> = events.iter().map(|e| e.case.clone()).collect();
+            let known = store.known_cases(cases.iter().map(String::as_str)).await?;
+            // What an earlier import stored stays as it was: a row that has not changed
+            // stores nothing, whenever the file is imported again.
+            let stored = store
+                .known_events(events.iter().map(|e| e.id.as_str()))
+                .await?;
+            events.retain(|e| !stored.contains(&e.id));
+            let case_model = &service.config().rules.case;
+            for e in &mut events {
+                if snapshot::dated_at_import_when_new(&e.kind, case_model)
+                    && known.contains(&e.case)
+                {
+                    e.at = options.now;
+                }
+            }
+            if let Some(id) = driftwatch::event::conflicting_id(&events) {
+                bail!(service::IngestError::Conflict {
+                    id: id.to_string(),
+                    stored: false,
+                });
+            }
+            let ingested = service
+                .ingest_chunks(InMemory::new(events), Changed::KeepStored)
+                .await?;
+            (known, ingested, read, cases.len())
+        }
+        Imported::History(caseload) => {
+            let (read, cases) = (caseload.len(), caseload.cases().len());
+            let known = store
+                .known_cases(caseload.cases().iter().map(String::as_str))
+                .await?;
+            let ingested = service.ingest_chunks(caseload, Changed::KeepStored).await?;
+            (known, ingested, read, cases)
+        }
+    };
+    say!(
+        "{}: {} event(s) stored, {} already stored, {} case(s) planned",
+        file.display(),
+        ingested.stored,
+        read - ingested.stored,
+        cases
+    );
+    // What changed, in counts only: case references and contents stay out of the journal.
+    let new = ingested
+        .changed
+        .iter()
+        .filter(|c| !known.contains(*c))
+        .count();
+    say!(
+        "  cases: {new} new, {} changed, {} unchanged",
+        ingested.changed.len() - new,
+        cases - ingested.changed.len()
+    );
+    if !ingested.stored_by_kind.is_empty() {
+        let kinds: Vec<String> = ingested
+            .stored_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        say!("  stored by type: {}", kinds.join(", "));
+    }
+    Ok(())
 }
 
 /// What going live with a file's cases would send, as if every case were new to driftwatch.

@@ -353,8 +353,10 @@ impl Store {
 
     /// A turn to write outside the writer thread (see `write_turn`): the scheduler's claims and
     /// records, and the API's few writes of its own (a digest taken, a dead notification sent
-    /// again, the rules put in force). Taken before the connection is, held for one statement
-    /// or transaction. Nothing to wait for on PostgreSQL, whose writers queue for row locks.
+    /// again, the rules put in force). Held for one statement or transaction. The scheduler
+    /// takes it before its own connection (which nothing else uses); the API's writes take it
+    /// after theirs, so the turn never waits behind a long read on the API's connection.
+    /// Nothing to wait for on PostgreSQL, whose writers queue for row locks.
     async fn turn_to_write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_turn.lock().await),
@@ -431,8 +433,9 @@ impl Store {
         self.answering.load(Ordering::SeqCst)
     }
 
-    /// Closes every connection. On SQLite the readers go first, then the writer, once what was
-    /// queued is written, copies the WAL into the database file (see [`Writer::close`]).
+    /// Closes every connection. On SQLite the API's and the scheduler's go first, then the
+    /// writer thread's, once what was queued is written and the WAL copied into the database
+    /// file (see [`Writer::close`]).
     pub async fn close(&self) {
         self.pool.close().await;
         self.scheduler.close().await;
@@ -528,6 +531,7 @@ impl Store {
         day: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
         let _turn = self.turn_to_write().await;
         let done = sqlx::query(
             "INSERT INTO digests (key, day, claimed_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
@@ -535,17 +539,18 @@ impl Store {
         .bind(key)
         .bind(day)
         .bind(ms(now))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Gives back a digest that could not be sent, so the next run tries again.
     pub async fn release_digest(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
         let _turn = self.turn_to_write().await;
         sqlx::query("DELETE FROM digests WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }
@@ -560,7 +565,8 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         // Read apart from the write (only the log says what it replaced): a SQLite transaction
         // that began by reading could not then write if the scheduler had written meanwhile.
-        let before = rules_in_force(&self.pool, false).await?;
+        let mut conn = self.pool.acquire().await?;
+        let before = rules_in_force(&mut *conn, false).await?;
         let _turn = self.turn_to_write().await;
         sqlx::query(
             "INSERT INTO rules_in_force (id, version, recorded_by, recorded_at) VALUES (1, $1, $2, $3) \
@@ -569,7 +575,7 @@ impl Store {
         .bind(version)
         .bind(by)
         .bind(ms(now))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(before.filter(|b| b != version))
     }
@@ -1077,8 +1083,10 @@ impl Store {
     /// A dead notification goes again at once, with a fresh count of attempts, if its case's
     /// plan (planned again first) still wants it.
     pub async fn retry_dead(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let _turn = self.turn_to_write().await;
+        // The connection first (a deferred transaction writes nothing yet), then the turn: the
+        // turn is never held waiting for the API's connection, which a long read may hold.
         let mut tx = self.pool.begin().await?;
+        let _turn = self.turn_to_write().await;
         let rows = sqlx::query(
             "UPDATE outbox SET state = 'pending', attempt_at = $2, attempts = 0, updated_at = $2 \
              WHERE key = $1 AND state = 'dead' RETURNING case_ref",

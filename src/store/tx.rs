@@ -126,6 +126,19 @@ impl Tx {
         conn.execute_batch(sql).map_err(NativeError::from)
     }
 
+    /// Copies the whole WAL into the database file and empties it (`TRUNCATE`), waiting up to
+    /// the busy timeout for readers still in it. `Ok(false)` when readers kept it from
+    /// finishing: SQLite says so in its answer's first column, not as an error.
+    pub(super) fn native_checkpoint_all(&mut self) -> Result<bool, NativeError> {
+        let Conn::Native(conn) = &mut self.conn else {
+            return Ok(true);
+        };
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .map_err(NativeError::from)?;
+        Ok(busy == 0)
+    }
+
     /// Whether SQLite has no transaction open on the writer's connection (it ended one itself).
     pub(super) fn native_autocommit(&self) -> bool {
         matches!(&self.conn, Conn::Native(conn) if conn.is_autocommit())

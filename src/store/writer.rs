@@ -47,7 +47,8 @@ const GROUP_MAX: usize = 64;
 /// checkpoint has copied it all and the WAL starts again.
 const CHECKPOINT_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The handle to the writer thread; the thread ends when every handle is dropped.
+/// The handle to the writer thread; the thread ends when every handle is dropped, or when it is
+/// closed (see [`Writer::close`]).
 #[derive(Debug)]
 pub struct Writer {
     jobs: mpsc::Sender<Ask>,
@@ -113,12 +114,14 @@ impl Writer {
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 
-    /// Finishes the writer once what is queued before this is written: copies the whole WAL
-    /// into the database file, empties it, and ends the thread, closing its connection. Later
-    /// writes answer that the writer has stopped. Why: a command that wrote much and then exits
-    /// (an `import` of a national caseload, whose one transaction grows the WAL to gigabytes)
-    /// otherwise leaves the copying to whoever opens the file next: the daemon, which then
-    /// answers `503` for a minute while its first reads wait on it.
+    /// Finishes the writer once what is queued before this is written: if it wrote anything,
+    /// copies the whole WAL into the database file and empties it; then ends the thread,
+    /// closing its connection, and answers. Later writes answer that the writer has stopped.
+    /// Why: a command that wrote much and then exits (an `import` of a national caseload, whose
+    /// one transaction grows the WAL to gigabytes) otherwise leaves the copying to whoever opens
+    /// the file next: the daemon, which then answers `503` for a minute while its first reads
+    /// wait on it. A command that only read (`report`, `preview`, beside a running daemon)
+    /// checkpoints nothing: a full checkpoint holds the write lock while it waits for readers.
     pub async fn close(&self) {
         let (done, finished) = tokio::sync::oneshot::channel();
         if self.jobs.send(Ask::Close(done)).is_ok() {
@@ -149,17 +152,19 @@ fn run_now<'t, R, E: From<StoreError>>(work: impl FnOnce() -> Work<'t, R, E>) ->
 
 /// The writer thread: takes what is queued, up to [`GROUP_MAX`], runs it in one transaction,
 /// commits, answers each caller; checkpoints the WAL when idle; until every [`Writer`] is
-/// dropped.
+/// dropped or it is closed.
 fn serve(mut tx: Tx, queue: &mpsc::Receiver<Ask>, turn: &tokio::sync::Mutex<()>) {
     // Whether the last checkpoint failed: a failure (a full disk) is logged once, not every
     // 200 ms, until a checkpoint works again.
     let mut checkpoint_failing = false;
     // Whether anything was written since memory was last given back.
     let mut worked = false;
+    // Whether anything was ever written: only then is there a WAL of ours to copy at close.
+    let mut wrote = false;
     loop {
         let first = match queue.recv_timeout(CHECKPOINT_WHEN_IDLE) {
             Ok(Ask::Write(job)) => job,
-            Ok(Ask::Close(done)) => return close_now(&mut tx, done),
+            Ok(Ask::Close(done)) => return close_now(tx, wrote, done),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // PASSIVE: never waits for a reader or a writer; what it cannot copy now is
                 // copied next time. Nothing to copy costs a look at the WAL's header.
@@ -197,6 +202,7 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Ask>, turn: &tokio::sync::Mutex<()>)
             }
         }
         worked = true;
+        wrote = true;
         // Our turn to write, after whoever asked first (see `Store::write_turn`).
         let my_turn = turn.blocking_lock();
         let committed = run_group(&mut tx, group);
@@ -205,18 +211,28 @@ fn serve(mut tx: Tx, queue: &mpsc::Receiver<Ask>, turn: &tokio::sync::Mutex<()>)
             finish(committed.0.clone());
         }
         if let Some(done) = close {
-            return close_now(&mut tx, done);
+            return close_now(tx, wrote, done);
         }
     }
 }
 
-/// The writer's last act (see [`Writer::close`]). TRUNCATE waits (up to the busy timeout) for
-/// readers still in the WAL, copies it all and empties the file. A failure leaves the WAL for
-/// the next opener to copy, as it would have been without this.
-fn close_now(tx: &mut Tx, done: tokio::sync::oneshot::Sender<()>) {
-    if let Err(e) = tx.native_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
-        tracing::warn!(error = %e, "checkpointing the SQLite WAL at close failed; the next start copies it");
+/// The writer's last act (see [`Writer::close`]): when it `wrote`, a full checkpoint, which
+/// waits (up to the busy timeout) for readers still in the WAL. One that cannot finish leaves
+/// the rest of the WAL for the next opener to copy, as it would have been without this. The
+/// connection is closed before the caller is answered.
+fn close_now(mut tx: Tx, wrote: bool, done: tokio::sync::oneshot::Sender<()>) {
+    if wrote {
+        match tx.native_checkpoint_all() {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "readers kept the SQLite WAL from being copied whole at close; the next start copies the rest"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpointing the SQLite WAL at close failed; the next start copies it")
+            }
+        }
     }
+    drop(tx);
     let _ = done.send(());
 }
 
