@@ -51,6 +51,62 @@ pub enum DaemonError {
     Cron(#[from] tokio_cron_scheduler::JobSchedulerError),
     #[error("the scheduler stopped unexpectedly; see the log")]
     SchedulerFailed,
+    #[error(
+        "another driftwatch daemon{} is running on {database}: one daemon per SQLite file (more than one needs PostgreSQL)",
+        .pid.map(|p| format!(" (process {p})")).unwrap_or_default()
+    )]
+    AnotherDaemon { database: String, pid: Option<u32> },
+    #[error("cannot take the lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Holds a SQLite database for this daemon alone while it lives: an exclusive lock on
+/// `FILE-daemon.lock` beside the database, released by the system when the process ends however
+/// it ends. Why: on SQLite the daemon assumes it is the only one (a claim found at start-up was
+/// cut short by a crash and is sent again at once, and claims are never leased against another
+/// daemon), so a second daemon on the same file would send what the first is sending. Other
+/// commands (`import`, `report`) may run beside it: SQLite orders their writes.
+struct OneDaemon {
+    _file: std::fs::File,
+}
+
+impl OneDaemon {
+    fn take(database: &str) -> Result<OneDaemon, DaemonError> {
+        use std::io::{Read, Seek, Write};
+        let path = format!("{database}-daemon.lock");
+        let failed = |source| DaemonError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(DaemonError::AnotherDaemon {
+                    database: database.to_string(),
+                    pid: pid.trim().parse().ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        // Who holds it, for the message a second daemon gives.
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| write!(file, "{}", std::process::id()))
+            .map_err(failed)?;
+        Ok(OneDaemon { _file: file })
+    }
 }
 
 /// Sets up logging once per process: human-readable or JSON lines on standard error.
@@ -103,6 +159,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), DaemonError>
     );
     // Nothing is asked of the database yet: see `open_store`.
     let store = Store::connect(&url)?;
+    let _one_daemon = store.sqlite_file().map(OneDaemon::take).transpose()?;
     let courier = Courier::from_config(&config)?;
     let listen = options.listen.unwrap_or(config.api.listen);
     if config

@@ -390,6 +390,11 @@ impl Store {
         self.backend
     }
 
+    /// The SQLite database file, if this is one (not PostgreSQL, not in memory).
+    pub fn sqlite_file(&self) -> Option<&str> {
+        self.sqlite_path.as_deref()
+    }
+
     /// Runs `work` in a write transaction and commits it: `Ok` only once what it wrote is on
     /// disk; on `Err` nothing of it is kept. On SQLite the work runs on the writer thread,
     /// committed with the other writes queued beside it (see [`writer`]); it must await nothing

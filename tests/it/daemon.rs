@@ -205,6 +205,44 @@ async fn a_care_plan_in_place_before_a_clock_jump_gets_no_escalation() {
 }
 
 #[tokio::test]
+async fn a_second_daemon_on_the_same_sqlite_file_refuses_to_start_and_the_first_carries_on() {
+    let setup = Setup::new();
+    let first = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    let posted = example_events_for("C-4242");
+    let (status, body) = first.post_events(&posted).await;
+    assert_eq!(status, 202, "{body}");
+    let outbox = first.outbox_all().await;
+
+    // A second daemon on the same file would send what the first is sending: it stops at once,
+    // saying who holds the file, before it listens or touches the database.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("--config")
+        .arg(setup.write())
+        .args(["run", "--manual-clock", "2026-12-01T09:00:00Z"])
+        .env_remove("DRIFTWATCH_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("start a second daemon");
+    assert!(!second.status.success());
+    assert!(second.stdout.is_empty(), "it never listened");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains(&format!(
+            "another driftwatch daemon (process {}) is running on ",
+            first.pid()
+        )) && said.contains("one daemon per SQLite file (more than one needs PostgreSQL)"),
+        "{said}"
+    );
+    assert!(first.is_ready(), "the first carries on");
+    assert_eq!(first.outbox_all().await, outbox, "nothing was touched");
+
+    // Once the first has stopped, however it stopped, the file is free.
+    first.kill();
+    let next = Daemon::start(&setup, "2026-12-01T09:00:00Z");
+    assert!(next.is_ready());
+}
+
+#[tokio::test]
 async fn a_restart_after_the_care_plan_was_met_sends_no_escalation() {
     let setup = readme_setup();
     let daemon = walk_through(&setup).await;
