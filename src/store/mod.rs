@@ -106,9 +106,10 @@ pub struct Store {
     /// `503` at once rather than after waiting out a connection attempt.
     answering: Arc<AtomicBool>,
     /// SQLite: whose turn it is to write, between the writer thread and every write made
-    /// outside it (the scheduler's, the API's own: see `turn_to_write`), first come first served. SQLite's own wait for its write lock polls, with
-    /// sleeps growing to 100 ms, and the writer, re-planning batch after batch, takes the lock
-    /// again within microseconds of each commit: at 100,000 cases the scheduler's claims and
+    /// outside it (the scheduler's, the API's own: see `turn_to_write`), first come first
+    /// served. SQLite's own wait for its write lock polls, with sleeps growing to 100 ms, and
+    /// the writer, re-planning batch after batch, takes the lock again within microseconds of
+    /// each commit: at 100,000 cases the scheduler's claims and
     /// records waited out their 10 s and failed ("database is locked") all through a
     /// re-plan. With a turn each, a write waits for at most the group being written.
     write_turn: Arc<tokio::sync::Mutex<()>>,
